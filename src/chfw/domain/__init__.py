@@ -1,0 +1,51 @@
+"""The pure domain: value types, outcomes, decisions, recipients. No I/O."""
+
+from chfw.domain.decide import (
+    ActivationPlan,
+    Decision,
+    PlannedAlert,
+    alert_kind_for,
+    decide,
+    plan_activation,
+)
+from chfw.domain.outcome import (
+    ActivationOutcome,
+    OutcomeEvent,
+    OutcomeKey,
+    OutcomeSource,
+)
+from chfw.domain.recipients import Fuel, MeterPoint, responsible_suppliers
+from chfw.domain.values import (
+    ActivationResult,
+    AlertKind,
+    DeviceId,
+    DuisVersion,
+    Eui64,
+    FirmwareVersion,
+    SupplierRole,
+    UserId,
+)
+
+__all__ = [
+    "ActivationOutcome",
+    "ActivationPlan",
+    "ActivationResult",
+    "AlertKind",
+    "Decision",
+    "DeviceId",
+    "DuisVersion",
+    "Eui64",
+    "FirmwareVersion",
+    "Fuel",
+    "MeterPoint",
+    "OutcomeEvent",
+    "OutcomeKey",
+    "OutcomeSource",
+    "PlannedAlert",
+    "SupplierRole",
+    "UserId",
+    "alert_kind_for",
+    "decide",
+    "plan_activation",
+    "responsible_suppliers",
+]
