@@ -11,7 +11,9 @@ The whole tree::
     │   ├── GbcsLengthError                     a length runs past the end of its container
     │   ├── GbcsDerError                        content is not the DER structure CS06 defines
     │   ├── GbcsMessageCodeError                not a CS06 response/alert message code
-    │   └── GbcsTrailingBytesError              bytes left over after a complete message
+    │   ├── GbcsTrailingBytesError              bytes left over after a complete message
+    │   ├── GbcsFieldError                      a header field holds an undefined value
+    │   └── GbcsHexError                        hex text is not hex (bad character, odd length)
     ├── DeviceSignatureError                    the CH's GBCS signature is missing or wrong
     ├── DuisError
     │   ├── DuisRenderError (ValueError)        an alert cannot be rendered from these values
@@ -20,6 +22,7 @@ The whole tree::
     │   ├── SigningError                        a document could not be signed
     │   └── VerificationError                   a signed document is not trusted; has .reason
     ├── ConfigError                             missing or invalid settings
+    ├── EstateFileError (ValueError)            an estate file is unreadable as a whole
     ├── StoreError                              persistence failed
     │   └── UnknownDeviceError                  the CH is not in the estate
     └── DeliveryError                           posting an alert to a Service User failed
@@ -82,6 +85,18 @@ class GbcsTrailingBytesError(GbcsDecodeError):
     """Bytes remain after a complete message."""
 
 
+class GbcsFieldError(GbcsDecodeError):
+    """A General Signing header field holds a value GBCS does not define.
+
+    E.g. a CRA flag other than 01/02/03, or a DLMS date-time that is not a
+    point in time (month 13, a wildcard hour).
+    """
+
+
+class GbcsHexError(GbcsDecodeError):
+    """Hex text given for a message is not hex; ``offset`` is the byte it would have made."""
+
+
 class DeviceSignatureError(ChfwError):
     """The Communications Hub's GBCS signature is absent or does not verify."""
 
@@ -116,6 +131,10 @@ class VerificationError(XmlSignatureError):
 
 class ConfigError(ChfwError):
     """Settings are missing or invalid."""
+
+
+class EstateFileError(ChfwError, ValueError):
+    """An estate file cannot be read at all (bad header, broken JSON); bad rows are not this."""
 
 
 class StoreError(ChfwError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from chfw.domain.outcome import ActivationOutcome
 from chfw.domain.recipients import MeterPoint, responsible_suppliers
@@ -24,20 +25,37 @@ class Decision(enum.Enum):
     SAME_VERSION = "same_version"  # success, version already recorded: nothing to send
     FAILURE = "failure"  # activation failed: history only
     PENDING = "pending"  # future-dated activation accepted: history only
+    STALE = "stale"  # success that happened before the inventory's last change: history only
 
     @property
     def alerts_due(self) -> bool:
         return self is Decision.NEW_VERSION
 
 
-def decide(outcome: ActivationOutcome, current: FirmwareVersion | None) -> Decision:
-    """N64 is due exactly when the hub reports success with a version not yet recorded."""
+def decide(
+    outcome: ActivationOutcome,
+    current: FirmwareVersion | None,
+    current_since: datetime | None = None,
+) -> Decision:
+    """N64 is due exactly when the hub reports success with a version not yet recorded.
+
+    ``current_since`` is when the inventory's version took effect. A success
+    the hub says happened *before* that (a future-dated alert delayed in the
+    CSP network behind a later activation) must not roll the inventory back
+    nor tell suppliers an older version is active: it is recorded as STALE.
+    """
     if outcome.result is ActivationResult.ACCEPTED:
         return Decision.PENDING
     if outcome.result is not ActivationResult.SUCCESS:
         return Decision.FAILURE
     if outcome.firmware_version == current:
         return Decision.SAME_VERSION
+    if (
+        current_since is not None
+        and outcome.occurred_at is not None
+        and outcome.occurred_at < current_since
+    ):
+        return Decision.STALE
     return Decision.NEW_VERSION
 
 
@@ -71,6 +89,7 @@ def plan_activation(
     current: FirmwareVersion | None,
     meter_points: Iterable[MeterPoint],
     duis_versions: Mapping[UserId, DuisVersion],
+    current_since: datetime | None = None,
 ) -> ActivationPlan:
     """Decide, resolve Responsible Suppliers and choose N64/N999 per recipient.
 
@@ -78,7 +97,7 @@ def plan_activation(
     be sent anything; it is reported in ``unknown_recipients`` so that the
     operator sees it rather than the alert vanishing.
     """
-    decision = decide(outcome, current)
+    decision = decide(outcome, current, current_since)
     new_version = outcome.firmware_version if decision is Decision.NEW_VERSION else current
     alerts: list[PlannedAlert] = []
     unknown: list[UserId] = []

@@ -160,7 +160,9 @@ class DuisVersion:
     def parse(cls, text: str) -> DuisVersion:
         match = _DUIS_VERSION.fullmatch(text.strip()) if isinstance(text, str) else None
         if match is None:
-            raise InvalidValueError(f"DUIS version {text!r} is not of the form MAJOR.MINOR (e.g. 5.1)")
+            raise InvalidValueError(
+                f"DUIS version {text!r} is not of the form MAJOR.MINOR (e.g. 5.1)"
+            )
         return cls(int(match[1]), int(match[2]))
 
     @property

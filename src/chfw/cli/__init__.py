@@ -1,0 +1,71 @@
+"""The ``chfw`` command. One module per command group; this file only assembles them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chfw.cli import _context
+
+app = typer.Typer(
+    name="chfw",
+    help="Communications Hub firmware activation alerts (DCC Alert N64/N999).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file (default: $CHFW_CONFIG or ./chfw.toml)."),
+    ] = None,
+) -> None:
+    _context.set_config_path(config)
+
+
+def _register() -> None:
+    # Imported here so that each group stays independent.
+    from chfw.cli import (
+        alert,
+        csp,
+        db,
+        estate,
+        gbcs,
+        inventory,
+        keys,
+        outbox,
+        serve,
+        setup,
+        simulate,
+        users,
+        worker,
+    )
+
+    app.command("init")(setup.init)
+    app.command("serve")(serve.serve)
+    app.command("worker")(worker.worker)
+    for name, group in (
+        ("gbcs", gbcs.app),
+        ("alert", alert.app),
+        ("keys", keys.app),
+        ("db", db.app),
+        ("csp", csp.app),
+        ("users", users.app),
+        ("estate", estate.app),
+        ("inventory", inventory.app),
+        ("outbox", outbox.app),
+        ("simulate", simulate.app),
+    ):
+        app.add_typer(group, name=name)
+
+
+_register()
+
+
+def main() -> None:
+    app()

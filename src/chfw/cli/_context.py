@@ -1,0 +1,56 @@
+"""What every command shares: the settings and an engine, from the global --config option."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import typer
+from sqlalchemy.engine import Engine
+
+from chfw.config import Settings, load_settings
+from chfw.exceptions import ChfwError
+
+_config_path: Path | None = None
+
+
+def set_config_path(path: Path | None) -> None:
+    global _config_path
+    _config_path = path
+    settings.cache_clear()
+    engine.cache_clear()
+
+
+@cache
+def settings() -> Settings:
+    return load_settings(_config_path)
+
+
+@cache
+def engine() -> Engine:
+    from chfw.store.engine import create_engine_for
+
+    return create_engine_for(settings().database_url)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print an operator-readable error (no traceback) and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def run_guarded(code: int = 1) -> _Guard:
+    """``with run_guarded(): ...`` turns any ChfwError into a clean message and exit code."""
+    return _Guard(code)
+
+
+class _Guard:
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, _tb: object) -> None:
+        if isinstance(exc, ChfwError):
+            raise fail(str(exc), self.code) from None

@@ -1,0 +1,85 @@
+"""`chfw csp`: the CSPs allowed to post CS06 answers to the intake, and their credentials."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chfw.cli._store import transaction
+from chfw.store import audit, csps
+
+app = typer.Typer(help="CSPs and their intake credentials.", no_args_is_help=True)
+
+_ONCE = (
+    "This credential is shown only now and cannot be shown again: give it to the CSP "
+    "(Authorization: Bearer <credential>) and keep no other copy."
+)
+
+
+@app.command()
+def add(name: Annotated[str, typer.Argument(help="CSP name, e.g. csp-north")]) -> None:
+    """Register a CSP and print its new credential (once; on stdout, the notice on stderr)."""
+    with transaction() as conn:
+        credential = csps.add_csp(conn, name)
+        audit.record(conn, audit.current_actor(), "csp.add", {"name": name})
+    typer.echo(f"added CSP {name}. {_ONCE}", err=True)
+    typer.echo(credential)
+
+
+@app.command()
+def rotate(name: Annotated[str, typer.Argument(help="CSP name")]) -> None:
+    """Issue a new credential for a CSP (the old one stops working) and print it once."""
+    with transaction() as conn:
+        credential = csps.rotate(conn, name)
+        audit.record(conn, audit.current_actor(), "csp.rotate", {"name": name})
+    typer.echo(f"new credential for CSP {name}. {_ONCE}", err=True)
+    typer.echo(credential)
+
+
+@app.command("list")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List CSPs (credentials are never shown, only their public token id)."""
+    with transaction() as conn:
+        found = csps.list_csps(conn)
+    if as_json:
+        rows = [
+            {
+                "name": csp.name,
+                "token_id": csp.token_id,
+                "enabled": csp.enabled,
+                "created_at": csp.created_at.isoformat(),
+            }
+            for csp in found
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not found:
+        typer.echo("no CSPs registered (add one with `chfw csp add NAME`)")
+        return
+    table = Table("Name", "Token id", "Enabled", "Created (UTC)")
+    for csp in found:
+        table.add_row(
+            csp.name,
+            csp.token_id,
+            "yes" if csp.enabled else "no",
+            csp.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    Console().print(table)
+
+
+@app.command()
+def disable(name: Annotated[str, typer.Argument(help="CSP name")]) -> None:
+    """Refuse a CSP's credential from now on (running intakes: within 30 s)."""
+    with transaction() as conn:
+        csps.disable_csp(conn, name)
+        audit.record(conn, audit.current_actor(), "csp.disable", {"name": name})
+    typer.echo(
+        f"CSP {name} disabled; running intake processes refuse it within "
+        f"{csps.CACHE_TTL_SECONDS:.0f} s (`chfw csp rotate {name}` issues a new credential)"
+    )

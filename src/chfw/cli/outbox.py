@@ -1,0 +1,207 @@
+"""`chfw outbox`: what is waiting, what failed and why; retry and replay for operators."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chfw.cli._context import fail, run_guarded
+from chfw.cli._store import transaction
+from chfw.domain import DeviceId, UserId
+from chfw.store import audit, outbox
+from chfw.store.outbox import BulkChange, OutboxDetail, OutboxRow
+
+app = typer.Typer(
+    help="The outbox of alerts: list, show, retry now, replay dead letters.",
+    no_args_is_help=True,
+)
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="seconds")
+
+
+def _row_json(row: OutboxRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "response_id": row.response_id,
+        "state": row.display_state,
+        "alert_code": row.alert_code,
+        "user_id": str(UserId(bytes.fromhex(row.user_id))),
+        "device_id": str(DeviceId(bytes.fromhex(row.device_id))),
+        "duis_version": row.duis_version,
+        "firmware_version": row.firmware_version,
+        "history_id": row.history_id,
+        "attempts": row.attempts,
+        "created_at": _time(row.created_at),
+        "next_attempt_at": _time(row.next_attempt_at),
+        "lease_until": _time(row.lease_until),
+        "delivered_at": _time(row.delivered_at),
+        "last_error": row.last_error,
+        "document_bytes": row.document_size,
+    }
+
+
+def _document_text(document: bytes) -> tuple[str, str]:
+    """The document as text and its encoding in JSON: utf-8, or base64 when it is not text."""
+    try:
+        return document.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(document).decode("ascii"), "base64"
+
+
+def _detail_json(detail: OutboxDetail) -> dict[str, Any]:
+    text, encoding = _document_text(detail.document)
+    return {
+        **_row_json(detail.row),
+        "document": text,
+        "document_encoding": encoding,
+        "attempts_log": [
+            {
+                "attempted_at": _time(a.attempted_at),
+                "outcome": a.outcome,
+                "status_code": a.status_code,
+                "error": a.error,
+                "duration_ms": a.duration_ms,
+            }
+            for a in detail.attempts
+        ],
+    }
+
+
+def _user_hex(text: str | None) -> str | None:
+    return None if text is None else UserId.parse(text).hex
+
+
+@app.command("list")
+def list_(
+    state: Annotated[
+        str | None,
+        typer.Option(help="pending, retrying (pending after a failure), delivered or dead"),
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Only this Service User (User ID)")] = None,
+    device: Annotated[str | None, typer.Option(help="Only this Communications Hub")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows, newest first")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List outbox rows, newest first."""
+    with run_guarded(2):
+        if state is not None and state not in outbox.LIST_STATES:
+            raise fail(
+                f"--state {state!r} is not one of {', '.join(sorted(outbox.LIST_STATES))}", 2
+            )
+        user_hex = _user_hex(user)
+        device_hex = None if device is None else DeviceId.parse(device).hex
+    with transaction() as conn:
+        rows = outbox.list_rows(conn, state, user_hex, device_hex, limit)
+    if as_json:
+        typer.echo(json.dumps([_row_json(row) for row in rows], indent=2))
+        return
+    if not rows:
+        typer.echo("no outbox rows match")
+        return
+    table = Table("ID", "State", "Alert", "User", "CH", "Tries", "Next / delivered", "Last error")
+    for row in rows:
+        when = row.delivered_at if row.state == "delivered" else row.next_attempt_at
+        table.add_row(
+            str(row.id),
+            row.display_state,
+            row.alert_code,
+            str(UserId(bytes.fromhex(row.user_id))),
+            str(DeviceId(bytes.fromhex(row.device_id))),
+            str(row.attempts),
+            _time(when) if row.state != "dead" else "-",
+            (row.last_error or "")[:80],
+        )
+    Console().print(table)
+
+
+@app.command()
+def show(
+    key: Annotated[str, typer.Argument(help="Outbox id or ResponseID")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Show one row: its state, every delivery attempt and the signed document."""
+    with transaction() as conn:
+        detail = outbox.get(conn, key)
+    if detail is None:
+        raise fail(f"no outbox row with id or ResponseID {key!r}")
+    if as_json:
+        typer.echo(json.dumps(_detail_json(detail), indent=2))
+        return
+    for name, value in _row_json(detail.row).items():
+        if value is not None:
+            typer.echo(f"{name + ':':<17} {value}")
+    typer.echo("attempts:" if detail.attempts else "attempts:        none yet")
+    for attempt in detail.attempts:
+        status = "-" if attempt.status_code is None else str(attempt.status_code)
+        duration = "" if attempt.duration_ms is None else f" {attempt.duration_ms:.0f} ms"
+        typer.echo(
+            f"  {_time(attempt.attempted_at)}  {attempt.outcome:<9} {status:>3}{duration}"
+            + (f"  {attempt.error}" if attempt.error else "")
+        )
+    text, encoding = _document_text(detail.document)
+    typer.echo(f"document ({encoding}):")
+    typer.echo(text)
+
+
+def _resolve(keys: list[str]) -> tuple[list[int], list[str]]:
+    with transaction() as conn:
+        found = outbox.resolve(conn, keys)
+    ids = [i for i in found.values() if i is not None]
+    return ids, [key for key, i in found.items() if i is None]
+
+
+def _report(change: BulkChange, unknown: list[str], done: str) -> None:
+    typer.echo(f"{len(change.changed)} row(s) {done}")
+    for outbox_id, state in sorted(change.skipped.items()):
+        typer.echo(f"row {outbox_id} left alone: it is {state}", err=True)
+    for key in unknown:
+        typer.echo(f"no outbox row with id or ResponseID {key!r}", err=True)
+    if change.skipped or unknown or change.missing:
+        raise typer.Exit(1)
+
+
+@app.command()
+def retry(
+    keys: Annotated[list[str], typer.Argument(help="Outbox ids or ResponseIDs of pending rows")],
+) -> None:
+    """Make pending rows due now (e.g. after a Service User fixed its endpoint)."""
+    ids, unknown = _resolve(keys)
+    with transaction() as conn:
+        change = outbox.retry_now(conn, ids, datetime.now(UTC))
+    _report(change, unknown, "due now")
+
+
+@app.command()
+def replay(
+    keys: Annotated[
+        list[str] | None, typer.Argument(help="Outbox ids or ResponseIDs of dead rows")
+    ] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Replay every dead row")] = False,
+    user: Annotated[
+        str | None, typer.Option(help="With --all-dead: only this Service User's rows")
+    ] = None,
+) -> None:
+    """Put dead-lettered rows back in the queue, due now (audited under your OS user)."""
+    if all_dead == bool(keys):
+        raise fail("give either outbox ids / ResponseIDs or --all-dead", 2)
+    if user is not None and not all_dead:
+        raise fail("--user goes with --all-dead", 2)
+    with run_guarded(2):
+        user_hex = _user_hex(user)
+    unknown: list[str] = []
+    if all_dead:
+        with transaction() as conn:
+            ids = outbox.dead_ids(conn, user_hex)
+    else:
+        ids, unknown = _resolve(keys or [])
+    with transaction() as conn:
+        change = outbox.replay(conn, ids, audit.current_actor(), datetime.now(UTC))
+    _report(change, unknown, "back to pending, due now")

@@ -1,0 +1,143 @@
+"""`chfw users`: the DUIS Service Users alerts go to."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chfw.cli._context import run_guarded
+from chfw.cli._store import transaction
+from chfw.domain import DuisVersion, UserId
+from chfw.store import audit, users
+from chfw.store.users import ServiceUser
+
+app = typer.Typer(help="Service Users: who receives alerts, how.", no_args_is_help=True)
+
+
+def _as_json(user: ServiceUser) -> dict[str, Any]:
+    return {
+        "user_id": str(user.user_id),
+        "name": user.name,
+        "roles": sorted(user.roles),
+        "duis_version": str(user.duis_version),
+        "endpoint_url": user.endpoint_url,
+        "tls_ca_bundle": user.tls_ca_bundle,
+        "tls_client_cert": user.tls_client_cert,
+        "tls_client_key": user.tls_client_key,
+        "max_in_flight": user.max_in_flight,
+    }
+
+
+@app.command()
+def add(
+    user_id: Annotated[str, typer.Argument(help="EUI-64 User ID, e.g. 90-B3-D5-1F-30-01-00-00")],
+    name: Annotated[str, typer.Option(help="Organisation name")],
+    roles: Annotated[str, typer.Option(help="User Roles, comma-separated, e.g. IS,GS")],
+    duis_version: Annotated[str, typer.Option(help="DUIS version its systems accept, e.g. 5.1")],
+    endpoint: Annotated[str | None, typer.Option(help="URL alerts are POSTed to")] = None,
+    ca_bundle: Annotated[
+        str | None, typer.Option(help="CA bundle to verify the endpoint (default: system CAs)")
+    ] = None,
+    client_cert: Annotated[
+        str | None, typer.Option(help="Client certificate chfw presents (mutual TLS)")
+    ] = None,
+    client_key: Annotated[str | None, typer.Option(help="Key of --client-cert")] = None,
+    max_in_flight: Annotated[
+        int, typer.Option(help="Alerts in flight to this endpoint at once", min=1)
+    ] = 8,
+) -> None:
+    """Register a Service User."""
+    with run_guarded():
+        user = ServiceUser(
+            user_id=UserId.parse(user_id),
+            name=name,
+            roles=users.parse_roles(roles),
+            duis_version=DuisVersion.parse(duis_version),
+            endpoint_url=endpoint,
+            tls_ca_bundle=ca_bundle,
+            tls_client_cert=client_cert,
+            tls_client_key=client_key,
+            max_in_flight=max_in_flight,
+        )
+    with transaction() as conn:
+        users.add_user(conn, user)
+        audit.record(conn, audit.current_actor(), "users.add", _as_json(user))
+    typer.echo(
+        f"added Service User {user.user_id} ({user.name}), roles {','.join(sorted(user.roles))}, "
+        f"DUIS {user.duis_version}, endpoint {user.endpoint_url or 'none'}"
+    )
+
+
+@app.command("list")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List Service Users."""
+    with transaction() as conn:
+        found = users.list_users(conn)
+    if as_json:
+        typer.echo(json.dumps([_as_json(user) for user in found], indent=2))
+        return
+    if not found:
+        typer.echo("no Service Users registered (add one with `chfw users add`)")
+        return
+    table = Table("User ID", "Name", "Roles", "DUIS", "Endpoint", "TLS", "In flight")
+    for user in found:
+        tls = "mutual" if user.tls_client_cert else ("custom CA" if user.tls_ca_bundle else "")
+        table.add_row(
+            str(user.user_id),
+            user.name,
+            ",".join(sorted(user.roles)),
+            str(user.duis_version),
+            user.endpoint_url or "-",
+            tls,
+            str(user.max_in_flight),
+        )
+    Console().print(table)
+
+
+@app.command("set-duis")
+def set_duis(
+    user_id: Annotated[str, typer.Argument(help="EUI-64 User ID")],
+    version: Annotated[str, typer.Argument(help="DUIS version, e.g. 5.1 (below 5.1: N999)")],
+) -> None:
+    """Change the DUIS version a user's alerts are rendered in (audited)."""
+    with run_guarded():
+        uid, new = UserId.parse(user_id), DuisVersion.parse(version)
+    with transaction() as conn:
+        old = users.get_user(conn, uid)
+        users.set_duis_version(conn, uid, new)
+        before = None if old is None else str(old.duis_version)
+        audit.record(
+            conn,
+            audit.current_actor(),
+            "users.set-duis",
+            {"user_id": str(uid), "before": before, "after": str(new)},
+        )
+    typer.echo(f"Service User {uid}: DUIS version {before} -> {new}")
+
+
+@app.command("set-endpoint")
+def set_endpoint(
+    user_id: Annotated[str, typer.Argument(help="EUI-64 User ID")],
+    url: Annotated[str, typer.Argument(help="URL alerts are POSTed to")],
+) -> None:
+    """Change where a user's alerts are delivered (audited)."""
+    with run_guarded():
+        uid = UserId.parse(user_id)
+        users.check_endpoint(url)
+    with transaction() as conn:
+        old = users.get_user(conn, uid)
+        users.set_endpoint(conn, uid, url)
+        before = None if old is None else old.endpoint_url
+        audit.record(
+            conn,
+            audit.current_actor(),
+            "users.set-endpoint",
+            {"user_id": str(uid), "before": before, "after": url},
+        )
+    typer.echo(f"Service User {uid}: endpoint {before or 'none'} -> {url}")

@@ -1,0 +1,192 @@
+"""POST one signed alert to a Service User's endpoint and say what the answer means.
+
+The boundary between httpx and chfw: httpx exceptions and HTTP statuses are
+translated here, once, into chfw's two delivery errors —
+
+- 2xx: delivered;
+- 400: :class:`PermanentDeliveryError` — the receiver rejected this document
+  (signature or schema); sending it again cannot help, so it is dead-lettered;
+- 413: permanent as well — the body is too large for that endpoint and the
+  same signed document will never get smaller; an operator must look;
+- any other status (3xx are not followed, 401/403/404/429 and 5xx
+  included), timeouts, refused connections, TLS failures:
+  :class:`RetryableDeliveryError` — they are fixed on the far side or by an
+  operator (certificates, endpoint URL) and the alert is retried with backoff
+  until the horizon.
+
+TLS verification is always on for https (the transport is always given an
+``SSLContext``): the CA bundle is the user's ``tls_ca_bundle``, else
+``settings.delivery_ca_bundle``, else the system trust store; a user with a
+client certificate gets mutual TLS. One client (one connection pool) is kept
+per distinct TLS set-up.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+
+from chfw.config import Settings
+from chfw.delivery.transport import KeepAliveTransport
+from chfw.exceptions import ConfigError, PermanentDeliveryError, RetryableDeliveryError
+from chfw.store.outbox import ClaimedAlert
+
+PERMANENT_STATUSES = frozenset({400, 413})
+_SNIPPET = 200
+_HEADERS = {"content-type": "application/xml"}
+USER_AGENT = "chfw-delivery/0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """The TLS set-up of one client: trusted CAs and an optional client certificate (paths)."""
+
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+    @classmethod
+    def for_alert(cls, alert: ClaimedAlert, settings: Settings) -> TlsConfig:
+        return cls(
+            ca_bundle=alert.tls_ca_bundle or settings.delivery_ca_bundle,
+            client_cert=alert.tls_client_cert,
+            client_key=alert.tls_client_key,
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A verifying client context; ConfigError names the file that could not be used."""
+        try:
+            context = ssl.create_default_context(cafile=self.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot use CA bundle {self.ca_bundle}: {exc}") from None
+        if self.client_cert:
+            try:
+                context.load_cert_chain(self.client_cert, self.client_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot use client certificate {self.client_cert} "
+                    f"(key {self.client_key or 'in the same file'}): {exc}"
+                ) from None
+        return context
+
+
+ClientFactory = Callable[[TlsConfig], httpx.AsyncClient]
+
+
+def default_client_factory(settings: Settings) -> ClientFactory:
+    """Clients on :class:`KeepAliveTransport` with the settings' delivery timeout."""
+
+    def make(tls: TlsConfig) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=KeepAliveTransport(ssl_context=tls.ssl_context()),
+            timeout=settings.delivery_timeout_seconds,
+            headers={"user-agent": USER_AGENT},
+            trust_env=False,  # no proxy or netrc surprises: we talk to registered endpoints only
+            follow_redirects=False,
+        )
+
+    return make
+
+
+class Clients:
+    """One :class:`httpx.AsyncClient` per distinct TLS set-up, made on first use."""
+
+    def __init__(self, factory: ClientFactory) -> None:
+        self._factory = factory
+        self._clients: dict[TlsConfig, httpx.AsyncClient] = {}
+
+    def get(self, tls: TlsConfig) -> httpx.AsyncClient:
+        client = self._clients.get(tls)
+        if client is None:
+            client = self._factory(tls)
+            self._clients[tls] = client
+        return client
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = " ".join(response.text[: _SNIPPET * 2].split())
+    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
+
+
+def check_status(url: str, response: httpx.Response) -> None:
+    """Raise the delivery error a non-2xx answer means; return quietly on 2xx."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    reason = f"{status} {response.reason_phrase}".strip()
+    body = _snippet(response)
+    detail = f"POST {url} answered {reason}" + (f": {body}" if body else "")
+    if status in PERMANENT_STATUSES:
+        raise PermanentDeliveryError(detail)
+    if 300 <= status < 400:
+        location = response.headers.get("location", "?")
+        detail += f" (redirect to {location} not followed: fix the user's endpoint URL)"
+    raise RetryableDeliveryError(detail)
+
+
+async def _post(client: httpx.AsyncClient, url: str, document: bytes) -> httpx.Response:
+    """The POST itself; transport failures come out as RetryableDeliveryError."""
+    try:
+        return await client.post(url, content=document, headers=_HEADERS)
+    except httpx.TimeoutException as exc:
+        raise RetryableDeliveryError(f"POST {url} timed out: {exc}") from exc
+    except httpx.ConnectError as exc:
+        raise RetryableDeliveryError(f"POST {url}: {exc}") from exc
+    except httpx.UnsupportedProtocol as exc:
+        raise RetryableDeliveryError(f"endpoint URL {url!r} is not usable: {exc}") from exc
+    except httpx.TransportError as exc:
+        raise RetryableDeliveryError(f"POST {url} failed: {exc or type(exc).__name__}") from exc
+    except httpx.InvalidURL as exc:
+        raise RetryableDeliveryError(f"endpoint URL {url!r} is not valid: {exc}") from exc
+
+
+async def post_document(client: httpx.AsyncClient, url: str, document: bytes) -> httpx.Response:
+    """POST ``document`` as application/xml; any failure raised as a chfw delivery error."""
+    response = await _post(client, url, document)
+    check_status(url, response)
+    return response
+
+
+Verdict = Literal["delivered", "retryable", "permanent"]
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one POST came to: verdict, the HTTP status if any, an operator message, time taken."""
+
+    verdict: Verdict
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+async def send(client: httpx.AsyncClient, url: str, document: bytes) -> SendResult:
+    """POST and classify; delivery failures are returned, not raised."""
+    started = time.perf_counter()
+    status: int | None = None
+    try:
+        response = await _post(client, url, document)
+        status = response.status_code
+        check_status(url, response)
+    except PermanentDeliveryError as exc:
+        return SendResult("permanent", status, str(exc), _ms(started))
+    except RetryableDeliveryError as exc:
+        return SendResult("retryable", status, str(exc), _ms(started))
+    return SendResult("delivered", status, None, _ms(started))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

@@ -1,0 +1,393 @@
+"""The delivery worker: drain the outbox to Service User endpoints.
+
+One asyncio loop does three things, overlapped so none waits on another:
+
+1. **claim** a batch of due rows (a short transaction in a thread), only when
+   the local queue has fallen below half a batch;
+2. **POST** each row as its own task, at most ``max_in_flight`` at a time per
+   endpoint URL (the user's setting, else ``delivery_max_in_flight``), over
+   keep-alive connections (:mod:`chfw.delivery.transport`);
+3. **settle** finished attempts in batches (one short transaction in a
+   thread): 2xx delivered, 400/413 dead, others retried per
+   :class:`~chfw.delivery.retry.RetryPolicy` or dead past its horizon.
+
+All state is in the database. A worker that is killed leaves leased rows
+that any worker reclaims once the lease runs out; a worker that is asked to
+stop finishes its POSTs in flight, settles them and gives back the leases of
+rows it had not started. Leases of rows still queued behind a slow endpoint
+are renewed every third of ``lease_seconds``, and a user with four times its
+concurrency already queued locally is left out of the next claims, so one
+slow endpoint cannot hold a whole batch.
+
+The database calls run in threads (``asyncio.to_thread``): on SQLite a claim
+may wait for the intake's write lock, and the POSTs in flight must not stall
+meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Engine
+
+from chfw.config import Settings
+from chfw.delivery.retry import RetryPolicy
+from chfw.delivery.sender import ClientFactory, Clients, SendResult, TlsConfig, send
+from chfw.delivery.sender import default_client_factory as _default_factory
+from chfw.exceptions import ConfigError
+from chfw.store import outbox as store
+from chfw.store.outbox import AttemptResult, ClaimedAlert
+
+log = structlog.get_logger("chfw.delivery")
+
+Clock = Callable[[], datetime]
+
+_TICK = 0.02  # seconds between settles/claims while busy: batches writes, bounds latency
+_QUEUE_FACTOR = 4  # a user's rows queued locally, in multiples of its concurrency, before skipping
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class WorkerStats:
+    """What one run did. ``dead`` = rejected (400/413) + expired (retry horizon passed)."""
+
+    claimed: int = 0
+    delivered: int = 0
+    retried: int = 0
+    rejected: int = 0
+    expired: int = 0
+    released: int = 0  # leases given back, unstarted, at a graceful stop
+    seconds: float = 0.0
+
+    @property
+    def dead(self) -> int:
+        return self.rejected + self.expired
+
+    @property
+    def settled(self) -> int:
+        return self.delivered + self.retried + self.dead
+
+    def as_dict(self) -> dict[str, float]:
+        return {**asdict(self), "dead": self.dead}
+
+    def summary(self) -> str:
+        rate = f", {self.delivered / self.seconds:.0f} delivered/s" if self.seconds > 0 else ""
+        return (
+            f"delivered {self.delivered}, retried {self.retried}, dead {self.dead} "
+            f"(rejected {self.rejected}, retry horizon passed {self.expired}) "
+            f"in {self.seconds:.2f} s{rate}"
+        )
+
+
+class Worker:
+    """Claims due outbox rows and delivers them; see the module docstring.
+
+    ``client_factory`` makes one httpx client per TLS set-up (tests pass one
+    built on :class:`httpx.MockTransport`); ``clock`` gives "now" as aware
+    UTC (tests pass a controllable one instead of sleeping); ``rng`` drives
+    the retry jitter.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        client_factory: ClientFactory | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        policy: RetryPolicy | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.batch_size = max(1, batch_size or settings.worker_batch_size)
+        self.policy = policy or RetryPolicy.from_settings(settings)
+        self._clock = clock or utc_now
+        self._rng = rng or random.Random()
+        self._clients = Clients(client_factory or _default_factory(settings))
+        self._low_water = self.batch_size // 2
+        self._flush_size = max(1, min(self.batch_size // 2, 250))
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._user_cap: dict[str, int] = {}
+        self._queued: Counter[str] = Counter()  # per user hex: claimed here, POST not finished
+        self._inflight: dict[int, ClaimedAlert] = {}
+        self._unsettled: set[int] = set()  # claimed here and not yet written back
+        self._results: list[AttemptResult] = []
+        self._unstarted: list[int] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._progress: asyncio.Event | None = None
+        self._stopping = False
+        self._stats = WorkerStats()
+
+    async def __aenter__(self) -> Worker:
+        return self
+
+    async def __aexit__(
+        self,
+        _type: type[BaseException] | None,
+        _exc: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients (their keep-alive connections)."""
+        await self._clients.aclose()
+
+    # --- the two ways to run ------------------------------------------------------------------
+
+    async def run_until_idle(self) -> WorkerStats:
+        """Deliver everything due now and everything that becomes claimable meanwhile; return.
+
+        Rows whose retry lies in the future stay pending for a later run.
+        """
+        return await self._run(stop=None)
+
+    async def run_forever(self, stop: asyncio.Event) -> WorkerStats:
+        """Poll every ``worker_poll_seconds`` (not at all while busy) until ``stop`` is set."""
+        return await self._run(stop=stop)
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def _run(self, stop: asyncio.Event | None) -> WorkerStats:
+        self._stats = stats = WorkerStats()
+        self._progress = asyncio.Event()
+        self._stopping = False
+        started = time.perf_counter()
+        watcher = asyncio.create_task(self._watch(stop)) if stop is not None else None
+        try:
+            await self._loop(until_idle=stop is None)
+        finally:
+            self._stopping = True
+            if watcher is not None:
+                watcher.cancel()
+            await self._wind_down()
+            stats.seconds = time.perf_counter() - started
+        log.info("delivery_run", **stats.as_dict())
+        return stats
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopping = True
+        self._wake()
+
+    async def _loop(self, until_idle: bool) -> None:
+        poll = self.settings.worker_poll_seconds
+        lease_renew_every = self.settings.lease_seconds / 3
+        last_flush = last_claim = last_renew = time.monotonic()
+        backoff = poll
+        full = False
+        while not self._stopping:
+            now = time.monotonic()
+            claimed: int | None = None
+            try:
+                if self._results and (
+                    len(self._results) >= self._flush_size
+                    or len(self._inflight) <= self._low_water
+                    or now - last_flush >= _TICK
+                ):
+                    await self._flush()
+                    last_flush = now
+                if self._unsettled and now - last_renew >= lease_renew_every:
+                    await self._renew_leases()
+                    last_renew = now
+                if len(self._inflight) <= self._low_water and (
+                    not self._inflight or full or now - last_claim >= _TICK
+                ):
+                    room = self.batch_size - len(self._inflight)
+                    claimed = await self._claim(room)
+                    full = claimed == room
+                    last_claim = now
+            except sa.exc.DBAPIError as exc:
+                if until_idle:
+                    raise
+                log.warning("delivery_database_unavailable", error=str(exc), retry_in=backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = poll
+            if claimed is not None and full:
+                continue  # a full batch: more may be due, claim again as soon as there is room
+            if self._inflight or self._results:
+                await self._sleep(_TICK)
+            elif claimed == 0 and until_idle:
+                return  # nothing in flight, nothing to write, nothing claimable
+            else:
+                await self._sleep(poll)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when a POST finishes that matters, or a stop is asked."""
+        assert self._progress is not None
+        self._progress.clear()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._progress.wait()
+        except TimeoutError:
+            pass
+
+    def _wake(self) -> None:
+        if self._progress is not None:
+            self._progress.set()
+
+    async def _wind_down(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        try:
+            if self._results:
+                await self._flush()
+            if self._unstarted:
+                ids, self._unstarted = self._unstarted, []
+                await asyncio.to_thread(self._in_transaction, store.release, ids)
+                self._unsettled.difference_update(ids)
+                self._stats.released += len(ids)
+        except sa.exc.DBAPIError as exc:
+            log.error("delivery_writeback_failed_at_stop", error=str(exc), leases="will expire")
+
+    # --- database (each call one short transaction, in a thread) -------------------------------
+
+    def _in_transaction(self, fn: Callable[..., object], *args: object) -> object:
+        with self.engine.begin() as conn:
+            return fn(conn, *args)
+
+    def _claim_sync(self, room: int, exclude: list[str]) -> list[ClaimedAlert]:
+        with self.engine.begin() as conn:
+            return store.claim_due(
+                conn, self._clock(), room, self.settings.lease_seconds, exclude_users=exclude
+            )
+
+    async def _claim(self, room: int) -> int:
+        exclude = [user for user, n in self._queued.items() if n >= self._user_cap.get(user, n + 1)]
+        alerts = await asyncio.to_thread(self._claim_sync, room, exclude)
+        taken = 0
+        for alert in alerts:
+            if alert.id in self._unsettled:
+                continue  # our own lease ran out and we claimed it again: already being handled
+            self._dispatch(alert)
+            taken += 1
+        self._stats.claimed += taken
+        return len(alerts)
+
+    async def _flush(self) -> None:
+        results, self._results = self._results, []
+        try:
+            await asyncio.to_thread(self._in_transaction, store.record_results, results)
+        except BaseException:
+            self._results[:0] = results  # keep them for the next try
+            raise
+        self._unsettled.difference_update(r.outbox_id for r in results)
+
+    async def _renew_leases(self) -> None:
+        until = self._clock() + timedelta(seconds=self.settings.lease_seconds)
+        ids = sorted(self._unsettled)
+        await asyncio.to_thread(self._in_transaction, store.extend_leases, ids, until)
+
+    # --- delivering one alert -----------------------------------------------------------------
+
+    def _dispatch(self, alert: ClaimedAlert) -> None:
+        user = alert.user_id.hex
+        self._inflight[alert.id] = alert
+        self._unsettled.add(alert.id)
+        self._queued[user] += 1
+        limit = alert.max_in_flight or self.settings.delivery_max_in_flight
+        self._user_cap[user] = max(1, limit) * _QUEUE_FACTOR
+        task = asyncio.create_task(self._deliver(alert))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _limit(self, url: str, alert: ClaimedAlert) -> asyncio.Semaphore:
+        semaphore = self._limits.get(url)
+        if semaphore is None:
+            limit = alert.max_in_flight or self.settings.delivery_max_in_flight
+            semaphore = self._limits[url] = asyncio.Semaphore(max(1, limit))
+        return semaphore
+
+    async def _deliver(self, alert: ClaimedAlert) -> None:
+        try:
+            result = await self._attempt(alert)
+            if result is not None:
+                self._results.append(self._judge(alert, result))
+        except Exception as exc:  # a bug must not lose the row: it is retried like a failure
+            log.exception("delivery_internal_error", outbox_id=alert.id)
+            failure = SendResult("retryable", None, f"internal error: {exc!r}", 0.0)
+            self._results.append(self._judge(alert, failure))
+        finally:
+            del self._inflight[alert.id]
+            self._queued[alert.user_id.hex] -= 1
+            if len(self._results) >= self._flush_size or len(self._inflight) <= self._low_water:
+                self._wake()
+
+    async def _attempt(self, alert: ClaimedAlert) -> SendResult | None:
+        """POST the alert; None when stopping before it started (its lease is given back)."""
+        if not alert.user_known:
+            return SendResult(
+                "retryable",
+                None,
+                f"user {alert.user_id} is not a registered Service User (add it, then the alert "
+                "is delivered on its next try)",
+                0.0,
+            )
+        url = alert.endpoint_url
+        if not url:
+            return SendResult(
+                "retryable", None, f"user {alert.user_id} has no endpoint URL configured", 0.0
+            )
+        try:
+            client = self._clients.get(TlsConfig.for_alert(alert, self.settings))
+        except ConfigError as exc:
+            return SendResult("retryable", None, f"user {alert.user_id}: {exc}", 0.0)
+        async with self._limit(url, alert):
+            if self._stopping:
+                self._unstarted.append(alert.id)
+                return None
+            return await send(client, url, alert.document)
+
+    def _judge(self, alert: ClaimedAlert, result: SendResult) -> AttemptResult:
+        now = self._clock()
+        stats = self._stats
+        if result.verdict == "delivered":
+            stats.delivered += 1
+            return AttemptResult(
+                alert.id, "delivered", now, result.status_code, None, result.duration_ms
+            )
+        if result.verdict == "permanent":
+            stats.rejected += 1
+            log.warning("alert_rejected", response_id=alert.response_id, error=result.error)
+            return AttemptResult(
+                alert.id, "rejected", now, result.status_code, result.error, result.duration_ms
+            )
+        attempts = alert.attempts + 1
+        retry_at = self.policy.decide(alert.created_at, attempts, now, self._rng)
+        if retry_at is None:
+            stats.expired += 1
+            hours = self.policy.horizon / 3600
+            error = (
+                f"gave up after {attempts} attempt(s), retry horizon of {hours:g} h passed; "
+                f"last error: {result.error}"
+            )
+            log.warning("alert_expired", response_id=alert.response_id, error=error)
+            return AttemptResult(
+                alert.id, "dead", now, result.status_code, error, result.duration_ms
+            )
+        stats.retried += 1
+        return AttemptResult(
+            alert.id,
+            "retry",
+            now,
+            result.status_code,
+            result.error,
+            result.duration_ms,
+            next_attempt_at=retry_at,
+        )

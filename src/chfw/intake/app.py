@@ -1,0 +1,157 @@
+"""FastAPI app for CSPs: POST CS06 answers, get one result per message.
+
+Answers: 200 ``processed`` or ``duplicate``; 400 malformed GBCS (with the
+decoder's message and byte offset); 401 missing/wrong credential; 413 body
+too large; 415 wrong content type; 422 CH not in the estate.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from chfw import __version__
+from chfw.config import Settings
+from chfw.processing import ActivationService, Status, SubmissionResult
+from chfw.store import csps
+
+_STATUS_CODES = {
+    Status.PROCESSED: 200,
+    Status.DUPLICATE: 200,
+    Status.MALFORMED: 400,
+    Status.UNKNOWN_DEVICE: 422,
+}
+
+_RAW_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "One GBCS message: raw bytes, or hex text (whitespace allowed).",
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "text/plain": {"schema": {"type": "string", "example": "DF0902000000000000..."}},
+        },
+    }
+}
+
+
+class BatchRequest(BaseModel):
+    """Many GBCS messages as hex strings, processed in one transaction."""
+
+    messages: list[str] = Field(min_length=1, description="GBCS messages, hex encoded")
+
+
+class MessageResult(BaseModel):
+    status: str = Field(description="processed | duplicate | malformed | unknown_device")
+    key: str | None = Field(None, description="Outcome identity: CH:counter:event")
+    device_id: str | None = None
+    decision: str | None = Field(
+        None, description="new_version | same_version | failure | pending | stale"
+    )
+    alerts: dict[str, int] | None = Field(None, description="Alerts written, by DCC alert code")
+    history_id: int | None = None
+    error: str | None = None
+    offset: int | None = Field(None, description="Byte offset of a decoding error")
+    warnings: list[str] | None = None
+
+
+class BatchResult(BaseModel):
+    results: list[MessageResult]
+    counts: dict[str, int]
+
+
+def create_app(settings: Settings, service: ActivationService) -> FastAPI:
+    """The intake app; ``service`` carries the engine and the alert builder."""
+    app = FastAPI(
+        title="chfw intake (CSP Management Gateway)",
+        version=__version__,
+        description=__doc__,
+    )
+    engine = service.engine
+
+    def authenticate(request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise HTTPException(
+                401,
+                "missing credential: send 'Authorization: Bearer <credential>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        with engine.connect() as conn:
+            name = csps.authenticate(conn, credential.strip())
+        if name is None:
+            raise HTTPException(
+                401, "credential not recognised", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return name
+
+    CspDep = Annotated[str, Depends(authenticate)]
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.intake_max_body_bytes:
+            raise HTTPException(413, f"body exceeds {settings.intake_max_body_bytes} bytes")
+        body = await request.body()
+        if len(body) > settings.intake_max_body_bytes:
+            raise HTTPException(413, f"body exceeds {settings.intake_max_body_bytes} bytes")
+        return body
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post(
+        "/csp/v1/messages",
+        tags=["csp"],
+        summary="Submit one CS06 response or 0x8F66/0x8F67 alert",
+        openapi_extra=_RAW_BODY,
+        response_model=MessageResult,
+        responses={
+            400: {"description": "Malformed GBCS", "model": MessageResult},
+            401: {"description": "Missing or unknown credential"},
+            413: {"description": "Body too large"},
+            415: {"description": "Not application/octet-stream or text/plain"},
+            422: {"description": "CH not in the estate", "model": MessageResult},
+        },
+    )
+    async def submit_message(request: Request, csp: CspDep) -> JSONResponse:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body = await read_body(request)
+        payload: bytes | str
+        if content_type == "application/octet-stream":
+            payload = body
+        elif content_type == "text/plain":
+            try:
+                payload = body.decode("ascii")
+            except UnicodeDecodeError:
+                raise HTTPException(400, "hex body must be ASCII text") from None
+        else:
+            raise HTTPException(
+                415, "send raw bytes as application/octet-stream or hex as text/plain"
+            )
+        (result,) = await run_in_threadpool(service.submit, [payload], csp)
+        return JSONResponse(result.to_json(), status_code=_STATUS_CODES[result.status])
+
+    @app.post(
+        "/csp/v1/messages/batch",
+        tags=["csp"],
+        summary="Submit many messages (hex) in one transaction",
+        response_model=BatchResult,
+        responses={401: {"description": "Missing or unknown credential"}},
+    )
+    async def submit_batch(batch: BatchRequest, csp: CspDep) -> dict[str, Any]:
+        if len(batch.messages) > settings.intake_batch_max:
+            raise HTTPException(
+                413, f"batch has {len(batch.messages)} messages; limit {settings.intake_batch_max}"
+            )
+        results: list[SubmissionResult] = await run_in_threadpool(
+            service.submit, batch.messages, csp
+        )
+        counts: dict[str, int] = {}
+        for result in results:
+            counts[result.status.value] = counts.get(result.status.value, 0) + 1
+        return {"results": [r.to_json() for r in results], "counts": counts}
+
+    return app

@@ -1,0 +1,91 @@
+"""The supplier's back office tables (``bo_`` prefix), on the shared metadata and migrations.
+
+A supplier runs its own database; these tables sit beside the (unused there)
+DSP tables so that one migration chain serves both sides of the package.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from chfw.store.schema import BIGID, EUI64, UTC_TIME, metadata
+
+# Every verified alert, raw, whatever its DCC alert code. ResponseID is the dedupe key.
+bo_alerts = sa.Table(
+    "bo_alerts",
+    metadata,
+    sa.Column("response_id", sa.String(80), primary_key=True),
+    sa.Column("alert_code", sa.String(8), nullable=False),
+    sa.Column("device_id", EUI64, nullable=True),
+    sa.Column("firmware_version", sa.String(64), nullable=True),
+    sa.Column("mismatch_alert_code", sa.String(8), nullable=True),  # N999: the alert not sent
+    sa.Column("schema_version", sa.String(8), nullable=False),
+    sa.Column("alert_time", UTC_TIME, nullable=False),  # ResponseDateTime
+    sa.Column("received_at", UTC_TIME, nullable=False),
+    sa.Column("signer", sa.String(500), nullable=False),
+    sa.Column("document", sa.LargeBinary, nullable=False),
+    sa.Index("ix_bo_alerts_device_id", "device_id"),
+    sa.Index("ix_bo_alerts_received_at", "received_at"),
+)
+
+# The back office's view of each CH's active firmware, from the alerts.
+bo_hubs = sa.Table(
+    "bo_hubs",
+    metadata,
+    sa.Column("device_id", EUI64, primary_key=True),
+    sa.Column("active_version", sa.String(64), nullable=True),  # None: version unknown (N999)
+    sa.Column("changed_at", UTC_TIME, nullable=False),  # alert time of the active version
+    sa.Column("updated_at", UTC_TIME, nullable=False),
+    sa.Column("lookup_pending", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("lookup_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lookup_error", sa.String(500), nullable=True),
+)
+
+# One entry per distinct firmware alert received for a CH.
+bo_firmware_events = sa.Table(
+    "bo_firmware_events",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("device_id", EUI64, nullable=False),
+    sa.Column("response_id", sa.String(80), nullable=False, unique=True),
+    sa.Column("alert_code", sa.String(8), nullable=False),
+    sa.Column("firmware_version", sa.String(64), nullable=True),  # None until fetched (N999)
+    sa.Column("version_source", sa.String(16), nullable=False),  # alert | inventory | unknown
+    sa.Column("alert_time", UTC_TIME, nullable=False),
+    sa.Column("received_at", UTC_TIME, nullable=False),
+    sa.Column("applied", sa.Boolean, nullable=False),  # False: older than the hub's active one
+    sa.Index("ix_bo_firmware_events_device_id", "device_id", "alert_time"),
+)
+
+bo_rejections = sa.Table(
+    "bo_rejections",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("at", UTC_TIME, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Column("remote", sa.String(100), nullable=True),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Index("ix_bo_rejections_at", "at"),
+)
+
+bo_pilots = sa.Table(
+    "bo_pilots",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("target_version", sa.String(64), nullable=False),
+    sa.Column("description", sa.String(1000), nullable=True),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)
+
+bo_pilot_members = sa.Table(
+    "bo_pilot_members",
+    metadata,
+    sa.Column(
+        "pilot",
+        sa.String(100),
+        sa.ForeignKey("bo_pilots.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("device_id", EUI64, primary_key=True),
+)

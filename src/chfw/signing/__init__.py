@@ -1,0 +1,22 @@
+"""XML-Signature for DUIS documents in DCC's profile: sign with a key, verify with a trust store.
+
+Pure: keys and bytes in, bytes and values out. See DOMAIN.md §4 for the profile.
+"""
+
+from __future__ import annotations
+
+from chfw.signing.sign import canonical_signed_info, sign_canonical, sign_document
+from chfw.signing.signer import PemSigner, Signer, create_development_identity
+from chfw.signing.verify import TrustStore, VerifiedDocument, verify_document
+
+__all__ = [
+    "PemSigner",
+    "Signer",
+    "TrustStore",
+    "VerifiedDocument",
+    "canonical_signed_info",
+    "create_development_identity",
+    "sign_canonical",
+    "sign_document",
+    "verify_document",
+]

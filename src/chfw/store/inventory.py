@@ -1,0 +1,196 @@
+"""The Smart Metering Inventory's firmware view: each CH's active version and its full history.
+
+:func:`record_outcome` is also the idempotency check: the history's unique key
+(device_id, originator_counter, event) is the processed-outcome key, and the
+insert either claims it or finds it taken -- atomically, in the database, so
+two intake processes handling the same redelivery cannot both proceed.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from chfw.domain import (
+    ActivationResult,
+    Decision,
+    DeviceId,
+    FirmwareVersion,
+    OutcomeEvent,
+    OutcomeKey,
+    OutcomeSource,
+)
+from chfw.exceptions import InvalidValueError, UnknownDeviceError
+from chfw.store._sql import from_db, from_db_opt, insert_for, to_db, to_db_opt
+from chfw.store.schema import firmware_history, hubs
+
+NOTE_MAX = 500
+E = TypeVar("E", bound=enum.Enum)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One outcome a CSP reported for a CH, and what chfw made of it."""
+
+    id: int
+    device_id: DeviceId
+    originator_counter: int
+    event: OutcomeEvent
+    source: OutcomeSource
+    result: ActivationResult
+    decision: Decision
+    reported_version: FirmwareVersion | None
+    version_before: FirmwareVersion | None
+    version_after: FirmwareVersion | None
+    occurred_at: datetime | None
+    recorded_at: datetime
+    csp: str | None
+    alerts_created: int
+    note: str | None
+
+
+def set_active_firmware(
+    conn: Connection, device_id: DeviceId, version: FirmwareVersion, at: datetime
+) -> None:
+    """Record ``version`` as the CH's active firmware since ``at``."""
+    result = conn.execute(
+        sa.update(hubs)
+        .where(hubs.c.device_id == device_id.hex)
+        .values(active_firmware=version.hex, firmware_changed_at=to_db(at))
+    )
+    if result.rowcount == 0:
+        raise UnknownDeviceError(f"Communications Hub {device_id} is not in the estate")
+
+
+def _value(kind: type[E], value: E | str, name: str) -> str:
+    """An enum's value, accepting the enum or its value text (checked either way)."""
+    try:
+        return str(kind(value).value)
+    except ValueError:
+        allowed = ", ".join(str(member.value) for member in kind)
+        raise InvalidValueError(f"{name} {value!r} is not one of {allowed}") from None
+
+
+def _version(value: FirmwareVersion | str | None) -> str | None:
+    if value is None:
+        return None
+    return (value if isinstance(value, FirmwareVersion) else FirmwareVersion.parse(value)).hex
+
+
+def record_outcome(
+    conn: Connection,
+    *,
+    key: OutcomeKey,
+    source: OutcomeSource | str,
+    result: ActivationResult | str,
+    decision: Decision | str,
+    reported_version: FirmwareVersion | str | None,
+    version_before: FirmwareVersion | str | None,
+    version_after: FirmwareVersion | str | None,
+    occurred_at: datetime | None,
+    recorded_at: datetime,
+    csp: str | None,
+    note: str | None = None,
+) -> int | None:
+    """Add the outcome to the CH's history; None when this outcome was already processed.
+
+    Enums may be given as their value text and versions as hex, as they are
+    stored. The returned id names the history row (outbox rows refer to it).
+    """
+    stmt = (
+        insert_for(conn, firmware_history)
+        .values(
+            device_id=key.device_id.hex,
+            originator_counter=str(key.originator_counter),
+            event=key.event.value,
+            source=_value(OutcomeSource, source, "source"),
+            result=_value(ActivationResult, result, "result"),
+            decision=_value(Decision, decision, "decision"),
+            reported_version=_version(reported_version),
+            version_before=_version(version_before),
+            version_after=_version(version_after),
+            occurred_at=to_db_opt(occurred_at),
+            recorded_at=to_db(recorded_at),
+            csp=csp,
+            note=_note(note),
+        )
+        .on_conflict_do_nothing(index_elements=["device_id", "originator_counter", "event"])
+        .returning(firmware_history.c.id)
+    )
+    new_id = conn.execute(stmt).scalar_one_or_none()
+    return None if new_id is None else int(new_id)
+
+
+def _note(note: str | None) -> str | None:
+    if note is None or len(note) <= NOTE_MAX:
+        return note
+    return note[: NOTE_MAX - 1] + "…"
+
+
+def set_alerts_created(
+    conn: Connection, history_id: int, count: int, note: str | None = None
+) -> None:
+    """Say how many alerts the outcome produced (and, if given, replace its note)."""
+    values: dict[str, Any] = {"alerts_created": count}
+    if note is not None:
+        values["note"] = _note(note)
+    conn.execute(
+        sa.update(firmware_history).where(firmware_history.c.id == history_id).values(**values)
+    )
+
+
+def is_processed(conn: Connection, key: OutcomeKey) -> bool:
+    """Whether an outcome with this key is already in the history (a read, not a claim)."""
+    query = sa.select(firmware_history.c.id).where(
+        firmware_history.c.device_id == key.device_id.hex,
+        firmware_history.c.originator_counter == str(key.originator_counter),
+        firmware_history.c.event == key.event.value,
+    )
+    return conn.execute(query).first() is not None
+
+
+def _optional_version(text: str | None) -> FirmwareVersion | None:
+    return None if text is None else FirmwareVersion.parse(text)
+
+
+def _entry(row: Any) -> HistoryEntry:
+    return HistoryEntry(
+        id=int(row.id),
+        device_id=DeviceId.parse(row.device_id),
+        originator_counter=int(row.originator_counter),
+        event=OutcomeEvent(row.event),
+        source=OutcomeSource(row.source),
+        result=ActivationResult(row.result),
+        decision=Decision(row.decision),
+        reported_version=_optional_version(row.reported_version),
+        version_before=_optional_version(row.version_before),
+        version_after=_optional_version(row.version_after),
+        occurred_at=from_db_opt(row.occurred_at),
+        recorded_at=from_db(row.recorded_at),
+        csp=row.csp,
+        alerts_created=int(row.alerts_created),
+        note=row.note,
+    )
+
+
+def history_for(conn: Connection, device_id: DeviceId) -> list[HistoryEntry]:
+    """Every outcome reported for the CH, in the order chfw received them."""
+    rows = conn.execute(
+        sa.select(firmware_history)
+        .where(firmware_history.c.device_id == device_id.hex)
+        .order_by(firmware_history.c.id)
+    )
+    return [_entry(row) for row in rows]
+
+
+def outcome_counts(conn: Connection) -> dict[str, int]:
+    """Outcomes recorded per result (ActivationResult values: success, accepted, ...)."""
+    rows = conn.execute(
+        sa.select(firmware_history.c.result, sa.func.count()).group_by(firmware_history.c.result)
+    )
+    return {str(result): int(count) for result, count in rows}

@@ -1,0 +1,175 @@
+"""The database schema, in SQLAlchemy Core. One place; migrations mirror it.
+
+Portable across SQLite (embedded default) and PostgreSQL: identifiers are
+stored as upper-case hex text (Device/User IDs 16 chars, firmware versions up
+to 64 chars), times as timezone-aware UTC, documents as bytes.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+UTC_TIME = sa.DateTime(timezone=True)
+EUI64 = sa.String(16)  # upper-case hex, no separators
+BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite rowid alias needs INTEGER
+
+service_users = sa.Table(
+    "service_users",
+    metadata,
+    sa.Column("user_id", EUI64, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("roles", sa.String(100), nullable=False),  # comma-separated: IS,ES,GS,...
+    sa.Column("duis_version", sa.String(8), nullable=False),
+    sa.Column("endpoint_url", sa.String(2000), nullable=True),
+    sa.Column("tls_ca_bundle", sa.String(2000), nullable=True),  # path; None = system CAs
+    sa.Column("tls_client_cert", sa.String(2000), nullable=True),  # path to our client cert
+    sa.Column("tls_client_key", sa.String(2000), nullable=True),
+    sa.Column("inventory_token_hash", sa.String(200), nullable=True),  # for the read endpoint
+    sa.Column("max_in_flight", sa.Integer, nullable=False, server_default="8"),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
+)
+
+csps = sa.Table(
+    "csps",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("token_id", sa.String(32), nullable=False, unique=True),  # public part of credential
+    sa.Column("token_hash", sa.String(200), nullable=False),  # scrypt hash of the secret part
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)
+
+hubs = sa.Table(
+    "hubs",
+    metadata,
+    sa.Column("device_id", EUI64, primary_key=True),
+    sa.Column("csp_region", sa.String(16), nullable=False),  # north | central | south
+    sa.Column("status", sa.String(32), nullable=False, server_default="commissioned"),
+    # The Smart Metering Inventory's active firmware for this CH (None: never reported).
+    sa.Column("active_firmware", sa.String(64), nullable=True),
+    sa.Column("firmware_changed_at", UTC_TIME, nullable=True),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)
+
+meter_points = sa.Table(
+    "meter_points",
+    metadata,
+    sa.Column("identifier", sa.String(13), primary_key=True),  # MPAN (13) or MPRN (6-10)
+    sa.Column("fuel", sa.String(16), nullable=False),  # electricity | gas
+    sa.Column(
+        "device_id", EUI64, sa.ForeignKey("hubs.device_id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("import_supplier", EUI64, nullable=True),
+    sa.Column("export_supplier", EUI64, nullable=True),
+    sa.Column("gas_supplier", EUI64, nullable=True),
+    sa.Index("ix_meter_points_device_id", "device_id"),
+)
+
+# Every outcome a CSP reported, in order of receipt. The unique key on
+# (device_id, originator_counter, event) is the processed-outcome (idempotency) key.
+firmware_history = sa.Table(
+    "firmware_history",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("device_id", EUI64, nullable=False),
+    sa.Column("originator_counter", sa.String(20), nullable=False),  # decimal 0..2^64-1
+    sa.Column("event", sa.String(16), nullable=False),  # accepted | outcome
+    sa.Column("source", sa.String(16), nullable=False),  # response | alert
+    sa.Column("result", sa.String(32), nullable=False),  # ActivationResult value
+    sa.Column("decision", sa.String(32), nullable=False),  # Decision value
+    sa.Column("reported_version", sa.String(64), nullable=True),
+    sa.Column("version_before", sa.String(64), nullable=True),
+    sa.Column("version_after", sa.String(64), nullable=True),
+    sa.Column("occurred_at", UTC_TIME, nullable=True),  # hub's execution/response time
+    sa.Column("recorded_at", UTC_TIME, nullable=False),
+    sa.Column("csp", sa.String(100), nullable=True),
+    sa.Column("alerts_created", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("note", sa.String(500), nullable=True),  # e.g. suppliers with no Service User
+    sa.UniqueConstraint(
+        "device_id", "originator_counter", "event", name="uq_firmware_history_outcome_key"
+    ),
+    sa.Index("ix_firmware_history_device_id", "device_id", "id"),
+    sa.Index("ix_firmware_history_recorded_at", "recorded_at"),
+)
+
+# Posts a CSP made that were not processed: malformed, unknown CH, unsigned ...
+intake_rejections = sa.Table(
+    "intake_rejections",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("received_at", UTC_TIME, nullable=False),
+    sa.Column("csp", sa.String(100), nullable=True),
+    sa.Column("device_id", EUI64, nullable=True),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Column("payload_hex", sa.Text, nullable=False),
+    sa.Index("ix_intake_rejections_received_at", "received_at"),
+)
+
+# One row per alert per recipient. State machine:
+#   pending --2xx--> delivered
+#   pending --400 / horizon passed--> dead --operator replay--> pending
+# A row is claimed by setting lease_until; an expired lease makes it claimable again.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("response_id", sa.String(80), nullable=False, unique=True),
+    sa.Column("user_id", EUI64, nullable=False),
+    sa.Column("device_id", EUI64, nullable=False),
+    sa.Column("alert_code", sa.String(8), nullable=False),  # N64 | N999
+    sa.Column("duis_version", sa.String(8), nullable=False),
+    sa.Column("firmware_version", sa.String(64), nullable=True),
+    sa.Column("history_id", sa.BigInteger, nullable=True),
+    sa.Column("document", sa.LargeBinary, nullable=False),  # signed DUIS Response
+    sa.Column("state", sa.String(16), nullable=False),  # pending | delivered | dead
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("next_attempt_at", UTC_TIME, nullable=False),
+    sa.Column("lease_until", UTC_TIME, nullable=True),
+    sa.Column("delivered_at", UTC_TIME, nullable=True),
+    sa.Column("last_error", sa.String(1000), nullable=True),
+    sa.Index("ix_outbox_due", "state", "next_attempt_at"),
+    sa.Index("ix_outbox_order", "device_id", "user_id", "id"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("outbox_id", sa.BigInteger, nullable=False),
+    sa.Column("attempted_at", UTC_TIME, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # delivered | retry | rejected | dead
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(1000), nullable=True),
+    sa.Column("duration_ms", sa.Float, nullable=True),
+    sa.Index("ix_delivery_attempts_outbox_id", "outbox_id"),
+)
+
+# Block allocation of never-repeating counters (e.g. ResponseID counters).
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("next_value", sa.BigInteger, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("at", UTC_TIME, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+)

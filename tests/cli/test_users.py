@@ -1,0 +1,163 @@
+"""`chfw users`: register Service Users and change them, with an audit trail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from chfw.cli.users import app
+from chfw.domain import DuisVersion, UserId
+from chfw.store import audit, users
+from tests.cli.dbcli import CliDb, cli_db
+
+ALICE = "90-B3-D5-1F-30-01-00-00"
+
+
+@pytest.fixture
+def cli(engine: Engine, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliDb:
+    return cli_db(sqlite_url, tmp_path, monkeypatch)
+
+
+def add_alice(cli: CliDb, *extra: str) -> None:
+    result = cli.invoke(
+        app,
+        "add",
+        ALICE,
+        "--name",
+        "Alice Energy",
+        "--roles",
+        "IS,GS",
+        "--duis-version",
+        "5.1",
+        *extra,
+    )
+    assert result.exit_code == 0, result.output
+
+
+class TestAdd:
+    """add registers a user with every option, and refuses bad ones cleanly."""
+
+    def test_add_with_all_options(self, cli: CliDb, engine: Engine) -> None:
+        add_alice(
+            cli,
+            "--endpoint",
+            "https://alice.example/duis",
+            "--ca-bundle",
+            "/ca.pem",
+            "--client-cert",
+            "/c.pem",
+            "--client-key",
+            "/k.pem",
+            "--max-in-flight",
+            "4",
+        )
+        with engine.connect() as conn:
+            user = users.get_user(conn, UserId.parse(ALICE))
+            (entry,) = audit.list_recent(conn)
+        assert user is not None
+        assert (user.roles, user.duis_version) == (frozenset({"IS", "GS"}), DuisVersion(5, 1))
+        assert (user.tls_ca_bundle, user.tls_client_cert, user.max_in_flight) == (
+            "/ca.pem",
+            "/c.pem",
+            4,
+        )
+        assert entry.action == "users.add"
+        assert entry.detail["user_id"] == ALICE
+
+    @pytest.mark.parametrize(
+        ("args", "fragment"),
+        [
+            (["--roles", "XX"], "unknown User Role"),
+            (["--duis-version", "4.9"], "not supported"),
+            (["--endpoint", "mailto:x"], "http(s)"),
+            (["--client-cert", "/c.pem"], "both"),
+        ],
+    )
+    def test_bad_values(self, cli: CliDb, args: list[str], fragment: str) -> None:
+        base = {"--name": "A", "--roles": "IS", "--duis-version": "5.1"}
+        for flag, value in zip(args[::2], args[1::2], strict=True):
+            base[flag] = value
+        flat = [item for pair in base.items() for item in pair]
+        result = cli.invoke(app, "add", ALICE, *flat)
+        assert result.exit_code == 1
+        assert fragment in result.output
+        assert "Traceback" not in result.output
+
+    def test_bad_user_id(self, cli: CliDb) -> None:
+        result = cli.invoke(
+            app, "add", "nope", "--name", "A", "--roles", "IS", "--duis-version", "5.1"
+        )
+        assert result.exit_code == 1
+        assert "User ID 'nope'" in result.output
+
+    def test_duplicate(self, cli: CliDb) -> None:
+        add_alice(cli)
+        result = cli.invoke(
+            app, "add", ALICE, "--name", "B", "--roles", "IS", "--duis-version", "5.1"
+        )
+        assert result.exit_code == 1
+        assert "already exists" in result.output
+
+
+class TestListAndChange:
+    """list shows users; set-duis and set-endpoint change them and are audited."""
+
+    def test_list_json_and_table(self, cli: CliDb) -> None:
+        empty = cli.invoke(app, "list")
+        add_alice(cli)
+        as_json = cli.invoke(app, "list", "--json")
+        table = cli.invoke(app, "list")
+        assert "no Service Users" in empty.output
+        assert json.loads(as_json.output)[0]["user_id"] == ALICE
+        assert json.loads(as_json.output)[0]["roles"] == ["GS", "IS"]
+        assert ALICE in table.output
+        assert "Alice Energy" in table.output
+
+    def test_set_duis(self, cli: CliDb, engine: Engine) -> None:
+        add_alice(cli)
+        result = cli.invoke(app, "set-duis", ALICE, "5.0")
+        assert result.exit_code == 0, result.output
+        assert "5.1 -> 5.0" in result.output
+        with engine.connect() as conn:
+            assert users.duis_versions_for(conn, [UserId.parse(ALICE)]) == {
+                UserId.parse(ALICE): DuisVersion(5, 0)
+            }
+            entry = audit.list_recent(conn, 1)[0]
+        assert (entry.action, entry.detail["before"], entry.detail["after"]) == (
+            "users.set-duis",
+            "5.1",
+            "5.0",
+        )
+
+    def test_set_endpoint(self, cli: CliDb, engine: Engine) -> None:
+        add_alice(cli)
+        result = cli.invoke(app, "set-endpoint", ALICE, "http://127.0.0.1:8999/alerts")
+        assert result.exit_code == 0, result.output
+        with engine.connect() as conn:
+            user = users.get_user(conn, UserId.parse(ALICE))
+            entry = audit.list_recent(conn, 1)[0]
+        assert user is not None
+        assert user.endpoint_url == "http://127.0.0.1:8999/alerts"
+        assert entry.action == "users.set-endpoint"
+
+    def test_changing_unknown_user_is_clean_and_not_audited(
+        self, cli: CliDb, engine: Engine
+    ) -> None:
+        result = cli.invoke(app, "set-duis", ALICE, "5.2")
+        assert result.exit_code == 1
+        assert "not registered" in result.output
+        with engine.connect() as conn:
+            assert audit.list_recent(conn) == []
+
+
+class TestUnmigratedDatabase:
+    """A database without the schema gets a message that says what to run."""
+
+    def test_points_at_db_upgrade(self, tmp_path: Path) -> None:
+        result = CliDb(f"sqlite:///{tmp_path / 'empty.db'}").invoke(app, "list")
+        assert result.exit_code == 1
+        assert "chfw db upgrade" in result.output
+        assert "Traceback" not in result.output

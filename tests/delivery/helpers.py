@@ -1,0 +1,113 @@
+"""Test data for the outbox: Service Users inserted directly, alerts with recognisable bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+
+from chfw.config import Settings
+from chfw.delivery.sender import ClientFactory
+from chfw.delivery.worker import Clock, Worker, WorkerStats
+from chfw.domain.values import DeviceId, UserId
+from chfw.store import outbox
+from chfw.store.schema import service_users
+
+SUPPLIER_A = UserId.parse("90-B3-D5-1F-30-01-00-0A")
+SUPPLIER_B = UserId.parse("90-B3-D5-1F-30-01-00-0B")
+HUB_1 = DeviceId.parse("00-DB-12-34-56-78-90-01")
+HUB_2 = DeviceId.parse("00-DB-12-34-56-78-90-02")
+
+
+def add_user(
+    engine: Engine,
+    user: UserId,
+    endpoint_url: str | None,
+    *,
+    max_in_flight: int = 8,
+    ca_bundle: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+) -> None:
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            service_users.insert().values(
+                user_id=user.hex,
+                name=f"Supplier {user}",
+                roles="IS,GS",
+                duis_version="5.1",
+                endpoint_url=endpoint_url,
+                tls_ca_bundle=ca_bundle,
+                tls_client_cert=client_cert,
+                tls_client_key=client_key,
+                max_in_flight=max_in_flight,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+def document(response_id: str) -> bytes:
+    """A body the receiver can tell apart (the real ones are signed DUIS Responses)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><sr:Response '
+        'xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.1">'
+        f"<sr:Header><sr:ResponseID>{response_id}</sr:ResponseID></sr:Header></sr:Response>"
+    ).encode()
+
+
+def alert(
+    response_id: str, user: UserId = SUPPLIER_A, hub: DeviceId = HUB_1, code: str = "N64"
+) -> outbox.NewAlert:
+    return outbox.NewAlert(
+        response_id=response_id,
+        user_id=user,
+        device_id=hub,
+        alert_code=code,
+        duis_version="5.1",
+        firmware_version="0102ABCD",
+        history_id=None,
+        document=document(response_id),
+    )
+
+
+def enqueue(engine: Engine, alerts: Sequence[outbox.NewAlert], now: datetime) -> list[int]:
+    """Write alerts; return their outbox ids in order."""
+    with engine.begin() as conn:
+        outbox.enqueue(conn, alerts, now)
+        ids = {r.response_id: r.id for r in outbox.list_rows(conn, limit=len(alerts) + 1000)}
+    return [ids[a.response_id] for a in alerts]
+
+
+def drain(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    *,
+    client_factory: ClientFactory | None = None,
+    seed: int = 7,
+) -> WorkerStats:
+    """One `chfw worker --once`: a fresh worker (state is only in the database) run until idle."""
+
+    async def run() -> WorkerStats:
+        async with Worker(
+            engine,
+            settings,
+            clock=clock,
+            rng=random.Random(seed),
+            client_factory=client_factory,
+        ) as worker:
+            return await worker.run_until_idle()
+
+    return asyncio.run(run())
+
+
+def row(engine: Engine, key: int | str) -> outbox.OutboxDetail:
+    with engine.connect() as conn:
+        found = outbox.get(conn, key)
+    assert found is not None, key
+    return found

@@ -1,0 +1,244 @@
+"""Deciding what an outcome means, and who hears about it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chfw.domain import (
+    ActivationOutcome,
+    ActivationResult,
+    AlertKind,
+    Decision,
+    DeviceId,
+    DuisVersion,
+    Eui64,
+    FirmwareVersion,
+    Fuel,
+    MeterPoint,
+    OutcomeEvent,
+    OutcomeSource,
+    UserId,
+    decide,
+    plan_activation,
+    responsible_suppliers,
+)
+from chfw.exceptions import InvalidValueError
+
+CH = DeviceId.parse("00-1D-A1-00-00-00-00-42")
+SENDER = Eui64.parse("90-B3-D5-1F-30-02-00-00")
+V1 = FirmwareVersion.parse("02010200")
+V2 = FirmwareVersion.parse("02010300")
+ALICE = UserId.parse("90-B3-D5-1F-30-01-00-00")
+BOB = UserId.parse("90-B3-D5-1F-30-01-00-01")
+CAROL = UserId.parse("90-B3-D5-1F-30-01-00-02")
+
+
+def outcome(result: ActivationResult, version: FirmwareVersion | None = V2) -> ActivationOutcome:
+    return ActivationOutcome(
+        device_id=CH,
+        originator_counter=1234,
+        result=result,
+        firmware_version=None if result is ActivationResult.ACCEPTED else version,
+        source=OutcomeSource.RESPONSE,
+        message_code=0x0012,
+        message_counter=1234,
+        recipient=SENDER,
+    )
+
+
+def mpan(n: int, imp: UserId | None, exp: UserId | None = None) -> MeterPoint:
+    return MeterPoint(f"{n:013d}", Fuel.ELECTRICITY, import_supplier=imp, export_supplier=exp)
+
+
+def mprn(n: int, gas: UserId | None) -> MeterPoint:
+    return MeterPoint(f"{n:08d}", Fuel.GAS, gas_supplier=gas)
+
+
+class TestDecide:
+    """N64 is due only for a success reporting a version the inventory does not hold."""
+
+    def test_new_version(self) -> None:
+        assert decide(outcome(ActivationResult.SUCCESS), V1) is Decision.NEW_VERSION
+
+    def test_first_report_is_new(self) -> None:
+        assert decide(outcome(ActivationResult.SUCCESS), None) is Decision.NEW_VERSION
+
+    def test_same_version(self) -> None:
+        assert decide(outcome(ActivationResult.SUCCESS), V2) is Decision.SAME_VERSION
+
+    @pytest.mark.parametrize(
+        "result",
+        [
+            ActivationResult.NO_IMAGE_HELD,
+            ActivationResult.HASH_MISMATCH,
+            ActivationResult.ACTIVATION_FAILURE,
+        ],
+    )
+    def test_failures_never_alert_even_with_a_different_version(
+        self, result: ActivationResult
+    ) -> None:
+        decision = decide(outcome(result), V1)
+        assert decision is Decision.FAILURE
+        assert not decision.alerts_due
+
+    def test_accepted_is_pending(self) -> None:
+        assert decide(outcome(ActivationResult.ACCEPTED), V1) is Decision.PENDING
+
+
+class TestOutcome:
+    """An outcome's key separates 'accepted' from the later result of the same command."""
+
+    def test_keys_differ_by_event(self) -> None:
+        accepted = outcome(ActivationResult.ACCEPTED).key
+        final = outcome(ActivationResult.SUCCESS).key
+        assert accepted.event is OutcomeEvent.ACCEPTED
+        assert final.event is OutcomeEvent.OUTCOME
+        assert accepted != final
+        assert str(final) == "00-1D-A1-00-00-00-00-42:1234:outcome"
+
+    def test_version_required_unless_accepted(self) -> None:
+        with pytest.raises(InvalidValueError):
+            outcome(ActivationResult.SUCCESS, version=None)
+
+    def test_counter_range(self) -> None:
+        with pytest.raises(InvalidValueError, match="originator_counter"):
+            ActivationOutcome(
+                device_id=CH,
+                originator_counter=1 << 64,
+                result=ActivationResult.SUCCESS,
+                firmware_version=V1,
+                source=OutcomeSource.RESPONSE,
+                message_code=0x12,
+                message_counter=1,
+                recipient=SENDER,
+            )
+
+
+class TestResponsibleSuppliers:
+    """Every registered supplier of a meter point on the CH, once per User ID."""
+
+    def test_electricity_and_gas_by_two_suppliers(self) -> None:
+        assert responsible_suppliers([mpan(1, ALICE), mprn(2, BOB)]) == (ALICE, BOB)
+
+    def test_one_organisation_in_two_roles_gets_one(self) -> None:
+        assert responsible_suppliers([mpan(1, ALICE, exp=ALICE), mprn(2, ALICE)]) == (ALICE,)
+
+    def test_export_supplier_counts(self) -> None:
+        assert responsible_suppliers([mpan(1, ALICE, exp=CAROL)]) == (ALICE, CAROL)
+
+    def test_no_registered_supplier(self) -> None:
+        assert responsible_suppliers([mpan(1, None), mprn(2, None)]) == ()
+        assert responsible_suppliers([]) == ()
+
+    @given(st.lists(st.sampled_from([ALICE, BOB, CAROL, None]), max_size=6))
+    def test_deduplicated_and_sorted(self, users: list[UserId | None]) -> None:
+        points = [mpan(i, u) for i, u in enumerate(users)]
+        result = responsible_suppliers(points)
+        assert len(result) == len(set(result))
+        assert set(result) == {u for u in users if u is not None}
+        assert list(result) == sorted(result, key=lambda u: u.octets)
+
+
+class TestMeterPoint:
+    """Meter point identifiers and roles follow the fuel."""
+
+    def test_bad_mpan(self) -> None:
+        with pytest.raises(InvalidValueError, match="MPAN"):
+            MeterPoint("123", Fuel.ELECTRICITY)
+
+    def test_bad_mprn(self) -> None:
+        with pytest.raises(InvalidValueError, match="MPRN"):
+            MeterPoint("12345", Fuel.GAS)
+
+    def test_gas_has_no_import_supplier(self) -> None:
+        with pytest.raises(InvalidValueError):
+            MeterPoint("1234567", Fuel.GAS, import_supplier=ALICE)
+
+    def test_electricity_has_no_gas_supplier(self) -> None:
+        with pytest.raises(InvalidValueError):
+            MeterPoint("1234567890123", Fuel.ELECTRICITY, gas_supplier=ALICE)
+
+
+class TestPlanActivation:
+    """The plan chooses N64 or N999 per recipient by DUIS version."""
+
+    VERSIONS: ClassVar[dict[UserId, DuisVersion]] = {
+        ALICE: DuisVersion.parse("5.1"),
+        BOB: DuisVersion.parse("5.0"),
+    }
+
+    def test_n64_and_n999_by_version(self) -> None:
+        plan = plan_activation(
+            outcome(ActivationResult.SUCCESS), V1, [mpan(1, ALICE), mprn(2, BOB)], self.VERSIONS
+        )
+        assert plan.decision is Decision.NEW_VERSION
+        assert plan.previous_version == V1
+        assert plan.new_version == V2
+        assert [(a.user_id, a.kind) for a in plan.alerts] == [
+            (ALICE, AlertKind.N64),
+            (BOB, AlertKind.N999),
+        ]
+        assert plan.unknown_recipients == ()
+
+    def test_unknown_service_user_is_reported(self) -> None:
+        plan = plan_activation(
+            outcome(ActivationResult.SUCCESS), None, [mpan(1, CAROL)], self.VERSIONS
+        )
+        assert plan.alerts == ()
+        assert plan.unknown_recipients == (CAROL,)
+
+    def test_no_alerts_when_not_due(self) -> None:
+        plan = plan_activation(
+            outcome(ActivationResult.HASH_MISMATCH), V1, [mpan(1, ALICE)], self.VERSIONS
+        )
+        assert plan.decision is Decision.FAILURE
+        assert plan.alerts == ()
+        assert plan.new_version == V1
+
+    def test_no_supplier_means_no_alert(self) -> None:
+        plan = plan_activation(outcome(ActivationResult.SUCCESS), V1, [], self.VERSIONS)
+        assert plan.decision is Decision.NEW_VERSION
+        assert plan.alerts == ()
+
+
+class TestStaleOutcomes:
+    """A success older than the inventory's last change never rolls the inventory back."""
+
+    def _at(self, hour: int) -> ActivationOutcome:
+        from datetime import UTC, datetime
+
+        base = outcome(ActivationResult.SUCCESS, V1)
+        return ActivationOutcome(
+            device_id=base.device_id,
+            originator_counter=base.originator_counter,
+            result=base.result,
+            firmware_version=base.firmware_version,
+            source=OutcomeSource.ALERT,
+            message_code=0x00CA,
+            message_counter=7,
+            recipient=base.recipient,
+            occurred_at=datetime(2030, 1, 1, hour, tzinfo=UTC),
+        )
+
+    def test_older_success_is_stale(self) -> None:
+        from datetime import UTC, datetime
+
+        since = datetime(2030, 1, 1, 12, tzinfo=UTC)
+        assert decide(self._at(9), V2, since) is Decision.STALE
+        plan = plan_activation(self._at(9), V2, [mpan(1, ALICE)], {ALICE: DuisVersion(5, 1)}, since)
+        assert plan.alerts == ()
+        assert plan.new_version == V2
+
+    def test_newer_success_is_new(self) -> None:
+        from datetime import UTC, datetime
+
+        assert (
+            decide(self._at(13), V2, datetime(2030, 1, 1, 12, tzinfo=UTC)) is Decision.NEW_VERSION
+        )
+
+    def test_unknown_times_fall_back_to_version_comparison(self) -> None:
+        assert decide(outcome(ActivationResult.SUCCESS, V1), V2, None) is Decision.NEW_VERSION

@@ -1,0 +1,117 @@
+"""Service Users: registration, lookups, DUIS version and endpoint changes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from chfw.domain import DuisVersion, UserId
+from chfw.exceptions import InvalidValueError, StoreError
+from chfw.store import users
+from chfw.store.users import ServiceUser
+
+ALICE = UserId.parse("90-B3-D5-1F-30-01-00-00")
+BOB = UserId.parse("90-B3-D5-1F-30-02-00-00")
+NOBODY = UserId.parse("90-B3-D5-1F-30-09-00-00")
+
+
+def make(user_id: UserId = ALICE, **changes: object) -> ServiceUser:
+    values: dict[str, object] = {
+        "user_id": user_id,
+        "name": "Alice Energy",
+        "roles": frozenset({"IS", "GS"}),
+        "duis_version": DuisVersion(5, 1),
+        "endpoint_url": "https://alice.example/duis",
+    }
+    values.update(changes)
+    return ServiceUser(**values)  # type: ignore[arg-type]
+
+
+class TestServiceUserValidation:
+    """A ServiceUser cannot be built from values that could never work."""
+
+    def test_roles_are_normalised(self) -> None:
+        assert make(roles=frozenset({"is", " gs "})).roles == frozenset({"IS", "GS"})
+
+    @pytest.mark.parametrize(
+        ("changes", "fragment"),
+        [
+            ({"roles": frozenset({"XX"})}, "unknown User Role"),
+            ({"roles": frozenset()}, "at least one"),
+            ({"name": "  "}, "needs a name"),
+            ({"endpoint_url": "ftp://alice.example/"}, "http(s)"),
+            ({"endpoint_url": "https://"}, "http(s)"),
+            ({"tls_client_cert": "/c.pem"}, "both"),
+            ({"tls_client_key": "/k.pem"}, "both"),
+            ({"max_in_flight": 0}, "at least 1"),
+        ],
+    )
+    def test_refused(self, changes: dict[str, object], fragment: str) -> None:
+        with pytest.raises(InvalidValueError, match=re.escape(fragment)):
+            make(**changes)
+
+    def test_parse_roles_from_text(self) -> None:
+        assert users.parse_roles("IS, es,GS") == frozenset({"IS", "ES", "GS"})
+
+
+class TestRepository:
+    """Adding, reading and changing users through a connection."""
+
+    def test_add_and_get_round_trip(self, engine: Engine) -> None:
+        user = make(tls_client_cert="/c.pem", tls_client_key="/k.pem", max_in_flight=3)
+        with engine.begin() as conn:
+            users.add_user(conn, user)
+        with engine.connect() as conn:
+            assert users.get_user(conn, ALICE) == user
+            assert users.get_user(conn, NOBODY) is None
+
+    def test_add_twice_is_a_clear_error(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            users.add_user(conn, make())
+        with engine.begin() as conn, pytest.raises(StoreError, match="already exists"):
+            users.add_user(conn, make(name="Someone else"))
+        with engine.connect() as conn:
+            assert users.get_user(conn, ALICE) == make()
+
+    def test_upsert_replaces(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            users.upsert_user(conn, make())
+            users.upsert_user(conn, make(name="Alice Renamed", duis_version=DuisVersion(5, 0)))
+        with engine.connect() as conn:
+            found = users.list_users(conn)
+        assert [(u.name, str(u.duis_version)) for u in found] == [("Alice Renamed", "5.0")]
+
+    def test_list_is_ordered_by_user_id(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            users.add_user(conn, make(BOB, name="Bob Gas"))
+            users.add_user(conn, make(ALICE))
+        with engine.connect() as conn:
+            assert [u.user_id for u in users.list_users(conn)] == [ALICE, BOB]
+
+    def test_set_duis_and_endpoint(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            users.add_user(conn, make())
+            users.set_duis_version(conn, ALICE, DuisVersion(5, 3))
+            users.set_endpoint(conn, ALICE, "http://127.0.0.1:9000/alerts")
+        with engine.connect() as conn:
+            user = users.get_user(conn, ALICE)
+        assert user is not None
+        assert user.duis_version == DuisVersion(5, 3)
+        assert user.endpoint_url == "http://127.0.0.1:9000/alerts"
+
+    def test_changing_an_unknown_user_fails(self, engine: Engine) -> None:
+        with engine.begin() as conn, pytest.raises(StoreError, match="not registered"):
+            users.set_duis_version(conn, NOBODY, DuisVersion(5, 1))
+
+    def test_duis_versions_for_leaves_unknown_users_out(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            users.add_user(conn, make())
+            users.add_user(conn, make(BOB, duis_version=DuisVersion(5, 0)))
+        with engine.connect() as conn:
+            versions = users.duis_versions_for(conn, [ALICE, BOB, NOBODY])
+            assert users.duis_versions_for(conn, []) == {}
+            found = users.get_users(conn, (BOB, NOBODY))
+        assert versions == {ALICE: DuisVersion(5, 1), BOB: DuisVersion(5, 0)}
+        assert list(found) == [BOB]

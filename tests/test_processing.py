@@ -1,0 +1,201 @@
+"""One transaction per submission: decide, record history, update inventory, write alerts."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from chfw.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
+from chfw.gbcs import encode_accepted, encode_alert, encode_response
+from chfw.processing import Status
+from chfw.signing import verify_document
+from chfw.store import estate, inventory, outbox, rejections
+from chfw.store.schema import outbox as outbox_table
+from tests.dsp import ALICE, BOB, CAROL, CH1, CH2, CH3, CH4, TRUST, Dsp, build_dsp
+
+SENDER = Eui64.parse("90-B3-D5-1F-30-01-00-00")
+V1 = FirmwareVersion.parse("02010300")
+V2 = FirmwareVersion.parse("02010400")
+
+
+def response(
+    device: DeviceId, counter: int, result: ActivationResult = ActivationResult.SUCCESS, v=V1
+) -> bytes:
+    return encode_response(
+        device_id=device, recipient=SENDER, counter=counter, result=result, firmware_version=v
+    )
+
+
+@pytest.fixture
+def dsp(engine: Engine) -> Dsp:
+    return build_dsp(engine)
+
+
+def outbox_rows(engine: Engine) -> list[sa.Row]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(outbox_table).order_by(outbox_table.c.id)))
+
+
+class TestNewVersion:
+    """A success with a new version updates the inventory and writes one alert per supplier."""
+
+    def test_n64_and_n999_per_recipient(self, dsp: Dsp) -> None:
+        (result,) = dsp.service.submit([response(CH1, 10)], "north")
+        assert result.status is Status.PROCESSED
+        assert result.decision == "new_version"
+        assert result.alerts == {"N64": 1, "N999": 1}
+        rows = outbox_rows(dsp.engine)
+        assert {(r.user_id, r.alert_code, r.duis_version) for r in rows} == {
+            (ALICE.hex, "N64", "5.1"),
+            (BOB.hex, "N999", "5.0"),
+        }
+        for row in rows:
+            assert row.state == "pending"
+            verified = verify_document(row.document, TRUST)
+            assert verified.root.get("schemaVersion") == row.duis_version
+            assert row.response_id.split(":")[1] == str(CH1)
+        with dsp.engine.connect() as conn:
+            hub = estate.get_hub(conn, CH1)
+            assert hub is not None
+            assert hub.active_firmware == V1
+            (entry,) = inventory.history_for(conn, CH1)
+            assert entry.alerts_created == 2
+
+    def test_hex_text_input(self, dsp: Dsp) -> None:
+        (result,) = dsp.service.submit([response(CH2, 11).hex(" ")], "north")
+        assert result.status is Status.PROCESSED
+        assert result.alerts == {"N64": 1}
+
+    def test_response_ids_are_unique(self, dsp: Dsp) -> None:
+        dsp.service.submit([response(CH1, 1), response(CH2, 2)], "north")
+        dsp.service.submit([response(CH1, 3, v=V2)], "north")
+        ids = [r.response_id for r in outbox_rows(dsp.engine)]
+        assert len(ids) == 5
+        assert len(set(ids)) == 5
+
+
+class TestNothingToSend:
+    """Same version, failures, pending activations and supplier-less hubs send nothing."""
+
+    def test_same_version_twice_by_different_commands(self, dsp: Dsp) -> None:
+        dsp.service.submit([response(CH2, 1)], "north")
+        (again,) = dsp.service.submit([response(CH2, 2)], "north")
+        assert again.status is Status.PROCESSED
+        assert again.decision == "same_version"
+        assert len(outbox_rows(dsp.engine)) == 1
+
+    def test_failure_is_history_only(self, dsp: Dsp) -> None:
+        (result,) = dsp.service.submit(
+            [response(CH1, 5, ActivationResult.HASH_MISMATCH, V2)], "north"
+        )
+        assert result.decision == "failure"
+        assert outbox_rows(dsp.engine) == []
+        with dsp.engine.connect() as conn:
+            hub = estate.get_hub(conn, CH1)
+            assert hub is not None
+            assert hub.active_firmware is None
+            (entry,) = inventory.history_for(conn, CH1)
+            assert entry.result == ActivationResult.HASH_MISMATCH
+
+    def test_no_supplier_is_recorded(self, dsp: Dsp) -> None:
+        (result,) = dsp.service.submit([response(CH3, 5)], "north")
+        assert result.status is Status.PROCESSED
+        assert result.alerts == {}
+        with dsp.engine.connect() as conn:
+            hub = estate.get_hub(conn, CH3)
+            assert hub is not None
+            assert hub.active_firmware == V1
+
+    def test_registered_supplier_without_service_user_is_surfaced(self, dsp: Dsp) -> None:
+        (result,) = dsp.service.submit([response(CH4, 5)], "north")
+        assert result.alerts == {}
+        assert any(str(CAROL) in w for w in result.warnings)
+        with dsp.engine.connect() as conn:
+            (entry,) = inventory.history_for(conn, CH4)
+            assert entry.note is not None
+            assert str(CAROL) in entry.note
+
+
+class TestFutureDated:
+    """Accepted, then the 0x8F66 alert: two events sharing the command counter."""
+
+    def test_accepted_then_success_alert(self, dsp: Dsp) -> None:
+        accepted = encode_accepted(device_id=CH2, recipient=SENDER, counter=77)
+        (first,) = dsp.service.submit([accepted], "north")
+        assert first.decision == "pending"
+        assert outbox_rows(dsp.engine) == []
+        alert = encode_alert(
+            device_id=CH2,
+            recipient=SENDER,
+            message_counter=9000,
+            originator_counter=77,
+            result=ActivationResult.SUCCESS,
+            firmware_version=V2,
+            executed_at=__import__("datetime").datetime(
+                2030, 1, 15, 9, tzinfo=__import__("datetime").UTC
+            ),
+        )
+        (second,) = dsp.service.submit([alert], "north")
+        assert second.status is Status.PROCESSED
+        assert second.decision == "new_version"
+        assert second.alerts == {"N64": 1}
+        (dup,) = dsp.service.submit([alert], "north")
+        assert dup.status is Status.DUPLICATE
+
+
+class TestIdempotency:
+    """The same outcome delivered twice by a CSP yields one set of alerts."""
+
+    def test_duplicate_in_later_submission(self, dsp: Dsp) -> None:
+        message = response(CH1, 42)
+        dsp.service.submit([message], "north")
+        (dup,) = dsp.service.submit([message], "north")
+        assert dup.status is Status.DUPLICATE
+        assert len(outbox_rows(dsp.engine)) == 2
+
+    def test_duplicate_within_one_batch(self, dsp: Dsp) -> None:
+        message = response(CH1, 43)
+        first, second = dsp.service.submit([message, message], "north")
+        assert first.status is Status.PROCESSED
+        assert second.status is Status.DUPLICATE
+        assert len(outbox_rows(dsp.engine)) == 2
+
+
+class TestRejections:
+    """Malformed input and unknown hubs are answered clearly and recorded."""
+
+    def test_malformed(self, dsp: Dsp) -> None:
+        (result,) = dsp.service.submit([b"\xdf\x09\x02"], "north")
+        assert result.status is Status.MALFORMED
+        assert result.offset is not None
+        with dsp.engine.connect() as conn:
+            (rejection,) = rejections.list_recent(conn)
+            assert "offset" in rejection.reason
+
+    def test_unknown_device(self, dsp: Dsp) -> None:
+        stranger = DeviceId.parse("00-1D-A1-FF-FF-FF-FF-FF")
+        (result,) = dsp.service.submit([response(stranger, 1)], "north")
+        assert result.status is Status.UNKNOWN_DEVICE
+        assert "not in the estate" in (result.error or "")
+        with dsp.engine.connect() as conn:
+            (rejection,) = rejections.list_recent(conn)
+            assert rejection.device_id == stranger
+
+    def test_batch_mixes_good_and_bad(self, dsp: Dsp) -> None:
+        results = dsp.service.submit([response(CH2, 1), "zz", response(CH1, 2)], "north")
+        assert [r.status for r in results] == [Status.PROCESSED, Status.MALFORMED, Status.PROCESSED]
+        assert len(outbox_rows(dsp.engine)) == 3
+
+    def test_five_octet_version_is_recorded_not_truncated(self, dsp: Dsp) -> None:
+        long_version = FirmwareVersion.parse("0102030405")
+        (result,) = dsp.service.submit([response(CH1, 9, v=long_version)], "north")
+        assert result.status is Status.PROCESSED
+        # ALICE (N64) cannot be told; BOB's N999 carries no version and is sent.
+        assert result.alerts == {"N999": 1}
+        assert any("N64" in w and "octets" in w for w in result.warnings)
+        with dsp.engine.connect() as conn:
+            hub = estate.get_hub(conn, CH1)
+            assert hub is not None
+            assert hub.active_firmware == long_version
+            assert outbox.counts(conn)["pending"] == 1
