@@ -6,6 +6,7 @@ benchmarks): the only place that joins the pure core to the store.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
@@ -22,7 +22,11 @@ from chfw.domain import (
     ActivationOutcome,
     AlertKind,
     Decision,
+    DeviceId,
+    DuisVersion,
     FirmwareVersion,
+    MeterPoint,
+    UserId,
     plan_activation,
     responsible_suppliers,
 )
@@ -30,8 +34,6 @@ from chfw.domain.decide import decide
 from chfw.exceptions import FirmwareVersionNotCarriable, GbcsDecodeError, InvalidValueError
 from chfw.gbcs import decode_outcome
 from chfw.store import estate, inventory, outbox, rejections, users
-from chfw.store._sql import from_db_opt
-from chfw.store.schema import firmware_history, hubs
 
 log = structlog.get_logger("chfw.intake")
 
@@ -85,10 +87,13 @@ class ActivationService:
         self.clock = clock
 
     def submit(self, payloads: Sequence[bytes | str], csp: str | None) -> list[SubmissionResult]:
-        """Process a batch in one transaction; each payload gets its own result.
+        """Process a batch in one transaction; each payload gets its own result, in order.
 
         Decoding happens before the transaction, so malformed messages never
-        hold the write lock; they are recorded as rejections with the good ones.
+        hold the write lock. Inside it, the batch is processed set-wise (one
+        query per kind of read, one executemany per kind of write) but decided
+        message by message, in order, so two outcomes for one CH in one batch
+        behave exactly as if they had been posted one after the other.
         """
         now = self.clock()
         decoded: list[ActivationOutcome | GbcsDecodeError] = []
@@ -97,13 +102,8 @@ class ActivationService:
                 decoded.append(decode_outcome(payload))
             except GbcsDecodeError as exc:
                 decoded.append(exc)
-        results: list[SubmissionResult] = []
         with self.engine.begin() as conn:
-            for payload, item in zip(payloads, decoded, strict=True):
-                if isinstance(item, GbcsDecodeError):
-                    results.append(self._malformed(conn, payload, item, csp, now))
-                else:
-                    results.append(self._process(conn, item, payload, csp, now))
+            results = _Batch(conn, self.builder, csp, now).run(payloads, decoded)
         for result in results:
             log.info(
                 "cs06_outcome",
@@ -111,138 +111,187 @@ class ActivationService:
                 device_id=result.device_id,
                 key=result.key,
                 decision=result.decision,
+                alerts=result.alerts or None,
                 csp=csp,
                 error=result.error,
             )
         return results
 
-    def _malformed(
-        self,
-        conn: Connection,
-        payload: bytes | str,
-        error: GbcsDecodeError,
-        csp: str | None,
-        now: datetime,
-    ) -> SubmissionResult:
-        rejections.record_rejection(
-            conn,
-            csp=csp,
-            device_id=None,
-            reason=str(error),
-            payload=_as_bytes(payload),
-            received_at=now,
-        )
-        return SubmissionResult(Status.MALFORMED, error=str(error), offset=error.offset)
 
-    def _process(
+@dataclass
+class _Item:
+    """One decoded outcome on its way through a batch."""
+
+    index: int
+    outcome: ActivationOutcome
+    current: FirmwareVersion | None
+    since: datetime | None
+    decision: Decision
+    history: inventory.NewOutcome | None = None
+    alerts: list[outbox.NewAlert] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    new_version: FirmwareVersion | None = None
+
+
+class _Batch:
+    def __init__(self, conn: Connection, builder: AlertBuilder, csp: str | None, now: datetime):
+        self.conn = conn
+        self.builder = builder
+        self.csp = csp
+        self.now = now
+
+    def run(
         self,
-        conn: Connection,
-        outcome: ActivationOutcome,
-        payload: bytes | str,
-        csp: str | None,
-        now: datetime,
-    ) -> SubmissionResult:
+        payloads: Sequence[bytes | str],
+        decoded: Sequence[ActivationOutcome | GbcsDecodeError],
+    ) -> list[SubmissionResult]:
+        conn, now = self.conn, self.now
+        results: list[SubmissionResult | None] = [None] * len(decoded)
+        outcomes = [(i, o) for i, o in enumerate(decoded) if isinstance(o, ActivationOutcome)]
+        devices = {o.device_id for _, o in outcomes}
+        known = estate.lock_hubs(conn, devices)
+        seen = inventory.processed_keys(conn, known)
+        state = {
+            device: (hub.active_firmware, hub.firmware_changed_at) for device, hub in known.items()
+        }
+        items: list[_Item] = []
+        for i, item in enumerate(decoded):
+            if isinstance(item, GbcsDecodeError):
+                results[i] = self._malformed(payloads[i], item)
+                continue
+            device = item.device_id
+            key = item.key
+            if device not in state:
+                results[i] = self._unknown(payloads[i], item)
+                continue
+            key_text = (device.hex, str(key.originator_counter), key.event.value)
+            if key_text in seen:
+                results[i] = SubmissionResult(Status.DUPLICATE, key=str(key), device_id=str(device))
+                continue
+            seen.add(key_text)
+            current, since = state[device]
+            decision = decide(item, current, since)
+            entry = _Item(i, item, current, since, decision)
+            if decision is Decision.NEW_VERSION:
+                assert item.firmware_version is not None  # a success always carries one
+                entry.new_version = item.firmware_version
+                state[device] = (item.firmware_version, item.occurred_at or now)
+            items.append(entry)
+
+        due = [entry for entry in items if entry.decision.alerts_due]
+        points = estate.meter_points_for_many(conn, {e.outcome.device_id for e in due})
+        suppliers = {u for pts in points.values() for u in responsible_suppliers(pts)}
+        versions = users.duis_versions_for(conn, suppliers)
+        for entry in items:
+            self._plan(entry, points.get(entry.outcome.device_id, []), versions)
+
+        history_ids = inventory.record_outcomes(
+            conn,
+            [entry.history for entry in items if entry.history is not None],
+            recorded_at=now,
+            csp=self.csp,
+        )
+        alerts: list[outbox.NewAlert] = []
+        for entry, history_id in zip(items, history_ids, strict=True):
+            for alert in entry.alerts:
+                alerts.append(dataclasses.replace(alert, history_id=history_id))
+            results[entry.index] = SubmissionResult(
+                Status.PROCESSED,
+                key=str(entry.outcome.key),
+                device_id=str(entry.outcome.device_id),
+                decision=entry.decision.value,
+                alerts=dict(Counter(a.alert_code for a in entry.alerts)),
+                history_id=history_id,
+                warnings=tuple(entry.warnings),
+            )
+        final: dict[DeviceId, tuple[FirmwareVersion, datetime]] = {}
+        for entry in items:
+            if entry.new_version is not None:
+                final[entry.outcome.device_id] = (
+                    entry.new_version,
+                    entry.outcome.occurred_at or now,
+                )
+        inventory.set_active_firmware_many(conn, ((d, v, t) for d, (v, t) in final.items()))
+        outbox.enqueue(conn, alerts, now)
+        return [r for r in results if r is not None]
+
+    def _plan(
+        self,
+        entry: _Item,
+        points: list[MeterPoint],
+        versions: dict[UserId, DuisVersion],
+    ) -> None:
+        outcome = entry.outcome
         device = outcome.device_id
-        key = str(outcome.key)
-        hub = _lock_hub(conn, device.hex)
-        if hub is None:
-            reason = f"Communications Hub {device} is not in the estate"
-            rejections.record_rejection(
-                conn,
-                csp=csp,
-                device_id=device,
-                reason=reason,
-                payload=_as_bytes(payload),
-                received_at=now,
-            )
-            return SubmissionResult(
-                Status.UNKNOWN_DEVICE, key=key, device_id=str(device), error=reason
-            )
-        current = FirmwareVersion.parse(hub.active_firmware) if hub.active_firmware else None
-        since = from_db_opt(hub.firmware_changed_at)
-        points = []
-        versions = {}
-        if decide(outcome, current, since).alerts_due:
-            points = estate.meter_points_for(conn, device)
-            versions = users.duis_versions_for(conn, responsible_suppliers(points))
-        plan = plan_activation(outcome, current, points, versions, since)
-        warnings = [
+        plan = plan_activation(outcome, entry.current, points, versions, entry.since)
+        entry.warnings.extend(
             f"supplier {user} is registered for {device} but is not a Service User: no alert sent"
             for user in plan.unknown_recipients
-        ]
-        history_id = inventory.record_outcome(
-            conn,
+        )
+        version = outcome.firmware_version
+        for planned in plan.alerts:
+            assert version is not None
+            try:
+                built = self.builder.build(planned, device, version, self.now)
+            except (FirmwareVersionNotCarriable, InvalidValueError) as exc:
+                entry.warnings.append(f"{planned.kind.value} for {planned.user_id} not sent: {exc}")
+                log.error(
+                    "alert_not_renderable",
+                    device_id=str(device),
+                    key=str(outcome.key),
+                    error=str(exc),
+                )
+                continue
+            entry.alerts.append(
+                outbox.NewAlert(
+                    response_id=str(built.response_id),
+                    user_id=planned.user_id,
+                    device_id=device,
+                    alert_code=planned.kind.value,
+                    duis_version=str(planned.duis_version),
+                    firmware_version=version.hex,
+                    history_id=None,
+                    document=built.document,
+                )
+            )
+        entry.history = inventory.NewOutcome(
             key=outcome.key,
             source=outcome.source.value,
             result=outcome.result.value,
             decision=plan.decision.value,
-            reported_version=outcome.firmware_version.hex if outcome.firmware_version else None,
-            version_before=current.hex if current else None,
+            reported_version=version.hex if version else None,
+            version_before=entry.current.hex if entry.current else None,
             version_after=plan.new_version.hex if plan.new_version else None,
             occurred_at=outcome.occurred_at,
-            recorded_at=now,
-            csp=csp,
-            note="; ".join(warnings) or None,
+            alerts_created=len(entry.alerts),
+            note="; ".join(entry.warnings) or None,
         )
-        if history_id is None:
-            return SubmissionResult(
-                Status.DUPLICATE, key=key, device_id=str(device), decision=plan.decision.value
-            )
-        alerts: Counter[str] = Counter()
-        if plan.decision is Decision.NEW_VERSION:
-            assert outcome.firmware_version is not None  # a success always carries one
-            inventory.set_active_firmware(
-                conn, device, outcome.firmware_version, outcome.occurred_at or now
-            )
-            new_alerts = []
-            for planned in plan.alerts:
-                try:
-                    built = self.builder.build(planned, device, outcome.firmware_version, now)
-                except (FirmwareVersionNotCarriable, InvalidValueError) as exc:
-                    warnings.append(f"{planned.kind.value} for {planned.user_id} not sent: {exc}")
-                    log.error(
-                        "alert_not_renderable", device_id=str(device), key=key, error=str(exc)
-                    )
-                    continue
-                alerts[planned.kind.value] += 1
-                new_alerts.append(
-                    outbox.NewAlert(
-                        response_id=str(built.response_id),
-                        user_id=planned.user_id,
-                        device_id=device,
-                        alert_code=planned.kind.value,
-                        duis_version=str(planned.duis_version),
-                        firmware_version=outcome.firmware_version.hex,
-                        history_id=history_id,
-                        document=built.document,
-                    )
-                )
-            if new_alerts:
-                outbox.enqueue(conn, new_alerts, now)
-            conn.execute(
-                sa.update(firmware_history)
-                .where(firmware_history.c.id == history_id)
-                .values(alerts_created=len(new_alerts), note="; ".join(warnings) or None)
-            )
+
+    def _malformed(self, payload: bytes | str, error: GbcsDecodeError) -> SubmissionResult:
+        rejections.record_rejection(
+            self.conn,
+            csp=self.csp,
+            device_id=None,
+            reason=str(error),
+            payload=_as_bytes(payload),
+            received_at=self.now,
+        )
+        return SubmissionResult(Status.MALFORMED, error=str(error), offset=error.offset)
+
+    def _unknown(self, payload: bytes | str, outcome: ActivationOutcome) -> SubmissionResult:
+        device = outcome.device_id
+        reason = f"Communications Hub {device} is not in the estate"
+        rejections.record_rejection(
+            self.conn,
+            csp=self.csp,
+            device_id=device,
+            reason=reason,
+            payload=_as_bytes(payload),
+            received_at=self.now,
+        )
         return SubmissionResult(
-            Status.PROCESSED,
-            key=key,
-            device_id=str(device),
-            decision=plan.decision.value,
-            alerts=dict(alerts),
-            history_id=history_id,
-            warnings=tuple(warnings),
+            Status.UNKNOWN_DEVICE, key=str(outcome.key), device_id=str(device), error=reason
         )
-
-
-def _lock_hub(conn: Connection, device_hex: str) -> Any:
-    """The hub's inventory row, locked on PostgreSQL so concurrent outcomes serialise per CH."""
-    query = sa.select(hubs.c.active_firmware, hubs.c.firmware_changed_at).where(
-        hubs.c.device_id == device_hex
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return conn.execute(query).first()
 
 
 def _as_bytes(payload: bytes | str) -> bytes:

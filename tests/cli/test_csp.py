@@ -16,10 +16,10 @@ from tests.cli.dbcli import CliDb, cli_db
 
 @pytest.fixture
 def cli(
-    engine: Engine, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[CliDb]:
     csps.clear_cache()
-    yield cli_db(sqlite_url, tmp_path, monkeypatch)
+    yield cli_db(database_url, tmp_path, monkeypatch)
     csps.clear_cache()
 
 

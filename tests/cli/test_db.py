@@ -12,8 +12,8 @@ from tests.cli.dbcli import CliDb, cli_db
 
 
 @pytest.fixture
-def cli(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliDb:
-    return cli_db(sqlite_url, tmp_path, monkeypatch)
+def cli(empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliDb:
+    return cli_db(empty_database_url, tmp_path, monkeypatch)
 
 
 class TestUpgrade:

@@ -19,8 +19,10 @@ IS = "90-B3-D5-1F-30-01-00-00"
 
 
 @pytest.fixture
-def cli(engine: Engine, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliDb:
-    return cli_db(sqlite_url, tmp_path, monkeypatch)
+def cli(
+    engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> CliDb:
+    return cli_db(database_url, tmp_path, monkeypatch)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

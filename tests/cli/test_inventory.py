@@ -32,7 +32,9 @@ AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def cli(engine: Engine, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliDb:
+def cli(
+    engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> CliDb:
     with engine.begin() as conn:
         estate.add_hub(
             conn,
@@ -40,7 +42,7 @@ def cli(engine: Engine, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.Mon
             CspRegion.CENTRAL,
             [MeterPoint("1200012345678", Fuel.ELECTRICITY, import_supplier=IS)],
         )
-    return cli_db(sqlite_url, tmp_path, monkeypatch)
+    return cli_db(database_url, tmp_path, monkeypatch)
 
 
 def record(engine: Engine) -> None:

@@ -17,8 +17,10 @@ ALICE = "90-B3-D5-1F-30-01-00-00"
 
 
 @pytest.fixture
-def cli(engine: Engine, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliDb:
-    return cli_db(sqlite_url, tmp_path, monkeypatch)
+def cli(
+    engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> CliDb:
+    return cli_db(database_url, tmp_path, monkeypatch)
 
 
 def add_alice(cli: CliDb, *extra: str) -> None:

@@ -56,6 +56,9 @@ class ScriptedReceiver:
     received: list[Received] = field(default_factory=list)
     _general: deque[Answer] = field(default_factory=deque)
     _by_marker: dict[bytes, deque[Answer]] = field(default_factory=dict)
+    arrived: threading.Event = field(default_factory=threading.Event)  # set on each request
+    in_flight: int = 0
+    max_in_flight: int = 0  # most requests being answered at once
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
 
@@ -94,8 +97,14 @@ class ScriptedReceiver:
                 break
         body = b"".join(chunks)
         answer = self._next_answer(body)
-        if answer.delay:
-            await asyncio.sleep(answer.delay)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.arrived.set()
+        try:
+            if answer.delay:
+                await asyncio.sleep(answer.delay)
+        finally:
+            self.in_flight -= 1
         self.received.append(
             Received(
                 method=scope["method"],

@@ -91,9 +91,9 @@ class TestCounterBlock:
         two.close()
         assert len(values) == len(set(values)) == 24
 
-    def test_threads_and_engines(self, engine: Engine, sqlite_url: str) -> None:
+    def test_threads_and_engines(self, engine: Engine, database_url: str) -> None:
         """Eight threads over two engines (two 'processes'): no value handed out twice."""
-        engines = [engine, create_engine_for(sqlite_url)]
+        engines = [engine, create_engine_for(database_url)]
         blocks = [CounterBlock(eng, "rid", block_size=7) for eng in engines]
         seen: list[int] = []
         lock = threading.Lock()
@@ -134,11 +134,11 @@ class TestInsideTransactions:
 
     @pytest.mark.timeout(30)  # a regression would wait out the 60 s busy timeout
     def test_committed_uses_are_unique_across_rollbacks_and_engines(
-        self, engine: Engine, sqlite_url: str
+        self, engine: Engine, database_url: str
     ) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text("CREATE TABLE used (value INTEGER PRIMARY KEY)"))
-        other_engine = create_engine_for(sqlite_url)
+        other_engine = create_engine_for(database_url)
         blocks = [
             CounterBlock(engine, "rid", block_size=5),
             CounterBlock(other_engine, "rid", block_size=5),

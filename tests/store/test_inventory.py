@@ -148,9 +148,9 @@ class TestRecordOutcome:
         with hub.connect() as conn:
             assert inventory.history_for(conn, CH)[0].originator_counter == top
 
-    def test_concurrent_claims_from_two_engines(self, hub: Engine, sqlite_url: str) -> None:
+    def test_concurrent_claims_from_two_engines(self, hub: Engine, database_url: str) -> None:
         """Two processes' worth of engines racing on one key: exactly one wins."""
-        engines = [create_engine_for(sqlite_url) for _ in range(4)]
+        engines = [create_engine_for(database_url) for _ in range(4)]
         results: list[int | None] = []
         barrier = threading.Barrier(len(engines))
 

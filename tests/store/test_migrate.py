@@ -14,10 +14,10 @@ from chfw.store.schema import metadata
 
 
 class TestUpgrade:
-    """upgrade() on an empty SQLite database and again on a migrated one."""
+    """upgrade() on an empty database (each backend) and again on a migrated one."""
 
-    def test_fresh_database_matches_schema(self, sqlite_url: str) -> None:
-        engine = create_engine_for(sqlite_url)
+    def test_fresh_database_matches_schema(self, empty_database_url: str) -> None:
+        engine = create_engine_for(empty_database_url)
         try:
             assert migrate.current_revision(engine) is None
             assert migrate.upgrade(engine) == migrate.head_revision()
@@ -29,9 +29,9 @@ class TestUpgrade:
         finally:
             engine.dispose()
 
-    def test_every_table_is_created(self, sqlite_url: str) -> None:
-        migrate.upgrade(sqlite_url)
-        engine = create_engine_for(sqlite_url)
+    def test_every_table_is_created(self, empty_database_url: str) -> None:
+        migrate.upgrade(empty_database_url)
+        engine = create_engine_for(empty_database_url)
         try:
             names = set(sa.inspect(engine).get_table_names())
         finally:
@@ -39,8 +39,8 @@ class TestUpgrade:
         assert set(metadata.tables) <= names
         assert "alembic_version" in names
 
-    def test_second_upgrade_is_a_no_op(self, sqlite_url: str) -> None:
-        engine = create_engine_for(sqlite_url)
+    def test_second_upgrade_is_a_no_op(self, empty_database_url: str) -> None:
+        engine = create_engine_for(empty_database_url)
         try:
             first = migrate.upgrade(engine)
             with engine.begin() as conn:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from chfw.cli import _context
+from chfw.logs import configure_logging
 
 app = typer.Typer(
     name="chfw",
@@ -26,6 +27,7 @@ def _root(
     ] = None,
 ) -> None:
     _context.set_config_path(config)
+    configure_logging()
 
 
 def _register() -> None:
@@ -34,11 +36,14 @@ def _register() -> None:
         alert,
         csp,
         db,
+        demo,
         estate,
         gbcs,
         inventory,
         keys,
         outbox,
+        pilot,
+        receiver,
         serve,
         setup,
         simulate,
@@ -49,6 +54,7 @@ def _register() -> None:
     app.command("init")(setup.init)
     app.command("serve")(serve.serve)
     app.command("worker")(worker.worker)
+    app.command("demo")(demo.demo)
     for name, group in (
         ("gbcs", gbcs.app),
         ("alert", alert.app),
@@ -59,7 +65,9 @@ def _register() -> None:
         ("estate", estate.app),
         ("inventory", inventory.app),
         ("outbox", outbox.app),
+        ("pilot", pilot.app),
         ("simulate", simulate.app),
+        ("receiver", receiver.app),
     ):
         app.add_typer(group, name=name)
 

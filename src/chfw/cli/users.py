@@ -12,7 +12,7 @@ from rich.table import Table
 from chfw.cli._context import run_guarded
 from chfw.cli._store import transaction
 from chfw.domain import DuisVersion, UserId
-from chfw.store import audit, users
+from chfw.store import audit, inventory_access, users
 from chfw.store.users import ServiceUser
 
 app = typer.Typer(help="Service Users: who receives alerts, how.", no_args_is_help=True)
@@ -141,3 +141,34 @@ def set_endpoint(
             {"user_id": str(uid), "before": before, "after": url},
         )
     typer.echo(f"Service User {uid}: endpoint {before or 'none'} -> {url}")
+
+
+@app.command("token")
+def token(
+    user_id: Annotated[str, typer.Argument(help="EUI-64 User ID")],
+) -> None:
+    """Issue an inventory read token (replacing the old one); printed once (audited)."""
+    with run_guarded():
+        uid = UserId.parse(user_id)
+    with transaction() as conn:
+        replaced = inventory_access.has_token(conn, uid)
+        issued = inventory_access.issue_token(conn, uid)
+        audit.record(
+            conn,
+            audit.current_actor(),
+            "users.token",
+            {"user_id": str(uid), "replaced": replaced},
+        )
+    typer.echo(issued)
+    typer.echo(
+        f"inventory token for Service User {uid}"
+        + (
+            " (the previous one is refused from now on; by running intake processes within "
+            f"{inventory_access.CACHE_TTL_SECONDS:.0f} s)"
+            if replaced
+            else ""
+        )
+        + ": shown once, store it now; it is sent as 'Authorization: Bearer <token>' "
+        "to GET /su/v1/inventory/{device_id}",
+        err=True,
+    )

@@ -56,8 +56,8 @@ class _Connection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None or self.waiter.done():
@@ -80,7 +80,7 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        if self.headers_done:
+        if self.headers_done and not self._framed():
             # A body delimited by the end of the connection (no length, not chunked).
             self.keep_alive = False
             waiter.set_result(None)
@@ -92,6 +92,12 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(
                 httpx.RemoteProtocolError("the endpoint closed the connection mid-answer")
             )
+
+    def _framed(self) -> bool:
+        """Whether the answer said how long its body is (so a close before the end is an error)."""
+        return any(
+            name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers
+        )
 
     def pause_writing(self) -> None:
         if self._drain is None or self._drain.done():

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chfw import __version__
 from chfw.config import Settings
+from chfw.intake.inventory_api import inventory_router
 from chfw.processing import ActivationService, Status, SubmissionResult
 from chfw.store import csps
 
@@ -154,4 +155,5 @@ def create_app(settings: Settings, service: ActivationService) -> FastAPI:
             counts[result.status.value] = counts.get(result.status.value, 0) + 1
         return {"results": [r.to_json() for r in results], "counts": counts}
 
+    app.include_router(inventory_router(engine))
     return app

@@ -2,7 +2,9 @@
 
 Delivery is at-least-once and alerts for one CH may arrive out of order
 (a replayed dead letter, two DSP workers): the active version is the one with
-the latest alert time, and an older alert is kept in the history only.
+the latest alert time (ResponseDateTime), and an older alert is kept in the
+history only. The hub row is written with one conditional upsert, so two
+alerts for one CH recorded at the same moment cannot both win.
 """
 
 from __future__ import annotations
@@ -18,22 +20,31 @@ from chfw.domain import DeviceId, FirmwareVersion
 from chfw.receiver.facts import AlertFacts
 from chfw.receiver.schema import bo_alerts, bo_firmware_events, bo_hubs, bo_rejections
 from chfw.store._sql import from_db as aware
-from chfw.store._sql import insert_for
+from chfw.store._sql import insert_for, to_db
+
+_SIGNER_MAX = 500
+_REASON_MAX = 1000
+_REMOTE_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
 class RecordResult:
-    duplicate: bool
-    applied: bool = False  # the alert changed the CH's active version (or its unknown marker)
+    """What recording one verified alert did."""
+
+    duplicate: bool  # its ResponseID was recorded before: nothing changed
+    applied: bool = False  # it set the CH's active version (or its "unknown" marker)
     lookup_needed: bool = False  # N999 for N64: version must be fetched from the DSP
+    same_content: bool = True  # for a duplicate: the signed content matches the first copy
 
 
 @dataclass(frozen=True, slots=True)
 class HubEvent:
+    """One firmware alert received for a CH."""
+
     response_id: str
     alert_code: str
     firmware_version: str | None
-    version_source: str
+    version_source: str  # alert | inventory | unknown
     alert_time: datetime
     received_at: datetime
     applied: bool
@@ -41,9 +52,12 @@ class HubEvent:
 
 @dataclass(frozen=True, slots=True)
 class HubView:
+    """A CH as the back office knows it: active firmware, since when, and every alert."""
+
     device_id: DeviceId
     active_version: str | None
     changed_at: datetime
+    latest_alert_at: datetime
     lookup_pending: bool
     lookup_error: str | None
     history: tuple[HubEvent, ...]
@@ -53,6 +67,7 @@ class HubView:
             "device_id": str(self.device_id),
             "active_firmware_version": self.active_version,
             "changed_at": self.changed_at.isoformat(),
+            "latest_alert_at": self.latest_alert_at.isoformat(),
             "version_lookup_pending": self.lookup_pending,
             "version_lookup_error": self.lookup_error,
             "history": [
@@ -70,10 +85,73 @@ class HubView:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedAlert:
+    """One stored alert (any code), without its document."""
+
+    response_id: str
+    alert_code: str
+    device_id: str | None  # DUIS form
+    firmware_version: str | None
+    mismatch_alert_code: str | None
+    schema_version: str
+    alert_time: datetime
+    received_at: datetime
+    signer: str
+    duplicates: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "response_id": self.response_id,
+            "alert_code": self.alert_code,
+            "device_id": self.device_id,
+            "firmware_version": self.firmware_version,
+            "mismatch_alert_code": self.mismatch_alert_code,
+            "schema_version": self.schema_version,
+            "alert_time": self.alert_time.isoformat(),
+            "received_at": self.received_at.isoformat(),
+            "signer": self.signer,
+            "duplicates": self.duplicates,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One refused POST."""
+
+    id: int
+    at: datetime
+    status_code: int
+    reason: str
+    remote: str | None
+    size: int
+    digest: str | None
+    response_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "status_code": self.status_code,
+            "reason": self.reason,
+            "remote": self.remote,
+            "size": self.size,
+            "digest": self.digest,
+            "response_id": self.response_id,
+        }
+
+
 def record_alert(
-    conn: Connection, facts: AlertFacts, document: bytes, signer: str, now: datetime
+    conn: Connection,
+    facts: AlertFacts,
+    *,
+    document: bytes,
+    signer: str,
+    digest: str,
+    now: datetime,
 ) -> RecordResult:
-    """Store one verified alert; a ResponseID seen before changes nothing."""
+    """Store one verified alert; a ResponseID seen before changes nothing but a replay count."""
+    received_at = to_db(now)
     inserted = conn.execute(
         insert_for(conn, bo_alerts)
         .on_conflict_do_nothing(index_elements=["response_id"])
@@ -84,46 +162,78 @@ def record_alert(
             firmware_version=facts.firmware_version.hex if facts.firmware_version else None,
             mismatch_alert_code=facts.mismatch_alert_code,
             schema_version=facts.schema_version,
-            alert_time=facts.alert_time,
-            received_at=now,
-            signer=signer,
+            alert_time=to_db(facts.alert_time),
+            received_at=received_at,
+            signer=signer[:_SIGNER_MAX],
+            digest=digest,
+            duplicates=0,
             document=document,
         )
     ).rowcount
     if not inserted:
-        return RecordResult(duplicate=True)
+        first_digest = conn.execute(
+            sa.update(bo_alerts)
+            .where(bo_alerts.c.response_id == facts.response_id)
+            .values(duplicates=bo_alerts.c.duplicates + 1)
+            .returning(bo_alerts.c.digest)
+        ).scalar_one()
+        return RecordResult(duplicate=True, same_content=first_digest == digest)
     if not facts.is_firmware_activation or facts.device_id is None:
         return RecordResult(duplicate=False)
+    applied = _apply_to_hub(conn, facts, received_at)
     version = facts.firmware_version.hex if facts.firmware_version else None
-    device = facts.device_id.hex
-    hub = conn.execute(sa.select(bo_hubs).where(bo_hubs.c.device_id == device)).first()
-    applied = hub is None or aware(hub.changed_at) <= facts.alert_time
     conn.execute(
         sa.insert(bo_firmware_events).values(
-            device_id=device,
+            device_id=facts.device_id.hex,
             response_id=facts.response_id,
             alert_code=facts.alert_code,
             firmware_version=version,
             version_source="alert" if version else "unknown",
-            alert_time=facts.alert_time,
-            received_at=now,
+            alert_time=to_db(facts.alert_time),
+            received_at=received_at,
             applied=applied,
         )
     )
-    if applied:
-        values = {
-            "active_version": version,
-            "changed_at": facts.alert_time,
-            "updated_at": now,
-            "lookup_pending": version is None,
+    return RecordResult(duplicate=False, applied=applied, lookup_needed=applied and not version)
+
+
+def _apply_to_hub(conn: Connection, facts: AlertFacts, received_at: datetime) -> bool:
+    """Make this alert the CH's state unless a newer alert already is; True when it did."""
+    assert facts.device_id is not None
+    version = facts.firmware_version.hex if facts.firmware_version else None
+    alert_time = to_db(facts.alert_time)
+    statement = insert_for(conn, bo_hubs).values(
+        device_id=facts.device_id.hex,
+        active_version=version,
+        changed_at=alert_time,
+        latest_alert_at=alert_time,
+        latest_response_id=facts.response_id,
+        updated_at=received_at,
+        lookup_pending=version is None,
+        lookup_attempts=0,
+        lookup_error=None,
+    )
+    new = statement.excluded
+    upsert = statement.on_conflict_do_update(
+        index_elements=["device_id"],
+        set_={
+            "active_version": new.active_version,
+            # A known version reported again keeps the time it first became active.
+            "changed_at": sa.case(
+                (bo_hubs.c.active_version == new.active_version, bo_hubs.c.changed_at),
+                else_=new.changed_at,
+            ),
+            "latest_alert_at": new.latest_alert_at,
+            "latest_response_id": new.latest_response_id,
+            "updated_at": new.updated_at,
+            "lookup_pending": new.lookup_pending,
             "lookup_attempts": 0,
             "lookup_error": None,
-        }
-        if hub is None:
-            conn.execute(sa.insert(bo_hubs).values(device_id=device, **values))
-        else:
-            conn.execute(sa.update(bo_hubs).where(bo_hubs.c.device_id == device).values(**values))
-    return RecordResult(duplicate=False, applied=applied, lookup_needed=applied and version is None)
+        },
+        # Equal times: the later arrival wins (DCC writes milliseconds; ties are rare).
+        where=bo_hubs.c.latest_alert_at <= new.latest_alert_at,
+    )
+    return bool(conn.execute(upsert).rowcount)
 
 
 def record_fetched_version(
@@ -134,7 +244,12 @@ def record_fetched_version(
     conn.execute(
         sa.update(bo_hubs)
         .where(bo_hubs.c.device_id == device, bo_hubs.c.lookup_pending.is_(True))
-        .values(active_version=version.hex, lookup_pending=False, lookup_error=None, updated_at=now)
+        .values(
+            active_version=version.hex,
+            lookup_pending=False,
+            lookup_error=None,
+            updated_at=to_db(now),
+        )
     )
     conn.execute(
         sa.update(bo_firmware_events)
@@ -163,11 +278,26 @@ def pending_lookups(conn: Connection, limit: int = 100) -> list[DeviceId]:
 
 
 def record_rejection(
-    conn: Connection, *, status_code: int, reason: str, remote: str | None, size: int, now: datetime
+    conn: Connection,
+    *,
+    status_code: int,
+    reason: str,
+    remote: str | None,
+    size: int,
+    now: datetime,
+    digest: str | None = None,
+    response_id: str | None = None,
 ) -> None:
+    """Note a refused POST: why, from where, how big; never its content."""
     conn.execute(
         sa.insert(bo_rejections).values(
-            at=now, status_code=status_code, reason=reason[:1000], remote=remote, size=size
+            at=to_db(now),
+            status_code=status_code,
+            reason=reason[:_REASON_MAX],
+            remote=remote[:_REMOTE_MAX] if remote else None,
+            size=size,
+            digest=digest,
+            response_id=response_id,
         )
     )
 
@@ -185,6 +315,7 @@ def hub_view(conn: Connection, device_id: DeviceId) -> HubView | None:
         device_id=device_id,
         active_version=hub.active_version,
         changed_at=aware(hub.changed_at),
+        latest_alert_at=aware(hub.latest_alert_at),
         lookup_pending=hub.lookup_pending,
         lookup_error=hub.lookup_error,
         history=tuple(
@@ -200,6 +331,59 @@ def hub_view(conn: Connection, device_id: DeviceId) -> HubView | None:
             for e in events
         ),
     )
+
+
+def list_alerts(
+    conn: Connection, *, alert_code: str | None = None, limit: int = 50
+) -> list[ReceivedAlert]:
+    """The most recently received alerts first, of one code or all."""
+    query = sa.select(*(c for c in bo_alerts.c if c.name != "document"))
+    if alert_code is not None:
+        query = query.where(bo_alerts.c.alert_code == alert_code)
+    rows = conn.execute(
+        query.order_by(bo_alerts.c.received_at.desc(), bo_alerts.c.response_id).limit(limit)
+    )
+    return [
+        ReceivedAlert(
+            response_id=row.response_id,
+            alert_code=row.alert_code,
+            device_id=str(DeviceId.parse(row.device_id)) if row.device_id else None,
+            firmware_version=row.firmware_version,
+            mismatch_alert_code=row.mismatch_alert_code,
+            schema_version=row.schema_version,
+            alert_time=aware(row.alert_time),
+            received_at=aware(row.received_at),
+            signer=row.signer,
+            duplicates=row.duplicates,
+        )
+        for row in rows
+    ]
+
+
+def alert_document(conn: Connection, response_id: str) -> bytes | None:
+    """The signed document exactly as it was received."""
+    document: bytes | None = conn.execute(
+        sa.select(bo_alerts.c.document).where(bo_alerts.c.response_id == response_id)
+    ).scalar_one_or_none()
+    return document
+
+
+def list_rejections(conn: Connection, *, limit: int = 50) -> list[Rejection]:
+    """The most recent rejections first."""
+    rows = conn.execute(sa.select(bo_rejections).order_by(bo_rejections.c.id.desc()).limit(limit))
+    return [
+        Rejection(
+            id=row.id,
+            at=aware(row.at),
+            status_code=row.status_code,
+            reason=row.reason,
+            remote=row.remote,
+            size=row.size,
+            digest=row.digest,
+            response_id=row.response_id,
+        )
+        for row in rows
+    ]
 
 
 def alert_counts(conn: Connection) -> dict[str, int]:

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from lxml import etree
 
 from chfw.domain import DeviceId, FirmwareVersion
+from chfw.duis import SR_NAMESPACE, ResponseId
 from chfw.exceptions import InvalidValueError
 
-SR = "http://www.dccinterface.co.uk/ServiceUserGateway"
+SR = SR_NAMESPACE
 _NS = {"sr": SR}
+_MESSAGE = "sr:Body/sr:DCCAlertMessage"
 
 
 class AlertShapeError(InvalidValueError):
@@ -20,11 +22,13 @@ class AlertShapeError(InvalidValueError):
 
 @dataclass(frozen=True, slots=True)
 class AlertFacts:
+    """The parts of one DCC alert the back office keeps, whatever its alert code."""
+
     response_id: str
     alert_code: str  # DCCAlertCode, e.g. N64, N999, N12
     schema_version: str
-    alert_time: datetime
-    device_id: DeviceId | None
+    alert_time: datetime  # ResponseDateTime, UTC
+    device_id: DeviceId | None  # from the alert body, else the ResponseID's device
     firmware_version: FirmwareVersion | None  # N64 only
     mismatch_alert_code: str | None  # N999: the alert the user could not receive
 
@@ -41,42 +45,77 @@ def _text(root: etree._Element, path: str) -> str | None:
     return found.text if found is not None and found.text is not None else None
 
 
-def read_alert(root: etree._Element) -> AlertFacts:
-    """Facts of a DCC alert; ``root`` is a verified, schema-valid Response."""
+def read_alert(root: etree._Element, schema_version: str) -> AlertFacts:
+    """Facts of a DCC alert; ``root`` is a verified, schema-valid Response.
+
+    ``schema_version`` is the DUIS version it was validated as (its normal
+    form, e.g. ``5.1``). Raises :class:`AlertShapeError` when the document is
+    not a DCC alert or its alert code and body disagree.
+    """
     response_id = _text(root, "sr:Header/sr:ResponseID")
     if not response_id:
         raise AlertShapeError("the alert has no ResponseID, so it cannot be deduplicated")
-    when = _text(root, "sr:Header/sr:ResponseDateTime")
-    try:
-        alert_time = datetime.fromisoformat(when or "")
-    except ValueError:
-        raise AlertShapeError(f"ResponseDateTime {when!r} is not an xs:dateTime") from None
-    if alert_time.tzinfo is None:
-        alert_time = alert_time.replace(tzinfo=UTC)
-    message = "sr:Body/sr:DCCAlertMessage"
-    alert_code = _text(root, f"{message}/sr:DCCAlertCode")
+    alert_code = _text(root, f"{_MESSAGE}/sr:DCCAlertCode")
     if not alert_code:
-        raise AlertShapeError("the document is not a DCC alert (no DCCAlertMessage/DCCAlertCode)")
+        raise AlertShapeError(
+            "the document is not a DCC alert (no Body/DCCAlertMessage/DCCAlertCode); this "
+            "endpoint receives DCC alerts only"
+        )
     device_text = None
     version_text = None
     mismatch = None
-    activation = root.find(f"{message}/sr:DCCAlert/sr:CommsHubFirmwareActivation", _NS)
-    if activation is not None:
+    if alert_code == "N64":
+        activation = root.find(f"{_MESSAGE}/sr:DCCAlert/sr:CommsHubFirmwareActivation", _NS)
+        if activation is None:
+            raise AlertShapeError("an N64 alert without DCCAlert/CommsHubFirmwareActivation")
         device_text = _text(activation, "sr:DeviceID")
         version_text = _text(activation, "sr:FirmwareVersion")
-    mismatch_el = root.find(f"{message}/sr:DCCAlert/sr:DUISVersionMismatch", _NS)
-    if mismatch_el is not None:
-        mismatch = _text(mismatch_el, "sr:DCCAlertVersionMismatch/sr:DCCAlertCode")
-        device_text = _text(mismatch_el, "sr:DCCAlertVersionMismatch/sr:DeviceID")
+        if not device_text or not version_text:
+            raise AlertShapeError("an N64 alert without DeviceID or FirmwareVersion")
+    elif alert_code == "N999":
+        mismatch_el = root.find(
+            f"{_MESSAGE}/sr:DCCAlert/sr:DUISVersionMismatch/sr:DCCAlertVersionMismatch", _NS
+        )
+        if mismatch_el is None:
+            raise AlertShapeError(
+                "an N999 alert without DCCAlert/DUISVersionMismatch/DCCAlertVersionMismatch"
+            )
+        mismatch = _text(mismatch_el, "sr:DCCAlertCode")
+        device_text = _text(mismatch_el, "sr:DeviceID")
+    try:
+        device = DeviceId.parse(device_text) if device_text else _device_of(response_id)
+        version = _version(version_text) if version_text is not None else None
+    except InvalidValueError as exc:
+        raise AlertShapeError(f"{alert_code} alert {response_id}: {exc}") from None
     return AlertFacts(
         response_id=response_id,
         alert_code=alert_code,
-        schema_version=root.get("schemaVersion", ""),
-        alert_time=alert_time.astimezone(UTC),
-        device_id=DeviceId.parse(device_text) if device_text else None,
-        firmware_version=_version(version_text) if version_text else None,
+        schema_version=schema_version,
+        alert_time=_alert_time(_text(root, "sr:Header/sr:ResponseDateTime")),
+        device_id=device,
+        firmware_version=version,
         mismatch_alert_code=mismatch,
     )
+
+
+def _alert_time(text: str | None) -> datetime:
+    try:
+        when = datetime.fromisoformat(text or "")
+    except ValueError:
+        raise AlertShapeError(
+            f"ResponseDateTime {text!r} is not a date and time the receiver can order alerts by"
+        ) from None
+    if when.tzinfo is None:  # xs:dateTime without a zone: DCC writes UTC
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def _device_of(response_id: str) -> DeviceId | None:
+    """The device a ResponseID names (DCC User ID : device : counter), if it has that form."""
+    try:
+        return ResponseId.parse(response_id).device_id
+    except InvalidValueError:
+        return None
 
 
 def _version(text: str) -> FirmwareVersion:

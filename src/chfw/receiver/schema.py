@@ -2,6 +2,7 @@
 
 A supplier runs its own database; these tables sit beside the (unused there)
 DSP tables so that one migration chain serves both sides of the package.
+Migration ``0002_back_office`` mirrors this module; a test compares the two.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ bo_alerts = sa.Table(
     sa.Column("schema_version", sa.String(8), nullable=False),
     sa.Column("alert_time", UTC_TIME, nullable=False),  # ResponseDateTime
     sa.Column("received_at", UTC_TIME, nullable=False),
-    sa.Column("signer", sa.String(500), nullable=False),
-    sa.Column("document", sa.LargeBinary, nullable=False),
+    sa.Column("signer", sa.String(500), nullable=False),  # subject of the trusted certificate
+    sa.Column("digest", sa.String(64), nullable=False),  # hex SHA-256 of the signed content
+    sa.Column("duplicates", sa.Integer, nullable=False, server_default="0"),  # replays seen
+    sa.Column("document", sa.LargeBinary, nullable=False),  # the body exactly as received
     sa.Index("ix_bo_alerts_device_id", "device_id"),
     sa.Index("ix_bo_alerts_received_at", "received_at"),
+    sa.Index("ix_bo_alerts_alert_code", "alert_code", "received_at"),
 )
 
 # The back office's view of each CH's active firmware, from the alerts.
@@ -34,7 +38,10 @@ bo_hubs = sa.Table(
     metadata,
     sa.Column("device_id", EUI64, primary_key=True),
     sa.Column("active_version", sa.String(64), nullable=True),  # None: version unknown (N999)
-    sa.Column("changed_at", UTC_TIME, nullable=False),  # alert time of the active version
+    sa.Column("changed_at", UTC_TIME, nullable=False),  # alert time the version became active
+    # Alert time of the newest alert applied: an alert older than this is history only.
+    sa.Column("latest_alert_at", UTC_TIME, nullable=False),
+    sa.Column("latest_response_id", sa.String(80), nullable=False),
     sa.Column("updated_at", UTC_TIME, nullable=False),
     sa.Column("lookup_pending", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("lookup_attempts", sa.Integer, nullable=False, server_default="0"),
@@ -57,6 +64,7 @@ bo_firmware_events = sa.Table(
     sa.Index("ix_bo_firmware_events_device_id", "device_id", "alert_time"),
 )
 
+# What the endpoint refused (4xx): never the document itself, which an attacker controls.
 bo_rejections = sa.Table(
     "bo_rejections",
     metadata,
@@ -65,7 +73,10 @@ bo_rejections = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("reason", sa.String(1000), nullable=False),
     sa.Column("remote", sa.String(100), nullable=True),
-    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),  # bytes read (for 413: up to the cut-off)
+    sa.Column("digest", sa.String(64), nullable=True),  # hex SHA-256 of the body; None for 413
+    # Only once the signature verified: an unverified ResponseID is whatever the sender wrote.
+    sa.Column("response_id", sa.String(80), nullable=True),
     sa.Index("ix_bo_rejections_at", "at"),
 )
 

@@ -5,22 +5,17 @@ digits) is public and finds the row; only a scrypt hash of ``secret`` is
 stored, so a copy of the database does not let anyone post as a CSP.
 The credential is shown once, when made.
 
-scrypt is deliberately slow (tens of milliseconds), too slow to pay per intake
-request, so successful verifications are cached in-process for
-:data:`CACHE_TTL_SECONDS`, keyed by the credential's SHA-256. A CSP disabled
+Hashing and the verification cache are :mod:`chfw.store.credentials`'s:
+successful verifications are cached in-process for :data:`CACHE_TTL_SECONDS`
+(scrypt is too slow to pay per intake request). A CSP disabled
 by another process (``chfw csp disable``) is therefore refused by running
 intake processes within that time; in this process, at once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,13 +25,15 @@ from sqlalchemy.engine import Connection
 
 from chfw.exceptions import InvalidValueError, StoreError
 from chfw.store._sql import from_db, insert_for, now
+from chfw.store.credentials import VerifiedCache as _VerifiedCache
+from chfw.store.credentials import cache_key, new_secret
+from chfw.store.credentials import hash_secret as hash_secret  # re-exported: tests, callers
+from chfw.store.credentials import verify_secret as verify_secret
 from chfw.store.schema import csps
 
 PREFIX = "chfw_csp_"
 CACHE_TTL_SECONDS = 30.0
 CACHE_SIZE = 4096
-# scrypt cost: 16 MiB of memory per verification (RFC 7914 interactive-login parameters).
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _CREDENTIAL = re.compile(r"chfw_csp_([0-9a-f]{16})_([A-Za-z0-9_\-]{20,100})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._\-]{0,99}")
 
@@ -49,72 +46,6 @@ class Csp:
     token_id: str
     enabled: bool
     created_at: datetime
-
-
-def hash_secret(secret: str, salt: bytes | None = None) -> str:
-    """``scrypt$n$r$p$salt$hash`` (salt and hash in hex)."""
-    salt = secrets.token_bytes(16) if salt is None else salt
-    digest = hashlib.scrypt(
-        secret.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
-    )
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
-
-
-def verify_secret(secret: str, encoded: str) -> bool:
-    """Whether ``secret`` matches an encoded hash; False for a hash chfw cannot read."""
-    try:
-        scheme, n, r, p, salt, expected = encoded.split("$")
-        if scheme != "scrypt":
-            return False
-        digest = hashlib.scrypt(
-            secret.encode(),
-            salt=bytes.fromhex(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            dklen=len(expected) // 2,
-            maxmem=256 * 1024 * 1024,
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(digest.hex(), expected)
-
-
-class _VerifiedCache:
-    """A bounded, thread-safe LRU of recently verified credentials: sha256 → (CSP, expiry)."""
-
-    def __init__(self, size: int, ttl: float) -> None:
-        self.size = size
-        self.ttl = ttl
-        self._entries: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: bytes) -> str | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if entry[1] < time.monotonic():
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return entry[0]
-
-    def put(self, key: bytes, name: str) -> None:
-        with self._lock:
-            self._entries[key] = (name, time.monotonic() + self.ttl)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def forget(self, name: str) -> None:
-        with self._lock:
-            for key in [key for key, entry in self._entries.items() if entry[0] == name]:
-                del self._entries[key]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
 
 _cache = _VerifiedCache(CACHE_SIZE, CACHE_TTL_SECONDS)
@@ -136,7 +67,7 @@ def _check_name(name: str) -> str:
 
 def _new_credential() -> tuple[str, str, str]:
     token_id = secrets.token_hex(8)
-    secret = secrets.token_urlsafe(32)
+    secret = new_secret()
     return f"{PREFIX}{token_id}_{secret}", token_id, secret
 
 
@@ -200,8 +131,8 @@ def authenticate(conn: Connection, credential: str) -> str | None:
     match = _CREDENTIAL.fullmatch(credential)
     if match is None:
         return None
-    cache_key = hashlib.sha256(credential.encode()).digest()
-    cached = _cache.get(cache_key)
+    key = cache_key(credential)
+    cached = _cache.get(key)
     if cached is not None:
         return cached
     token_id, secret = match.groups()
@@ -210,5 +141,5 @@ def authenticate(conn: Connection, credential: str) -> str | None:
     ).first()
     if row is None or not row.enabled or not verify_secret(secret, row.token_hash):
         return None
-    _cache.put(cache_key, row.name)
+    _cache.put(key, row.name)
     return str(row.name)

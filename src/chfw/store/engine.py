@@ -21,6 +21,12 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
     with 'database is locked' when a reader tries to upgrade to a writer.
     """
     sa_url = sa.make_url(url)
+    # Repositories read ``rowcount`` to tell "inserted" from "already there" after
+    # INSERT ... ON CONFLICT DO NOTHING. SQLAlchemy only keeps it for UPDATE/DELETE
+    # unless asked; without this it is -1 on PostgreSQL (psycopg) and every
+    # duplicate would pass for a fresh insert.
+    options = {"preserve_rowcount": True, **kwargs.pop("execution_options", {})}
+    kwargs["execution_options"] = options
     if sa_url.get_backend_name() == "sqlite":
         if sa_url.drivername == "sqlite":
             sa_url = sa_url.set(drivername="sqlite+pysqlite")

@@ -203,3 +203,65 @@ def firmware_distribution_by_region(
     for region, version, count in conn.execute(query):
         result.setdefault(CspRegion(region), {})[version] = int(count)
     return result
+
+
+def lock_hubs(conn: Connection, device_ids: Iterable[DeviceId]) -> dict[DeviceId, Hub]:
+    """Many CHs in one query; on PostgreSQL their rows stay locked until the transaction ends.
+
+    Rows are locked in device order, so two intake processes with overlapping
+    batches queue on each other instead of deadlocking.
+    """
+    ordered = sorted({device.hex: device for device in device_ids}.items())
+    found: dict[DeviceId, Hub] = {}
+    for chunk in chunked(ordered, 900):
+        by_hex = dict(chunk)
+        query = sa.select(hubs).where(hubs.c.device_id.in_(by_hex)).order_by(hubs.c.device_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        for row in conn.execute(query):
+            device = by_hex[row.device_id]
+            found[device] = Hub(
+                device_id=device,
+                csp_region=CspRegion(row.csp_region),
+                status=row.status,
+                active_firmware=(
+                    FirmwareVersion.parse(row.active_firmware) if row.active_firmware else None
+                ),
+                firmware_changed_at=from_db_opt(row.firmware_changed_at),
+            )
+    return found
+
+
+def meter_points_for_many(
+    conn: Connection, device_ids: Iterable[DeviceId]
+) -> dict[DeviceId, list[MeterPoint]]:
+    """The meter points of many CHs in few queries (CHs without any are absent)."""
+    by_hex = {device.hex: device for device in device_ids}
+    out: dict[DeviceId, list[MeterPoint]] = {}
+    users: dict[str, UserId] = {}
+
+    def user(text: str | None) -> UserId | None:
+        if text is None:
+            return None
+        found = users.get(text)
+        if found is None:
+            found = users[text] = UserId.parse(text)
+        return found
+
+    for chunk in chunked(sorted(by_hex), 900):
+        rows = conn.execute(
+            sa.select(meter_points)
+            .where(meter_points.c.device_id.in_(chunk))
+            .order_by(meter_points.c.device_id, meter_points.c.identifier)
+        )
+        for row in rows:
+            out.setdefault(by_hex[row.device_id], []).append(
+                MeterPoint(
+                    identifier=row.identifier,
+                    fuel=Fuel(row.fuel),
+                    import_supplier=user(row.import_supplier),
+                    export_supplier=user(row.export_supplier),
+                    gas_supplier=user(row.gas_supplier),
+                )
+            )
+    return out

@@ -9,6 +9,7 @@ two intake processes handling the same redelivery cannot both proceed.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from chfw.domain import (
     OutcomeSource,
 )
 from chfw.exceptions import InvalidValueError, UnknownDeviceError
-from chfw.store._sql import from_db, from_db_opt, insert_for, to_db, to_db_opt
+from chfw.store._sql import chunked, from_db, from_db_opt, insert_for, to_db, to_db_opt
 from chfw.store.schema import firmware_history, hubs
 
 NOTE_MAX = 500
@@ -194,3 +195,92 @@ def outcome_counts(conn: Connection) -> dict[str, int]:
         sa.select(firmware_history.c.result, sa.func.count()).group_by(firmware_history.c.result)
     )
     return {str(result): int(count) for result, count in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutcome:
+    """One history row to write in bulk (see :func:`record_outcomes`)."""
+
+    key: OutcomeKey
+    source: str
+    result: str
+    decision: str
+    reported_version: str | None
+    version_before: str | None
+    version_after: str | None
+    occurred_at: datetime | None
+    alerts_created: int = 0
+    note: str | None = None
+
+
+def processed_keys(conn: Connection, device_ids: Iterable[DeviceId]) -> set[tuple[str, str, str]]:
+    """(device hex, counter text, event) of every outcome already recorded for these CHs."""
+    keys: set[tuple[str, str, str]] = set()
+    for chunk in chunked(sorted({d.hex for d in device_ids}), 900):
+        rows = conn.execute(
+            sa.select(
+                firmware_history.c.device_id,
+                firmware_history.c.originator_counter,
+                firmware_history.c.event,
+            ).where(firmware_history.c.device_id.in_(chunk))
+        )
+        keys.update((row[0], row[1], row[2]) for row in rows)
+    return keys
+
+
+def record_outcomes(
+    conn: Connection, outcomes: Sequence[NewOutcome], *, recorded_at: datetime, csp: str | None
+) -> list[int]:
+    """Insert many history rows (none already processed); returns their ids in order.
+
+    Callers check :func:`processed_keys` first under the hubs' locks; the
+    unique key still guards against anything that slipped past (the
+    transaction then fails rather than processing an outcome twice).
+    """
+    if not outcomes:
+        return []
+    at = to_db(recorded_at)
+    rows = [
+        {
+            "device_id": o.key.device_id.hex,
+            "originator_counter": str(o.key.originator_counter),
+            "event": o.key.event.value,
+            "source": o.source,
+            "result": o.result,
+            "decision": o.decision,
+            "reported_version": o.reported_version,
+            "version_before": o.version_before,
+            "version_after": o.version_after,
+            "occurred_at": to_db_opt(o.occurred_at),
+            "recorded_at": at,
+            "csp": csp,
+            "alerts_created": o.alerts_created,
+            "note": _note(o.note),
+        }
+        for o in outcomes
+    ]
+    result = conn.execute(
+        sa.insert(firmware_history).returning(firmware_history.c.id, sort_by_parameter_order=True),
+        rows,
+    )
+    return [int(row[0]) for row in result]
+
+
+def set_active_firmware_many(
+    conn: Connection, changes: Iterable[tuple[DeviceId, FirmwareVersion, datetime]]
+) -> None:
+    """Set several CHs' active versions in one executemany."""
+    rows = [
+        {"b_device": device.hex, "b_version": version.hex, "b_at": to_db(at)}
+        for device, version, at in changes
+    ]
+    if rows:
+        conn.execute(
+            sa.update(hubs)
+            .where(hubs.c.device_id == sa.bindparam("b_device"))
+            .values(
+                active_firmware=sa.bindparam("b_version"),
+                firmware_changed_at=sa.bindparam("b_at"),
+            ),
+            rows,
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import chfw.receiver.schema  # noqa: F401 -- registers the back office (bo_*) tables on metadata
 from chfw.store.engine import create_engine_for
 from chfw.store.schema import metadata
 

@@ -1,0 +1,203 @@
+"""`chfw pilot`: firmware pilots on the supplier side -- a target version, a cohort, progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chfw.cli._backoffice import DatabaseOption, backoffice_transaction
+from chfw.cli._context import fail, run_guarded
+from chfw.domain import FirmwareVersion
+from chfw.receiver import pilots
+from chfw.receiver.cohort import Cohort, read_cohort
+from chfw.store import audit
+from chfw.store._sql import now
+
+app = typer.Typer(
+    help="Firmware pilots: a target version and a cohort of CHs, and their progress.",
+    no_args_is_help=True,
+)
+
+_REJECTS_SHOWN = 20
+
+
+def _read_cohort_file(path: Path) -> Cohort:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as lines:
+            return read_cohort(lines)
+    except OSError as exc:
+        raise fail(f"cannot read cohort file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise fail(f"cohort file {path} is not UTF-8 text: {exc}") from None
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="Pilot name, e.g. 'CH fw 2.1.4 north'")],
+    target_version: Annotated[
+        str, typer.Option("--target-version", help="Firmware version the pilot rolls out (hex)")
+    ],
+    cohort: Annotated[
+        Path,
+        typer.Option(
+            "--cohort",
+            help="CSV with a device_id column, or one Device ID per line",
+            dir_okay=False,
+        ),
+    ],
+    description: Annotated[str | None, typer.Option(help="Free text, e.g. a ticket")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Define a pilot; cohort lines that are not Device IDs are reported and left out."""
+    with run_guarded():
+        pilots.check_name(name)
+        target = FirmwareVersion.parse(target_version)
+        members = _read_cohort_file(cohort)
+    for reject in members.rejects[:_REJECTS_SHOWN]:
+        typer.echo(f"{cohort}:{reject.line}: rejected {reject.text!r}: {reject.reason}", err=True)
+    if len(members.rejects) > _REJECTS_SHOWN:
+        typer.echo(f"... and {len(members.rejects) - _REJECTS_SHOWN} more rejected", err=True)
+    if not members.device_ids:
+        raise fail(f"cohort file {cohort} names no valid Device ID; no pilot created")
+    with backoffice_transaction(database) as conn:
+        pilot = pilots.create_pilot(conn, name, target, members.device_ids, now(), description)
+        audit.record(
+            conn,
+            audit.current_actor(),
+            "pilot.create",
+            {
+                "pilot": name,
+                "target_version": target.hex,
+                "cohort": pilot.cohort_size,
+                "cohort_file": str(cohort),
+                "rejected": len(members.rejects),
+            },
+        )
+    typer.echo(
+        f"created pilot {name!r}: target {target.hex}, {pilot.cohort_size} CHs"
+        f" ({len(members.rejects)} lines rejected, {members.duplicates} duplicates ignored)"
+    )
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.isoformat(timespec="seconds")
+
+
+def _duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return "-"
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{days}d {clock}" if days else clock
+
+
+@app.command()
+def status(
+    name: Annotated[str, typer.Argument(help="Pilot name")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON, with the cumulative activation series")
+    ] = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Progress: activated, not yet, share, first/last activation, time to 50 % and 90 %."""
+    with backoffice_transaction(database) as conn:
+        pilot, figures = pilots.pilot_progress(conn, name)
+    if as_json:
+        typer.echo(json.dumps(pilots.progress_json(pilot, figures), indent=2))
+        return
+    counts = {status.value: n for status, n in figures.statuses.items()}
+    typer.echo(
+        f"pilot {pilot.name!r}: target {pilot.target_version.hex}, cohort {figures.cohort} CHs "
+        f"(created {_when(pilot.created_at)})"
+    )
+    typer.echo(
+        f"  activated         {figures.activated} ({figures.share:.1%})"
+        f"  [still on target {counts['activated']}, moved on since {counts['moved_on']}]"
+    )
+    typer.echo(
+        f"  not yet           {figures.not_yet}"
+        f"  [version being fetched {counts['version_pending']}]"
+    )
+    typer.echo(f"  first activation  {_when(figures.first_activation)}")
+    typer.echo(f"  last activation   {_when(figures.last_activation)}")
+    for milestone in figures.milestones:
+        label = f"{milestone.percent} % ({milestone.needed} CHs)"
+        if milestone.reached_at is None:
+            typer.echo(f"  {label:<17} not reached")
+        else:
+            typer.echo(
+                f"  {label:<17} {_duration(milestone.after_first)} after the first activation "
+                f"({_when(milestone.reached_at)})"
+            )
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="Pilot name")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="CSV file to write (default: standard output)")
+    ] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """CSV, one row per cohort CH: device_id, active_version, activated_at, status."""
+    with backoffice_transaction(database) as conn:
+        pilot = pilots.get_pilot(conn, name)
+        if out is None:
+            pilots.write_export(pilot, pilots.member_states(conn, pilot), sys.stdout)
+            return
+        try:
+            with out.open("w", encoding="utf-8", newline="") as handle:
+                rows = pilots.write_export(pilot, pilots.member_states(conn, pilot), handle)
+        except OSError as exc:
+            raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
+    typer.echo(f"wrote {rows} CHs of pilot {name!r} to {out}")
+
+
+@app.command("list")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    database: DatabaseOption = None,
+) -> None:
+    """List pilots: name, target version, cohort size, when created."""
+    with backoffice_transaction(database) as conn:
+        found = pilots.list_pilots(conn)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "name": p.name,
+                        "target_version": p.target_version.hex,
+                        "cohort": p.cohort_size,
+                        "description": p.description,
+                        "created_at": p.created_at.isoformat(),
+                    }
+                    for p in found
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not found:
+        typer.echo("no pilots (create one with `chfw pilot create`)")
+        return
+    table = Table("Pilot", "Target", "Cohort", "Created", "Description")
+    for p in found:
+        table.add_row(
+            p.name,
+            p.target_version.hex,
+            str(p.cohort_size),
+            _when(p.created_at),
+            p.description or "",
+        )
+    Console().print(table)

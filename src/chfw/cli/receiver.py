@@ -1,0 +1,301 @@
+"""`chfw receiver`: the supplier's alert endpoint and what it received.
+
+Every command takes ``--database URL``; the default is the configured
+``database_url`` (``CHFW_DATABASE_URL``), the supplier's own database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import ssl
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import Connection
+
+from chfw.cli._context import fail, run_guarded, settings
+from chfw.cli.readiness import ready
+from chfw.cli.receiver_lookups import (
+    DspCaOption,
+    DspCertOption,
+    DspKeyOption,
+    DspTokenOption,
+    ServeDspUrlOption,
+    lookup_worker,
+    lookups,
+)
+from chfw.domain import DeviceId, DuisVersion
+from chfw.exceptions import ConfigError
+
+app = typer.Typer(
+    help="The supplier side: receive signed DUIS alerts and query the back office.",
+    no_args_is_help=True,
+)
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database", help="Database URL (default: settings database_url)"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def _database_url(database: str | None) -> str:
+    return database or settings().database_url
+
+
+@contextmanager
+def _connection(database: str | None) -> Iterator[Connection]:
+    from chfw.store.engine import create_engine_for
+    from chfw.store.errors import translated
+
+    with run_guarded():
+        engine = create_engine_for(_database_url(database))
+    try:
+        with run_guarded(), translated(), engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def serve(
+    trust: Annotated[
+        list[Path],
+        typer.Option(
+            "--trust",
+            help="PEM certificate(s) of the DSP whose signatures are accepted (repeatable)",
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8065,
+    database: DatabaseOption = None,
+    duis_version: Annotated[
+        str | None,
+        typer.Option(help="This user's DUIS version, e.g. 5.1 (default: each alert's own)"),
+    ] = None,
+    path: Annotated[str, typer.Option(help="Path the DSP posts alerts to")] = "/",
+    max_bytes: Annotated[int, typer.Option(help="Largest body accepted (bytes)")] = 1024 * 1024,
+    xsd_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Official DUIS XSDs (<dir>/<version>/); default: settings duis_xsd_dir, else "
+            "chfw's bundled subset"
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Server certificate chain (PEM); enables HTTPS")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM)")] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(help="CA(s) of the DSP's client certificate (PEM): mutual TLS required"),
+    ] = None,
+    dsp_url: ServeDspUrlOption = None,
+    dsp_token: DspTokenOption = None,
+    dsp_ca_bundle: DspCaOption = None,
+    dsp_client_cert: DspCertOption = None,
+    dsp_client_key: DspKeyOption = None,
+) -> None:
+    """Serve the alert endpoint until interrupted (plain HTTP without --tls-cert: local use only).
+
+    The database is migrated on start. Each POST is size-checked, parsed safely,
+    verified against --trust, validated, recorded, and answered 204 (400/413 otherwise).
+    """
+    import uvicorn
+
+    from chfw.receiver.app import create_receiver_app
+    from chfw.receiver.pipeline import ReceiverConfig
+    from chfw.receiver.validation import AlertSchemas
+    from chfw.signing import TrustStore
+    from chfw.store.engine import create_engine_for
+    from chfw.store.migrate import upgrade
+
+    with run_guarded():
+        if not trust:
+            raise ConfigError("give the DSP's signing certificate with --trust CERT.pem")
+        version = DuisVersion.parse(duis_version) if duis_version else None
+        directory = xsd_dir or (Path(d) if (d := settings().duis_xsd_dir) else None)
+        schemas = AlertSchemas.official(directory) if directory else AlertSchemas.bundled()
+        if version is not None:
+            schemas.preload(version)
+        elif schemas.envelope is not None:  # bundled: milliseconds to compile every version
+            for pair in DuisVersion.SUPPORTED:
+                schemas.preload(DuisVersion(*pair))
+        config = ReceiverConfig(
+            trust=TrustStore.from_files(*trust),
+            schemas=schemas,
+            duis_version=version,
+            max_bytes=max_bytes,
+            path=path,
+        )
+        tls = _tls_options(tls_cert, tls_key, tls_client_ca)
+        url = _database_url(database)
+        upgrade(url)
+        engine = create_engine_for(url)
+        follow_up = lookup_worker(
+            engine, dsp_url, dsp_token, dsp_ca_bundle, dsp_client_cert, dsp_client_key
+        )
+        if follow_up is not None:  # N999s: fetch their versions from the DSP at once
+            config = dataclasses.replace(config, on_lookup_needed=follow_up.notify)
+    typer.echo(
+        f"receiving alerts on {'https' if tls else 'http'}://{host}:{port}{path} "
+        f"({len(config.trust)} trusted signer(s), schemas: {schemas.source})",
+        err=True,
+    )
+    app_ = create_receiver_app(config, engine)
+    if follow_up is not None:
+        from chfw.receiver.lookup import run_with
+
+        run_with(app_, follow_up)
+    try:
+        uvicorn.run(
+            app_,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            **tls,
+        )
+    finally:
+        engine.dispose()
+
+
+def _tls_options(cert: Path | None, key: Path | None, client_ca: Path | None) -> dict[str, Any]:
+    """uvicorn's ssl_* options, after checking the files can be used."""
+    if cert is None:
+        if key is not None or client_ca is not None:
+            raise ConfigError("--tls-key and --tls-client-ca need --tls-cert")
+        return {}
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot use TLS certificate {cert} (key {key or 'in the same file'}): {exc}"
+        ) from None
+    options: dict[str, Any] = {"ssl_certfile": str(cert)}
+    if key is not None:
+        options["ssl_keyfile"] = str(key)
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot use client CA file {client_ca}: {exc}") from None
+        options["ssl_ca_certs"] = str(client_ca)
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return options
+
+
+@app.command()
+def hub(
+    ch_id: Annotated[str, typer.Argument(help="The CH's Device ID, e.g. 00-1D-A1-00-00-00-00-42")],
+    as_json: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """A CH's active firmware as the received alerts say, and one history entry per alert."""
+    from chfw.receiver import backoffice
+
+    with run_guarded():
+        device = DeviceId.parse(ch_id)
+    with _connection(database) as conn:
+        view = backoffice.hub_view(conn, device)
+    if view is None:
+        raise fail(f"no firmware alert has been received for CH {device}")
+    data = view.to_json()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    version = data["active_firmware_version"] or "unknown"
+    pending = " (version lookup pending)" if data["version_lookup_pending"] else ""
+    typer.echo(f"CH {data['device_id']}: firmware {version}{pending} since {data['changed_at']}")
+    table = Table("alert time", "code", "version", "source", "applied", "response id")
+    for entry in data["history"]:
+        table.add_row(
+            entry["alert_time"],
+            entry["alert_code"],
+            entry["firmware_version"] or "-",
+            entry["version_source"],
+            "yes" if entry["applied"] else "no (older)",
+            entry["response_id"],
+        )
+    Console().print(table)
+
+
+@app.command()
+def alerts(
+    code: Annotated[
+        str | None, typer.Option("--code", help="Only this DCC alert code, e.g. N64")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 50,
+    as_json: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """The alerts received (every DCC alert code), newest first."""
+    from chfw.receiver import backoffice
+
+    with _connection(database) as conn:
+        rows = backoffice.list_alerts(conn, alert_code=code, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([row.to_json() for row in rows], indent=2))
+        return
+    table = Table("received", "code", "device", "version", "alert time", "response id", "replays")
+    for row in rows:
+        table.add_row(
+            row.received_at.isoformat(),
+            row.alert_code,
+            row.device_id or "-",
+            row.firmware_version or ("?" if row.alert_code == "N999" else "-"),
+            row.alert_time.isoformat(),
+            row.response_id,
+            str(row.duplicates),
+        )
+    Console().print(table)
+
+
+@app.command()
+def document(
+    response_id: Annotated[str, typer.Argument(help="The alert's ResponseID")],
+    database: DatabaseOption = None,
+) -> None:
+    """Write one received alert's signed document, exactly as it arrived, to stdout."""
+    from chfw.receiver import backoffice
+
+    with _connection(database) as conn:
+        body = backoffice.alert_document(conn, response_id)
+    if body is None:
+        raise fail(f"no alert with ResponseID {response_id!r} has been received")
+    sys.stdout.buffer.write(body)
+    sys.stdout.buffer.flush()
+
+
+@app.command()
+def rejections(
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 50,
+    as_json: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """The POSTs the endpoint refused (400/413), newest first, with the reason."""
+    from chfw.receiver import backoffice
+
+    with _connection(database) as conn:
+        rows = backoffice.list_rejections(conn, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([row.to_json() for row in rows], indent=2))
+        return
+    table = Table("at", "status", "remote", "bytes", "reason")
+    for row in rows:
+        table.add_row(
+            row.at.isoformat(), str(row.status_code), row.remote or "-", str(row.size), row.reason
+        )
+    Console().print(table)
+
+
+app.command("ready")(ready)
+app.command("lookups")(lookups)

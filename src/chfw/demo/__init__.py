@@ -1,0 +1,1 @@
+"""`chfw demo`: a whole CH firmware wave, CS06 answers to delivered alerts, on one machine."""

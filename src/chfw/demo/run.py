@@ -1,0 +1,261 @@
+"""Run a simulated CH firmware wave through the real services and summarise it.
+
+Everything runs as separate processes talking HTTP on 127.0.0.1, as in
+production: the intake (`chfw serve`), delivery worker(s) (`chfw worker`) and
+one alert receiver per supplier (`chfw receiver serve`). The simulator plays
+the CSPs; its ground truth is checked against what the DSP and the suppliers'
+back offices recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from chfw.demo.processes import ServiceGroup, free_port
+from chfw.demo.summary import build_summary, print_summary
+from chfw.deployment import create_deployment
+from chfw.domain import FirmwareVersion
+from chfw.exceptions import ChfwError
+from chfw.sim.estate import SyntheticEstate, generate_estate
+from chfw.sim.poster import post_wave
+from chfw.sim.wave import InventoryStart, Wave, generate_wave
+from chfw.store import csps, estate, outbox, users
+from chfw.store._sql import chunked
+from chfw.store.engine import create_engine_for
+from chfw.store.schema import hubs
+
+SEEDED_AT = datetime(2025, 6, 1, tzinfo=UTC)  # when the estate's starting firmware took effect
+
+
+class DemoError(ChfwError):
+    """The demo could not complete; the message says which step and where its logs are."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    hubs: int = 10_000
+    seed: int = 0
+    workdir: Path | None = None
+    database_url: str | None = None
+    workers: int = 1
+    target_version: str = "02010300"
+    batch_size: int = 500
+    drain_timeout: float = 600.0
+
+
+@dataclass
+class Supplier:
+    name: str
+    user_id: str
+    duis_version: str
+    port: int
+    database_url: str
+
+
+def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
+    started = time.monotonic()
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="chfw-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    console.print(
+        f"[bold]chfw demo[/]: {options.hubs:,} Communications Hubs, work folder {workdir}"
+    )
+
+    config_path, settings, _ = create_deployment(
+        workdir / "dsp", database_url=options.database_url, force=True
+    )
+    engine = create_engine_for(settings.database_url)
+    synthetic = generate_estate(options.hubs, options.seed)
+    target = FirmwareVersion.parse(options.target_version)
+    wave = generate_wave(synthetic, target, options.seed, inventory_start=InventoryStart.ESTATE)
+    with engine.begin() as conn:
+        if estate.count_hubs(conn):
+            raise DemoError(
+                f"the database {settings.database_url} already has an estate; the demo needs "
+                "an empty one (its ground truth assumes a fresh deployment)"
+            )
+    _load_estate(engine, synthetic, console)
+    suppliers = _plan_suppliers(synthetic, workdir)
+    with engine.begin() as conn:
+        credential = csps.add_csp(conn, "demo-csp")
+        for supplier, sim in zip(suppliers, synthetic.suppliers, strict=True):
+            users.upsert_user(
+                conn,
+                users.ServiceUser(
+                    user_id=sim.user_id,
+                    name=sim.name,
+                    roles=sim.roles,
+                    duis_version=sim.duis_version,
+                    endpoint_url=f"http://127.0.0.1:{supplier.port}/",
+                ),
+            )
+
+    intake_port = free_port()
+    intake_url = f"http://127.0.0.1:{intake_port}"
+    with ServiceGroup(workdir / "logs") as services:
+        for supplier in suppliers:
+            services.start(
+                f"receiver-{supplier.user_id}",
+                [
+                    "receiver",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(supplier.port),
+                    "--trust",
+                    str(settings.signing_cert),
+                    "--database",
+                    supplier.database_url,
+                    "--duis-version",
+                    supplier.duis_version,
+                ],
+                health_url=f"http://127.0.0.1:{supplier.port}/healthz",
+            )
+        services.start(
+            "intake",
+            [
+                "--config",
+                str(config_path),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(intake_port),
+            ],
+            health_url=f"{intake_url}/healthz",
+        )
+        for n in range(options.workers):
+            services.start(f"worker-{n + 1}", ["--config", str(config_path), "worker"])
+        services.wait_healthy()
+        console.print(
+            f"intake on {intake_url}, {options.workers} delivery worker(s), "
+            f"{len(suppliers)} supplier receivers"
+        )
+
+        post_started = time.monotonic()
+        stats = _post(wave, intake_url, credential, options.batch_size, console)
+        post_seconds = time.monotonic() - post_started
+        services.check_alive()
+        drain_seconds = _drain(engine, wave, services, options.drain_timeout, console)
+        summary = build_summary(engine, wave, suppliers, stats.as_json())
+    summary["timing"] = {
+        "post_seconds": round(post_seconds, 2),
+        "drain_seconds_after_post": round(drain_seconds, 2),
+        "total_seconds": round(time.monotonic() - started, 2),
+        "messages_per_second": round(stats.messages / post_seconds, 1) if post_seconds else None,
+    }
+    summary["workdir"] = str(workdir)
+    print_summary(summary, console)
+    engine.dispose()
+    return summary
+
+
+def _load_estate(engine: sa.Engine, synthetic: SyntheticEstate, console: Console) -> None:
+    """Hubs with their starting firmware, then meter points; batched."""
+    with Progress(
+        TextColumn("estate"), BarColumn(), MofNCompleteColumn(), console=console, transient=True
+    ) as progress:
+        task = progress.add_task("estate", total=len(synthetic))
+        for chunk in chunked(synthetic, 5000):
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.insert(hubs),
+                    [
+                        {
+                            "device_id": hub.device_id.hex,
+                            "csp_region": hub.csp_region,
+                            "status": "commissioned",
+                            "active_firmware": hub.firmware.hex if hub.firmware else None,
+                            "firmware_changed_at": SEEDED_AT if hub.firmware else None,
+                            "created_at": SEEDED_AT,
+                        }
+                        for hub in chunk
+                    ],
+                )
+                estate.upsert_meter_points(
+                    conn, [(hub.device_id, point) for hub in chunk for point in hub.meter_points]
+                )
+            progress.advance(task, len(chunk))
+
+
+def _plan_suppliers(synthetic: SyntheticEstate, workdir: Path) -> list[Supplier]:
+    out = []
+    for sim in synthetic.suppliers:
+        folder = workdir / "suppliers" / sim.user_id.hex
+        folder.mkdir(parents=True, exist_ok=True)
+        out.append(
+            Supplier(
+                name=sim.name,
+                user_id=str(sim.user_id),
+                duis_version=str(sim.duis_version),
+                port=free_port(),
+                database_url=f"sqlite:///{folder / 'backoffice.db'}",
+            )
+        )
+    return out
+
+
+def _post(wave: Wave, url: str, credential: str, batch_size: int, console: Console) -> Any:
+    total = wave.ground_truth.messages
+    with Progress(
+        TextColumn("[bold]CSP → intake[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("messages"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("post", total=total)
+        return post_wave(
+            wave.payloads(),
+            url,
+            credential,
+            batch_size=batch_size,
+            concurrency=2,
+            progress=lambda n: progress.advance(task, n),
+        )
+
+
+def _drain(
+    engine: sa.Engine, wave: Wave, services: ServiceGroup, timeout: float, console: Console
+) -> float:
+    """Wait until no alert is pending (delivered or dead); returns the seconds waited."""
+    expected = sum(wave.ground_truth.alerts.values())
+    started = time.monotonic()
+    with Progress(
+        TextColumn("[bold]outbox → suppliers[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("alerts"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("drain", total=expected)
+        while True:
+            with engine.connect() as conn:
+                counts = outbox.counts(conn)
+            done = counts["delivered"] + counts["dead"]
+            progress.update(task, completed=done)
+            if counts["pending"] == 0:
+                return time.monotonic() - started
+            services.check_alive()
+            if time.monotonic() - started > timeout:
+                raise DemoError(
+                    f"the outbox did not drain within {timeout:.0f}s "
+                    f"({counts['pending']} pending); see the worker logs in {services.log_dir}"
+                )
+            time.sleep(0.25)
+
+
+def write_summary(summary: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,98 @@
+"""Service Users read a CH's inventory entry (the DUIS SR 8.2 "Read Inventory" analogue).
+
+``GET /su/v1/inventory/{device_id}`` with ``Authorization: Bearer <token>``
+(a Service User's inventory token, ``chfw users token``). A supplier's
+receiver calls it when an N999 stood in for an N64 and so carried no
+firmware version.
+
+Answers: 200 the entry; 400 the path is not a Device ID; 401 missing or
+unrecognised token; 404 the CH is unknown *or* the user is not one of its
+Responsible Suppliers -- one answer for both, so that a token does not let
+anyone probe which CHs exist in the estate.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the closure-local UserDep alias.
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+
+from chfw.domain import DeviceId, UserId
+from chfw.exceptions import InvalidValueError
+from chfw.store import inventory_access
+
+log = structlog.get_logger("chfw.intake.inventory")
+
+PATH = "/su/v1/inventory/{device_id}"
+
+
+class InventoryEntry(BaseModel):
+    """What the inventory holds for one CH."""
+
+    device_id: str = Field(description="Device ID, DUIS form (00-1D-A1-00-00-00-00-01)")
+    firmware_version: str | None = Field(
+        description="Active firmware, upper-case hex; null when no activation was ever reported"
+    )
+    firmware_changed_at: str | None = Field(description="When it became active (ISO 8601, UTC)")
+    csp_region: str = Field(description="north | central | south")
+    status: str = Field(description="The CH's status in the estate, e.g. commissioned")
+
+
+_NOT_FOUND = "no CH {device} that this Service User is a Responsible Supplier of"
+
+
+def inventory_router(engine: Engine) -> APIRouter:
+    """The read endpoint, on ``engine``'s inventory and Service Users."""
+    router = APIRouter(tags=["service users"])
+
+    def authenticate(request: Request) -> UserId:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(
+                401,
+                "missing token: send 'Authorization: Bearer <token>' "
+                "(a Service User's inventory token, from `chfw users token`)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        with engine.connect() as conn:
+            user = inventory_access.authenticate(conn, token.strip())
+        if user is None:
+            raise HTTPException(401, "token not recognised", headers={"WWW-Authenticate": "Bearer"})
+        return user
+
+    UserDep = Annotated[UserId, Depends(authenticate)]
+
+    @router.get(
+        PATH,
+        summary="Read a CH's active firmware (Responsible Suppliers only)",
+        response_model=InventoryEntry,
+        responses={
+            400: {"description": "Not a Device ID"},
+            401: {"description": "Missing or unrecognised token"},
+            404: {"description": "Unknown CH, or not one this user supplies"},
+        },
+    )
+    def read_inventory(device_id: str, user: UserDep) -> InventoryEntry:
+        try:
+            device = DeviceId.parse(device_id)
+        except InvalidValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        with engine.connect() as conn:
+            hub = inventory_access.read_hub(conn, user, device)
+        log.info("inventory_read", user_id=str(user), device_id=str(device), found=hub is not None)
+        if hub is None:
+            raise HTTPException(404, _NOT_FOUND.format(device=device))
+        return InventoryEntry(
+            device_id=str(hub.device_id),
+            firmware_version=hub.active_firmware.hex if hub.active_firmware else None,
+            firmware_changed_at=(
+                hub.firmware_changed_at.isoformat() if hub.firmware_changed_at else None
+            ),
+            csp_region=hub.csp_region.value,
+            status=hub.status,
+        )
+
+    return router

@@ -1,0 +1,41 @@
+"""Structured logs: JSON lines (one event per line) for services, readable text for terminals.
+
+Every event about a hub carries ``device_id``; about an outcome, ``key`` (CH:counter:event);
+about an alert, ``response_id``. Secrets (credentials, keys) are never passed to a logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def configure_logging(level: str | None = None, *, json: bool | None = None) -> None:
+    """Configure structlog once per process; CHFW_LOG_LEVEL and CHFW_LOG_FORMAT override."""
+    name = (level or os.environ.get("CHFW_LOG_LEVEL", "info")).lower()
+    fmt = os.environ.get("CHFW_LOG_FORMAT")
+    as_json = json if json is not None else (fmt != "console" if fmt else not sys.stderr.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.dict_tracebacks if as_json else structlog.dev.set_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(name, logging.INFO)),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )

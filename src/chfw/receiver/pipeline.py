@@ -1,0 +1,218 @@
+"""What happens to one POSTed alert, without HTTP: check it, record it, or record why not.
+
+Order (each failure is answered 4xx, logged with its reason, and leaves only
+a ``bo_rejections`` row): size (413) -> safe parse and signature against the
+trust store (:func:`chfw.signing.verify_document`: no DTD, no entities, no
+network, bounded depth and size) -> DUIS version of the endpoint -> schema
+(:class:`~chfw.receiver.validation.AlertSchemas`) -> shape of the alert ->
+record (204). Only a verified document can be a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from chfw.domain import DeviceId, DuisVersion
+from chfw.exceptions import ChfwError, ConfigError, InvalidValueError
+from chfw.receiver import backoffice
+from chfw.receiver.facts import AlertFacts, read_alert
+from chfw.receiver.validation import AlertSchemas
+from chfw.signing import TrustStore, VerifiedDocument, verify_document
+from chfw.xmlsafe import DEFAULT_MAX_BYTES as PARSER_MAX_BYTES
+
+log = structlog.get_logger("chfw.receiver")
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """One alert endpoint: whom it trusts, which DUIS version it speaks, how much it reads."""
+
+    trust: TrustStore
+    schemas: AlertSchemas = field(default_factory=AlertSchemas.bundled)
+    duis_version: DuisVersion | None = None  # None: each document's own schemaVersion
+    max_bytes: int = DEFAULT_MAX_BYTES
+    path: str = "/"
+    # Called after an N999-for-N64 is recorded: the version must be read from the DSP.
+    on_lookup_needed: Callable[[DeviceId], None] | None = field(default=None, compare=False)
+    clock: Callable[[], datetime] = field(default=_utc_now, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.trust) == 0:
+            raise ConfigError(
+                "the receiver's trust store is empty: give the DSP's signing certificate "
+                "(--trust CERT.pem), or every alert would be refused"
+            )
+        if not 0 < self.max_bytes <= PARSER_MAX_BYTES:
+            raise ConfigError(
+                f"max_bytes {self.max_bytes} must be between 1 and {PARSER_MAX_BYTES}: the safe "
+                "XML parser refuses larger documents anyway"
+            )
+        if not self.path.startswith("/"):
+            raise ConfigError(f"the alert path {self.path!r} must start with '/'")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer to one POST: 204, or 4xx with a reason."""
+
+    status: int
+    reason: str | None = None
+    facts: AlertFacts | None = None
+    duplicate: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == 204
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, response_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.response_id = response_id
+
+
+class AlertReceiver:
+    """Checks and records alerts for one endpoint; thread-safe (one transaction per alert)."""
+
+    def __init__(self, config: ReceiverConfig, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+
+    def receive(self, body: bytes, remote: str | None = None) -> Outcome:
+        """Handle one complete body (already within the size limit)."""
+        now = self.config.clock()
+        if len(body) > self.config.max_bytes:
+            return self.too_large(len(body), remote)
+        try:
+            verified, facts = self._check(body, now)
+        except _Rejected as rejected:
+            return self._reject(
+                400,
+                rejected.reason,
+                remote,
+                now,
+                size=len(body),
+                digest=hashlib.sha256(body).hexdigest(),
+                response_id=rejected.response_id,
+            )
+        signer = verified.certificate.subject.rfc4514_string()
+        with self.engine.begin() as conn:
+            result = backoffice.record_alert(
+                conn,
+                facts,
+                document=body,
+                signer=signer,
+                digest=verified.digest.hex(),
+                now=now,
+            )
+        log.info(
+            "alert_received",
+            response_id=facts.response_id,
+            alert_code=facts.alert_code,
+            device_id=str(facts.device_id) if facts.device_id else None,
+            firmware_version=facts.firmware_version.hex if facts.firmware_version else None,
+            duplicate=result.duplicate,
+            applied=result.applied,
+            remote=remote,
+        )
+        if result.duplicate and not result.same_content:
+            log.warning(
+                "alert_replayed_with_other_content",
+                response_id=facts.response_id,
+                hint="the DSP reused a ResponseID for another signed document; the first is kept",
+            )
+        if result.lookup_needed and facts.device_id and self.config.on_lookup_needed:
+            self.config.on_lookup_needed(facts.device_id)
+        return Outcome(204, facts=facts, duplicate=result.duplicate)
+
+    def too_large(self, size: int, remote: str | None = None) -> Outcome:
+        """Refuse a body over the limit; ``size`` is what was read before giving up."""
+        reason = f"body exceeds {self.config.max_bytes} bytes; DUIS alerts are a few kilobytes"
+        return self._reject(413, reason, remote, self.config.clock(), size=size)
+
+    def _check(self, body: bytes, now: datetime) -> tuple[VerifiedDocument, AlertFacts]:
+        try:
+            verified = verify_document(body, self.config.trust, at=now)
+        except ChfwError as exc:  # its messages say what was wrong: unreadable, unsigned...
+            raise _Rejected(str(exc)) from None
+        # From here the document is the DSP's: its ResponseID can go in the log.
+        response_id = verified.root.findtext(
+            "{http://www.dccinterface.co.uk/ServiceUserGateway}Header/"
+            "{http://www.dccinterface.co.uk/ServiceUserGateway}ResponseID"
+        )
+        try:
+            version = self._version_of(verified.root.get("schemaVersion"))
+            self.config.schemas.validate(verified.root, version)
+            facts = read_alert(verified.root, str(version))
+        except ChfwError as exc:
+            raise _Rejected(str(exc), response_id) from None
+        return verified, facts
+
+    def _version_of(self, declared: str | None) -> DuisVersion:
+        expected = self.config.duis_version
+        if expected is None:
+            try:
+                return DuisVersion.parse(declared or "")
+            except InvalidValueError as exc:
+                raise InvalidValueError(f"schemaVersion: {exc}") from None
+        if not _same_decimal(declared, str(expected)):
+            raise InvalidValueError(
+                f"schemaVersion {declared!r} is not this endpoint's DUIS version {expected}"
+            )
+        return expected
+
+    def _reject(
+        self,
+        status: int,
+        reason: str,
+        remote: str | None,
+        now: datetime,
+        *,
+        size: int,
+        digest: str | None = None,
+        response_id: str | None = None,
+    ) -> Outcome:
+        log.warning(
+            "alert_rejected",
+            status=status,
+            reason=reason,
+            remote=remote,
+            size=size,
+            response_id=response_id,
+        )
+        with self.engine.begin() as conn:
+            backoffice.record_rejection(
+                conn,
+                status_code=status,
+                reason=reason,
+                remote=remote,
+                size=size,
+                now=now,
+                digest=digest,
+                response_id=response_id,
+            )
+        return Outcome(status, reason=reason)
+
+
+def _same_decimal(declared: str | None, expected: str) -> bool:
+    """xs:decimal equality: ``5.10`` and ``05.1`` are DUIS 5.1 too."""
+    if declared is None:
+        return False
+    try:
+        return Decimal(declared.strip()) == Decimal(expected)
+    except InvalidOperation:
+        return False

@@ -1,0 +1,116 @@
+"""Which schema an incoming alert is checked against, so that any DCC alert code can be kept.
+
+chfw's bundled XSD describes only the alerts chfw emits: its DCCAlert choice
+holds the N64 and N999 bodies and nothing else. Checked against it, every other
+DCC alert (N1 … N65) would be refused, yet the receiver must store and list them.
+So, with the bundled schemas:
+
+- an alert whose code is N64 or N999 is validated fully, body included;
+- any other alert is validated against the *envelope*: the same schema, derived
+  in memory, in which DCCAlertCode is any code of the DUIS form (``AD1`` or
+  ``N`` and 1 to 4 digits) and DCCAlert holds exactly one element of the DUIS
+  namespace whose content is not checked. Response, Header (ResponseID,
+  ResponseCode, ResponseDateTime), Body and DCCAlertMessage stay strict.
+
+With the official DUIS schemas configured (``--xsd-dir``), every alert is
+validated fully against them: they define every alert body.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from lxml import etree
+
+from chfw.domain import DuisVersion
+from chfw.duis import SR_NAMESPACE, SchemaSet, bundled_schemas, official_schemas
+
+_XS = "http://www.w3.org/2001/XMLSchema"
+_NS = {"xs": _XS, "sr": SR_NAMESPACE}
+_CODE_PATH = (
+    f"{{{SR_NAMESPACE}}}Body/{{{SR_NAMESPACE}}}DCCAlertMessage/{{{SR_NAMESPACE}}}DCCAlertCode"
+)
+
+FULLY_CHECKED_CODES = frozenset({"N64", "N999"})
+"""The alert codes whose bodies chfw's bundled schema defines."""
+
+ANY_ALERT_CODE_PATTERN = "AD1|N[1-9][0-9]{0,3}"
+"""The envelope's DCCAlertCode: the form of every DUIS DCC alert code."""
+
+
+class AlertSchemas:
+    """Validates alerts of every DCC alert code: strictly where a body is known, else its envelope."""
+
+    def __init__(self, full: SchemaSet, envelope: SchemaSet | None) -> None:
+        self.full = full
+        self.envelope = envelope
+
+    @classmethod
+    def bundled(cls) -> AlertSchemas:
+        """chfw's subset: N64/N999 in full, other alert codes by their envelope."""
+        return cls(bundled_schemas(), envelope_schemas())
+
+    @classmethod
+    def official(cls, directory: Path) -> AlertSchemas:
+        """DCC's XSDs in ``directory`` (``<dir>/<version>/DUIS Schema V<version>.xsd``): all in full."""
+        return cls(official_schemas(directory), None)
+
+    @property
+    def source(self) -> str:
+        return self.full.source
+
+    def preload(self, version: DuisVersion) -> None:
+        """Compile the schemas of ``version`` now, so a broken set-up fails at start-up."""
+        self.full.schema_for(version)
+        if self.envelope is not None:
+            self.envelope.schema_for(version)
+
+    def validate(self, root: etree._Element, version: DuisVersion) -> None:
+        """Raise SchemaValidationError unless ``root`` is a valid DUIS ``version`` alert."""
+        if self.envelope is not None and root.findtext(_CODE_PATH) not in FULLY_CHECKED_CODES:
+            self.envelope.validate(root, version)
+        else:
+            self.full.validate(root, version)
+
+
+@cache
+def envelope_schemas() -> SchemaSet:
+    """The bundled schema with any DCC alert code and an unchecked DCCAlert body."""
+    return SchemaSet(
+        "chfw's DUIS alert envelope schema (alert body not checked)",
+        lambda version: _compile_envelope(_bundled_file(version)),
+    )
+
+
+def _bundled_file(version: DuisVersion) -> str:
+    # chfw.duis ships one file for 5.0 (no N64) and one for 5.1 to 5.4; the envelope
+    # only uses their Header and message types, which are the same in both.
+    return "chfw-duis-alerts-5.0.xsd" if not version.supports_n64 else "chfw-duis-alerts-5.1.xsd"
+
+
+@cache
+def _compile_envelope(filename: str) -> etree.XMLSchema:
+    data = (resources.files("chfw.duis") / "xsd" / filename).read_bytes()
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, remove_blank_text=True)
+    tree = etree.fromstring(data, parser)
+    code = _one(tree, "xs:simpleType[@name='DCCAlertCode']/xs:restriction")
+    for child in list(code):
+        code.remove(child)
+    etree.SubElement(code, f"{{{_XS}}}pattern", value=ANY_ALERT_CODE_PATTERN)
+    alert = _one(tree, "xs:complexType[@name='DCCAlert']")
+    for child in list(alert):
+        alert.remove(child)
+    sequence = etree.SubElement(alert, f"{{{_XS}}}sequence")
+    etree.SubElement(
+        sequence, f"{{{_XS}}}any", namespace="##targetNamespace", processContents="skip"
+    )
+    return etree.XMLSchema(tree)
+
+
+def _one(tree: etree._Element, path: str) -> etree._Element:
+    found = tree.find(path, _NS)
+    if found is None:  # pragma: no cover - a packaging error, caught by the tests
+        raise RuntimeError(f"chfw's bundled DUIS schema has no {path}")
+    return found

@@ -1,0 +1,515 @@
+"""The worker against a real supplier endpoint on 127.0.0.1: every delivery path of issue 3."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import timedelta
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from chfw.config import Settings
+from chfw.delivery.sender import TlsConfig
+from chfw.delivery.worker import Worker, WorkerStats
+from chfw.store import outbox
+from chfw.store.schema import audit_log
+from tests.delivery.conftest import FakeClock, Pki
+from tests.delivery.helpers import (
+    HUB_1,
+    HUB_2,
+    SUPPLIER_A,
+    SUPPLIER_B,
+    add_user,
+    alert,
+    document,
+    drain,
+    enqueue,
+    row,
+)
+from tests.delivery.receiver import Answer, ScriptedReceiver, free_port
+
+
+def response_ids(receiver: ScriptedReceiver) -> list[str]:
+    """The ResponseIDs the receiver saw, in order of arrival."""
+    return [r.body.split(b"<sr:ResponseID>")[1].split(b"<")[0].decode() for r in receiver.received]
+
+
+class TestDelivered:
+    """A 204 marks the row delivered; the endpoint gets the document byte for byte."""
+
+    def test_204_delivers(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url())
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+
+        stats = drain(engine, settings, clock)
+
+        assert (stats.delivered, stats.retried, stats.dead) == (1, 0, 0)
+        (seen,) = receiver.received
+        assert seen.method == "POST" and seen.path == "/duis"
+        assert seen.body == document("R-1")
+        assert seen.headers["content-type"] == "application/xml"
+        detail = row(engine, outbox_id)
+        assert detail.row.state == "delivered"
+        assert detail.row.delivered_at == clock.now
+        assert detail.row.attempts == 1 and detail.row.lease_until is None
+        (attempt,) = detail.attempts
+        assert (attempt.outcome, attempt.status_code) == ("delivered", 204)
+
+    def test_delivered_rows_stay_and_are_not_sent_again(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url())
+        enqueue(engine, [alert("R-1"), alert("R-2", hub=HUB_2)], clock.now)
+        drain(engine, settings, clock)
+        clock.advance(3600)
+        again = drain(engine, settings, clock)
+        assert again.claimed == 0
+        assert len(receiver.received) == 2
+        with engine.connect() as conn:
+            assert outbox.counts(conn)["delivered"] == 2
+
+
+class TestRejected:
+    """A 400 dead-letters the row at once: exactly one POST, no retry."""
+
+    def test_400_is_dead_without_retry(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url())
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+        receiver.script(Answer(400, b"Signature verification failed"))
+
+        stats = drain(engine, settings, clock)
+        clock.advance(7 * 86400)
+        later = drain(engine, settings, clock)
+
+        assert (stats.rejected, stats.retried, later.claimed) == (1, 0, 0)
+        assert len(receiver.received) == 1
+        detail = row(engine, outbox_id)
+        assert detail.row.state == "dead" and detail.row.attempts == 1
+        assert detail.row.last_error is not None
+        assert "400" in detail.row.last_error
+        assert "Signature verification failed" in detail.row.last_error
+        assert [(a.outcome, a.status_code) for a in detail.attempts] == [("rejected", 400)]
+
+
+class TestRetried:
+    """A 503 is retried later with backoff and then delivered exactly once."""
+
+    def test_503_then_204(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url())
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+        receiver.script(503)
+
+        first = drain(engine, settings, clock)
+        waiting = row(engine, outbox_id).row
+        assert (first.retried, first.delivered) == (1, 0)
+        assert waiting.state == "pending" and waiting.attempts == 1
+        assert waiting.next_attempt_at > clock.now
+        assert waiting.last_error is not None and "503" in waiting.last_error
+
+        clock.advance((waiting.next_attempt_at - clock.now).total_seconds())
+        second = drain(engine, settings, clock)
+
+        assert second.delivered == 1
+        assert [r.status for r in receiver.received] == [503, 204]
+        detail = row(engine, outbox_id)
+        assert detail.row.state == "delivered" and detail.row.attempts == 2
+        assert [a.outcome for a in detail.attempts] == ["retry", "delivered"]
+
+    def test_not_retried_before_it_is_due(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url())
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+        receiver.script(503)
+        drain(engine, settings, clock)
+        due = row(engine, outbox_id).row.next_attempt_at
+        clock.now = due - timedelta(milliseconds=1)
+        assert drain(engine, settings, clock).claimed == 0
+        assert len(receiver.received) == 1
+
+
+class TestEndpointDown:
+    """With nothing listening the backlog is kept, counted and rescheduled, then drains."""
+
+    def test_backlog_kept_then_drained(
+        self, engine: Engine, settings: Settings, clock: FakeClock
+    ) -> None:
+        down = ScriptedReceiver(port=free_port())  # not started yet
+        add_user(engine, SUPPLIER_A, down.url())
+        hubs = [HUB_1, HUB_2]
+        ids = enqueue(engine, [alert(f"R-{n}", hub=hubs[n]) for n in range(2)], clock.now)
+
+        for _ in range(3):
+            stats = drain(engine, settings, clock)
+            assert stats.retried == 2
+            clock.advance(settings.retry_max_seconds)
+        for outbox_id in ids:
+            waiting = row(engine, outbox_id).row
+            assert waiting.state == "pending" and waiting.attempts == 3
+            assert waiting.next_attempt_at > waiting.created_at
+            assert waiting.last_error is not None and "cannot connect" in waiting.last_error
+
+        down.start()
+        try:
+            stats = drain(engine, settings, clock)
+        finally:
+            down.stop()
+        assert stats.delivered == 2
+        assert sorted(response_ids(down)) == ["R-0", "R-1"]
+        assert all(row(engine, i).row.attempts == 4 for i in ids)
+
+
+class TestOrdering:
+    """One CH's alerts to one user are delivered in order; nobody else waits."""
+
+    def test_later_alert_waits_for_earlier_retry(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url("/a"))
+        add_user(engine, SUPPLIER_B, receiver.url("/b"))
+        enqueue(
+            engine,
+            [
+                alert("A-1", SUPPLIER_A, HUB_1),
+                alert("A-2", SUPPLIER_A, HUB_1),
+                alert("A-3", SUPPLIER_A, HUB_2),  # other CH, same user
+                alert("B-1", SUPPLIER_B, HUB_1),  # same CH, other user
+            ],
+            clock.now,
+        )
+        receiver.script(503, match=b">A-1<")
+
+        first = drain(engine, settings, clock)
+
+        assert (first.delivered, first.retried) == (2, 1)
+        assert sorted(response_ids(receiver)) == ["A-1", "A-3", "B-1"]  # A-2 held back
+        clock.advance(settings.retry_initial_seconds)
+        second = drain(engine, settings, clock)
+
+        assert second.delivered == 2
+        hub_1_to_a = [
+            (rid, r.status)
+            for rid, r in zip(response_ids(receiver), receiver.received, strict=True)
+            if r.path == "/a" and rid != "A-3"
+        ]
+        assert hub_1_to_a == [("A-1", 503), ("A-1", 204), ("A-2", 204)]
+
+    def test_dead_alert_does_not_block_the_next(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url())
+        enqueue(engine, [alert("A-1"), alert("A-2")], clock.now)
+        receiver.script(400, match=b">A-1<")
+        stats = drain(engine, settings, clock)
+        assert (stats.rejected, stats.delivered) == (1, 1)
+        assert response_ids(receiver) == ["A-1", "A-2"]
+
+
+class TestHorizon:
+    """Once the next try would fall after created_at + horizon, the row is dead."""
+
+    def test_retries_until_the_horizon_then_dead(
+        self, engine: Engine, sqlite_url: str, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        settings = Settings(
+            database_url=sqlite_url,
+            retry_initial_seconds=60,
+            retry_max_seconds=600,
+            retry_horizon_hours=1,
+        )
+        add_user(engine, SUPPLIER_A, receiver.url())
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+        receiver.default = Answer(503)
+        created = clock.now
+
+        totals = WorkerStats()
+        for _ in range(100):
+            stats = drain(engine, settings, clock)
+            totals.retried += stats.retried
+            totals.expired += stats.expired
+            current = row(engine, outbox_id).row
+            if current.state == "dead":
+                break
+            assert current.next_attempt_at <= created + timedelta(hours=1)
+            clock.now = current.next_attempt_at
+
+        detail = row(engine, outbox_id)
+        assert detail.row.state == "dead"
+        assert totals.expired == 1 and totals.retried >= 2
+        assert len(receiver.received) == detail.row.attempts == totals.retried + 1
+        assert [a.outcome for a in detail.attempts][-1] == "dead"
+        assert detail.row.last_error is not None
+        assert "retry horizon of 1 h passed" in detail.row.last_error
+        assert "503" in detail.row.last_error
+
+
+class TestReplay:
+    """An operator's replay puts a dead row back in the queue; it is then delivered."""
+
+    def test_dead_replayed_then_delivered(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url())
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+        receiver.script(400)
+        drain(engine, settings, clock)
+        assert row(engine, outbox_id).row.state == "dead"
+
+        clock.advance(600)
+        with engine.begin() as conn:
+            change = outbox.replay(conn, [outbox_id], "operator", clock.now)
+        replayed = row(engine, outbox_id).row
+        assert change.changed == (outbox_id,)
+        assert (replayed.state, replayed.attempts) == ("pending", 1)
+        assert replayed.next_attempt_at == clock.now
+
+        stats = drain(engine, settings, clock)
+        assert stats.delivered == 1
+        assert [r.status for r in receiver.received] == [400, 204]
+        assert row(engine, outbox_id).row.state == "delivered"
+        with engine.connect() as conn:
+            (entry,) = conn.execute(sa.select(audit_log)).all()
+        assert (entry.actor, entry.action) == ("operator", "outbox.replay")
+        assert entry.detail["ids"] == [outbox_id]
+
+
+class TestCrashRecovery:
+    """A row leased by a worker that died is claimed again once its lease runs out."""
+
+    def test_expired_lease_is_reclaimed(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url())
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+        with engine.begin() as conn:  # a worker claims it, then crashes before settling
+            (claimed,) = outbox.claim_due(conn, clock.now, 10, settings.lease_seconds)
+        assert claimed.id == outbox_id
+
+        assert drain(engine, settings, clock).claimed == 0  # the lease still holds
+        clock.advance(settings.lease_seconds)
+        stats = drain(engine, settings, clock)
+
+        assert stats.delivered == 1
+        assert len(receiver.received) == 1
+        assert row(engine, outbox_id).row.state == "delivered"
+
+
+def run_worker(engine: Engine, settings: Settings, clock: FakeClock, body: object) -> WorkerStats:
+    """Run ``run_forever`` while ``body(worker, stop)`` (a coroutine function) drives it."""
+
+    async def main() -> WorkerStats:
+        stop = asyncio.Event()
+        async with Worker(engine, settings, clock=clock, rng=random.Random(1)) as worker:
+            running = asyncio.create_task(worker.run_forever(stop))
+            await body(worker, stop)  # type: ignore[operator]
+            return await asyncio.wait_for(running, 10)
+
+    return asyncio.run(main())
+
+
+class TestRunForever:
+    """The long-running loop picks up new rows and stops gracefully."""
+
+    def test_picks_up_rows_written_while_running(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url())
+
+        async def body(_worker: Worker, stop: asyncio.Event) -> None:
+            await asyncio.sleep(0.05)
+            await asyncio.to_thread(enqueue, engine, [alert("LATE")], clock.now)
+            for _ in range(500):
+                if receiver.received:
+                    break
+                await asyncio.sleep(0.01)
+            stop.set()
+
+        stats = run_worker(engine, settings, clock, body)
+        assert stats.delivered == 1
+        assert response_ids(receiver) == ["LATE"]
+
+    def test_stop_finishes_in_flight_and_releases_the_rest(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url(), max_in_flight=1)
+        ids = enqueue(
+            engine, [alert(f"R-{n}", hub=hub) for n, hub in enumerate([HUB_1, HUB_2])], clock.now
+        )
+        receiver.script(Answer(204, delay=0.3))
+
+        async def body(_worker: Worker, stop: asyncio.Event) -> None:
+            await asyncio.to_thread(receiver.arrived.wait, 10)
+            stop.set()  # while the first POST is being answered
+
+        stats = run_worker(engine, settings, clock, body)
+
+        assert (stats.delivered, stats.released) == (1, 1)
+        states = {i: row(engine, i).row for i in ids}
+        delivered = [r for r in states.values() if r.state == "delivered"]
+        released = [r for r in states.values() if r.state == "pending"]
+        assert len(delivered) == 1 and len(released) == 1
+        assert released[0].lease_until is None and released[0].attempts == 0
+
+
+class TestConcurrency:
+    """POSTs run concurrently, but never more than the user's max_in_flight at once."""
+
+    def test_bounded_per_endpoint(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url(), max_in_flight=2)
+        alerts = [alert(f"R-{n}", hub=type(HUB_1).from_int(n)) for n in range(8)]
+        enqueue(engine, alerts, clock.now)
+        receiver.default = Answer(204, delay=0.05)
+
+        stats = drain(engine, settings, clock)
+
+        assert stats.delivered == 8
+        assert receiver.max_in_flight == 2
+
+    def test_connections_are_reused(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url(), max_in_flight=2)
+        enqueue(
+            engine, [alert(f"R-{n}", hub=type(HUB_1).from_int(n)) for n in range(20)], clock.now
+        )
+        drain(engine, settings, clock)
+        assert len(receiver.received) == 20
+        assert len({r.client_port for r in receiver.received}) <= 2
+
+
+class TestMisconfiguredUsers:
+    """Alerts for users that cannot be reached wait, with a message that says why."""
+
+    def test_user_without_endpoint(
+        self, engine: Engine, settings: Settings, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, None)
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+        assert drain(engine, settings, clock).retried == 1
+        error = row(engine, outbox_id).row.last_error
+        assert error is not None and "no endpoint URL" in error
+
+    def test_unknown_user(self, engine: Engine, settings: Settings, clock: FakeClock) -> None:
+        (outbox_id,) = enqueue(engine, [alert("R-1", SUPPLIER_B)], clock.now)
+        assert drain(engine, settings, clock).retried == 1
+        error = row(engine, outbox_id).row.last_error
+        assert error is not None and "not a registered Service User" in error
+
+    def test_unreadable_ca_bundle(
+        self, engine: Engine, settings: Settings, clock: FakeClock, tmp_path: object
+    ) -> None:
+        add_user(engine, SUPPLIER_A, "https://localhost:1/duis", ca_bundle="/nonexistent/ca.pem")
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+        assert drain(engine, settings, clock).retried == 1
+        error = row(engine, outbox_id).row.last_error
+        assert error is not None and "/nonexistent/ca.pem" in error
+
+
+class TestMutualTls:
+    """Per-user TLS settings reach the endpoint: its CA bundle and our client certificate."""
+
+    def test_delivered_over_mutual_tls(
+        self,
+        engine: Engine,
+        settings: Settings,
+        tls_receiver: ScriptedReceiver,
+        pki: Pki,
+        clock: FakeClock,
+    ) -> None:
+        add_user(
+            engine,
+            SUPPLIER_A,
+            tls_receiver.url(),
+            ca_bundle=str(pki.ca),
+            client_cert=str(pki.client_cert),
+            client_key=str(pki.client_key),
+        )
+        add_user(engine, SUPPLIER_B, tls_receiver.url(), ca_bundle=str(pki.ca))  # no client cert
+        a, b = enqueue(engine, [alert("A-1"), alert("B-1", SUPPLIER_B)], clock.now)
+
+        stats = drain(engine, settings, clock)
+
+        assert (stats.delivered, stats.retried) == (1, 1)
+        assert response_ids(tls_receiver) == ["A-1"]
+        assert row(engine, a).row.state == "delivered"
+        assert row(engine, b).row.state == "pending"
+
+
+class TestWithMockTransport:
+    """Fine-grained cases with httpx.MockTransport in place of the network."""
+
+    def test_unexpected_error_is_retried_not_lost(
+        self, engine: Engine, settings: Settings, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, "https://supplier.example/duis")
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+
+        def handler(_request: httpx.Request) -> httpx.Response:
+            raise RuntimeError("bug in a transport")
+
+        def factory(_tls: TlsConfig) -> httpx.AsyncClient:
+            return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+        stats = drain(engine, settings, clock, client_factory=factory)
+        assert stats.retried == 1
+        error = row(engine, outbox_id).row.last_error
+        assert error is not None and "internal error" in error and "bug in a transport" in error
+
+    def test_each_tls_setup_gets_its_own_client(
+        self, engine: Engine, settings: Settings, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, "https://a.example/duis", ca_bundle="/a-ca.pem")
+        add_user(engine, SUPPLIER_B, "https://b.example/duis")
+        enqueue(
+            engine, [alert("A-1"), alert("B-1", SUPPLIER_B), alert("A-2", hub=HUB_2)], clock.now
+        )
+        made: list[TlsConfig] = []
+        hosts: list[str] = []
+
+        def factory(tls: TlsConfig) -> httpx.AsyncClient:
+            made.append(tls)
+
+            def handler(request: httpx.Request) -> httpx.Response:
+                hosts.append(request.url.host)
+                return httpx.Response(204)
+
+            return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+        assert drain(engine, settings, clock, client_factory=factory).delivered == 3
+        assert sorted(t.ca_bundle or "" for t in made) == ["", "/a-ca.pem"]
+        assert sorted(hosts) == ["a.example", "a.example", "b.example"]
+
+    @pytest.mark.parametrize("batch_size", [1, 3])
+    def test_small_batches_drain_everything(
+        self, engine: Engine, sqlite_url: str, clock: FakeClock, batch_size: int
+    ) -> None:
+        settings = Settings(database_url=sqlite_url, worker_batch_size=batch_size)
+        add_user(engine, SUPPLIER_A, "https://a.example/duis")
+        alerts = [alert(f"R-{n}", hub=HUB_1 if n % 2 else HUB_2) for n in range(10)]
+        enqueue(engine, alerts, clock.now)
+        order: list[bytes] = []
+
+        def factory(_tls: TlsConfig) -> httpx.AsyncClient:
+            def handler(request: httpx.Request) -> httpx.Response:
+                order.append(request.content)
+                return httpx.Response(204)
+
+            return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+        assert drain(engine, settings, clock, client_factory=factory).delivered == 10
+        for hub in (HUB_1, HUB_2):
+            sent = [
+                body for body in order if body in {a.document for a in alerts if a.device_id == hub}
+            ]
+            assert sent == [a.document for a in alerts if a.device_id == hub]

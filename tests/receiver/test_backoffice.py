@@ -1,0 +1,203 @@
+"""The back office store: dedupe on ResponseID, order by alert time, keep history and rejections."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Engine
+
+from chfw.domain import DeviceId, FirmwareVersion
+from chfw.receiver import backoffice
+from chfw.receiver.facts import AlertFacts
+from chfw.receiver.schema import bo_alerts
+from chfw.store import migrate
+from chfw.store.engine import create_engine_for
+from chfw.store.schema import metadata
+from tests.receiver.helpers import CH, CH2, T0
+
+NOW = T0 + timedelta(days=1)
+
+
+def _facts(
+    counter: int,
+    version: str | None = "02010300",
+    *,
+    at_minutes: int = 0,
+    code: str = "N64",
+    device: DeviceId = CH,
+    mismatch: str | None = None,
+) -> AlertFacts:
+    return AlertFacts(
+        response_id=f"90-B3-D5-1F-30-00-00-02:{device}:{counter}",
+        alert_code=code,
+        schema_version="5.1",
+        alert_time=T0 + timedelta(minutes=at_minutes),
+        device_id=device,
+        firmware_version=FirmwareVersion.parse(version) if version else None,
+        mismatch_alert_code=mismatch,
+    )
+
+
+def _record(engine: Engine, facts: AlertFacts, digest: str = "00" * 32) -> backoffice.RecordResult:
+    with engine.begin() as conn:
+        return backoffice.record_alert(
+            conn, facts, document=b"<doc/>", signer="CN=DSP", digest=digest, now=NOW
+        )
+
+
+def _hub(engine: Engine, device: DeviceId = CH) -> backoffice.HubView:
+    with engine.connect() as conn:
+        view = backoffice.hub_view(conn, device)
+    assert view is not None
+    return view
+
+
+class TestDedupe:
+    """A ResponseID is recorded once; replays are counted, and different content is flagged."""
+
+    def test_second_copy_is_a_duplicate(self, engine: Engine) -> None:
+        first = _record(engine, _facts(1))
+        second = _record(engine, _facts(1))
+        assert (first.duplicate, first.applied) == (False, True)
+        assert (second.duplicate, second.applied, second.same_content) == (True, False, True)
+        with engine.connect() as conn:
+            (row,) = backoffice.list_alerts(conn)
+        assert row.duplicates == 1
+        assert len(_hub(engine).history) == 1
+
+    def test_same_id_other_content_is_flagged_and_the_first_kept(self, engine: Engine) -> None:
+        _record(engine, _facts(1, "01"), digest="aa" * 32)
+        replay = _record(engine, _facts(1, "02"), digest="bb" * 32)
+        assert replay.duplicate
+        assert not replay.same_content
+        assert _hub(engine).active_version == "01"
+
+
+class TestOrdering:
+    """The newest alert by ResponseDateTime decides the active version, whatever the arrival order."""
+
+    def test_older_alert_is_history_only(self, engine: Engine) -> None:
+        assert _record(engine, _facts(2, "02", at_minutes=10)).applied
+        assert not _record(engine, _facts(1, "01", at_minutes=0)).applied
+        view = _hub(engine)
+        assert view.active_version == "02"
+        assert [(e.firmware_version, e.applied) for e in view.history] == [
+            ("01", False),
+            ("02", True),
+        ]
+
+    def test_same_version_reported_again_keeps_its_change_time(self, engine: Engine) -> None:
+        _record(engine, _facts(1, "02", at_minutes=0))
+        _record(engine, _facts(2, "02", at_minutes=30))
+        view = _hub(engine)
+        assert view.changed_at == T0
+        assert view.latest_alert_at == T0 + timedelta(minutes=30)
+
+    def test_an_older_alert_after_a_repeat_is_still_older(self, engine: Engine) -> None:
+        _record(engine, _facts(1, "02", at_minutes=0))
+        _record(engine, _facts(2, "02", at_minutes=30))
+        assert not _record(engine, _facts(3, "01", at_minutes=15)).applied
+        assert _hub(engine).active_version == "02"
+
+    def test_rollback_to_an_earlier_version_is_a_change(self, engine: Engine) -> None:
+        _record(engine, _facts(1, "02", at_minutes=0))
+        _record(engine, _facts(2, "01", at_minutes=30))
+        view = _hub(engine)
+        assert (view.active_version, view.changed_at) == ("01", T0 + timedelta(minutes=30))
+
+
+class TestVersionUnknown:
+    """An N999 makes the version unknown until the inventory says; older alerts cannot undo it."""
+
+    def test_n999_then_fetched_version(self, engine: Engine) -> None:
+        _record(engine, _facts(1, "01", at_minutes=0))
+        result = _record(engine, _facts(2, None, at_minutes=5, code="N999", mismatch="N64"))
+        assert result.lookup_needed
+        with engine.connect() as conn:
+            assert backoffice.pending_lookups(conn) == [CH]
+        assert _hub(engine).active_version is None
+        with engine.begin() as conn:
+            backoffice.record_fetched_version(conn, CH, FirmwareVersion.parse("02"), NOW)
+        view = _hub(engine)
+        assert (view.active_version, view.lookup_pending) == ("02", False)
+        assert [(e.firmware_version, e.version_source) for e in view.history] == [
+            ("01", "alert"),
+            ("02", "inventory"),
+        ]
+
+    def test_n999_older_than_the_active_version_needs_no_lookup(self, engine: Engine) -> None:
+        _record(engine, _facts(1, "02", at_minutes=10))
+        late = _record(engine, _facts(2, None, at_minutes=0, code="N999", mismatch="N64"))
+        assert not late.lookup_needed
+        assert _hub(engine).active_version == "02"
+
+
+class TestListing:
+    """Alerts of every code are listed newest first; non-firmware alerts make no hub."""
+
+    def test_other_codes_are_listed_not_filed(self, engine: Engine) -> None:
+        _record(engine, _facts(1, None, code="N12"))
+        _record(engine, _facts(2, "01", device=CH2))
+        with engine.connect() as conn:
+            every = backoffice.list_alerts(conn)
+            only = backoffice.list_alerts(conn, alert_code="N12")
+            assert backoffice.hub_view(conn, CH) is None
+            assert backoffice.alert_counts(conn) == {"N12": 1, "N64": 1}
+        assert {a.alert_code for a in every} == {"N12", "N64"}
+        assert [a.response_id for a in only] == [_facts(1).response_id]
+
+    def test_rejections_newest_first_and_bounded(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            for n in range(3):
+                backoffice.record_rejection(
+                    conn,
+                    status_code=400,
+                    reason=f"reason {n}" + "x" * 2000,
+                    remote="127.0.0.1",
+                    size=n,
+                    now=NOW,
+                )
+        with engine.connect() as conn:
+            rows = backoffice.list_rejections(conn, limit=2)
+        assert [r.size for r in rows] == [2, 1]
+        assert len(rows[0].reason) == 1000
+
+
+class TestMigration:
+    """Migration 0002 builds exactly the bo_* tables chfw.receiver.schema declares."""
+
+    def test_upgrade_matches_metadata(self, sqlite_url: str) -> None:
+        engine = create_engine_for(sqlite_url)
+        try:
+            migrate.upgrade(engine)
+            with engine.connect() as conn:
+                context = MigrationContext.configure(
+                    conn, opts={"compare_type": True, "compare_server_default": True}
+                )
+                assert compare_metadata(context, metadata) == []
+                names = set(sa.inspect(conn).get_table_names())
+        finally:
+            engine.dispose()
+        assert bo_alerts.metadata is metadata
+        assert {t for t in metadata.tables if t.startswith("bo_")} <= names
+        assert "bo_alerts" in names
+
+    def test_downgrade_to_0001_removes_them(self, sqlite_url: str) -> None:
+        from alembic import command
+
+        engine = create_engine_for(sqlite_url)
+        try:
+            migrate.upgrade(engine)
+            config = migrate.alembic_config()
+            with engine.connect() as conn:
+                config.attributes["connection"] = conn
+                command.downgrade(config, "0001")
+                conn.commit()
+            names = set(sa.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+        assert not {n for n in names if n.startswith("bo_")}
+        assert "hubs" in names

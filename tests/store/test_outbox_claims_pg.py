@@ -1,0 +1,196 @@
+"""Concurrent claims on PostgreSQL: SKIP LOCKED shares the outbox, per-(CH, user) order holds.
+
+Each "worker" here is its own engine (its own connections), the way separate
+worker processes are. Transactions are held open on purpose to stage the
+interleavings that matter; ``lock_timeout`` turns an unexpected lock wait
+into an error instead of a hung test.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from chfw.domain.values import DeviceId, UserId
+from chfw.store import outbox
+from chfw.store.engine import create_engine_for
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+LEASE = 3600.0  # long enough never to expire during a test: a re-claim would be a bug
+USER = UserId.parse("90-B3-D5-1F-30-01-00-0A")
+HUB_X = DeviceId.parse("00-DB-12-34-56-78-90-01")
+HUB_Y = DeviceId.parse("00-DB-12-34-56-78-90-02")
+
+
+def new_alert(response_id: str, hub: DeviceId, user: UserId = USER) -> outbox.NewAlert:
+    return outbox.NewAlert(
+        response_id=response_id,
+        user_id=user,
+        device_id=hub,
+        alert_code="N64",
+        duis_version="5.1",
+        firmware_version="0102ABCD",
+        history_id=None,
+        document=f"<alert>{response_id}</alert>".encode(),
+    )
+
+
+def enqueue(engine: Engine, alerts: list[outbox.NewAlert]) -> dict[str, int]:
+    """Write alerts in order; their outbox ids by ResponseID."""
+    with engine.begin() as conn:
+        outbox.enqueue(conn, alerts, NOW)
+        rows = conn.execute(sa.select(outbox.outbox.c.response_id, outbox.outbox.c.id)).all()
+    return {rid: oid for rid, oid in rows}
+
+
+def claim(conn: Connection, limit: int = 10) -> list[str]:
+    """Claim as a worker would, failing fast if the claim ever waited on another's lock."""
+    conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+    return [a.response_id for a in outbox.claim_due(conn, NOW, limit, LEASE)]
+
+
+def deliver(engine: Engine, ids: list[int]) -> None:
+    with engine.begin() as conn:
+        outbox.record_results(conn, [outbox.AttemptResult(i, "delivered", NOW) for i in ids])
+
+
+@pytest.fixture
+def engines(pg_database_url: str) -> Iterator[tuple[Engine, Engine]]:
+    """Two workers' engines on one PostgreSQL database."""
+    a, b = create_engine_for(pg_database_url), create_engine_for(pg_database_url)
+    yield a, b
+    a.dispose()
+    b.dispose()
+
+
+class TestStagedInterleavings:
+    """While one worker holds a chain's head, another never takes the row behind it."""
+
+    def test_locked_unleased_head_keeps_the_next_row_blocked(
+        self, engines: tuple[Engine, Engine]
+    ) -> None:
+        a, b = engines
+        enqueue(a, [new_alert("x1", HUB_X), new_alert("x2", HUB_X), new_alert("y1", HUB_Y)])
+        with a.begin() as conn_a:
+            # A has locked x1 and written its lease, but not committed: to B, x1 still
+            # looks unleased, and SKIP LOCKED passes over it.
+            assert claim(conn_a, limit=1) == ["x1"]
+            with b.begin() as conn_b:
+                taken_by_b = claim(conn_b)
+        assert taken_by_b == ["y1"]  # neither the locked x1 nor x2 behind it
+
+    def test_leased_head_keeps_the_next_row_blocked(self, engines: tuple[Engine, Engine]) -> None:
+        a, b = engines
+        ids = enqueue(a, [new_alert("x1", HUB_X), new_alert("x2", HUB_X)])
+        with a.begin() as conn_a:
+            assert claim(conn_a) == ["x1"]
+        with b.begin() as conn_b:
+            assert claim(conn_b) == []  # x1 leased and in flight; x2 must wait
+        deliver(a, [ids["x1"]])
+        with b.begin() as conn_b:
+            assert claim(conn_b) == ["x2"]
+
+    def test_uncommitted_delivery_does_not_release_the_next_row(
+        self, engines: tuple[Engine, Engine]
+    ) -> None:
+        a, b = engines
+        ids = enqueue(a, [new_alert("x1", HUB_X), new_alert("x2", HUB_X)])
+        with a.begin() as conn_a:
+            claim(conn_a)
+        with a.begin() as conn_a:
+            outbox.record_results(conn_a, [outbox.AttemptResult(ids["x1"], "delivered", NOW)])
+            with b.begin() as conn_b:
+                before_commit = claim(conn_b)
+        with b.begin() as conn_b:
+            after_commit = claim(conn_b)
+        assert (before_commit, after_commit) == ([], ["x2"])
+
+    def test_next_row_claimed_by_one_worker_is_skipped_by_the_other(
+        self, engines: tuple[Engine, Engine]
+    ) -> None:
+        a, b = engines
+        ids = enqueue(a, [new_alert("x1", HUB_X), new_alert("x2", HUB_X)])
+        deliver(a, [ids["x1"]])
+        with a.begin() as conn_a:
+            assert claim(conn_a) == ["x2"]
+            with b.begin() as conn_b:
+                assert claim(conn_b) == []
+
+    def test_retrying_head_blocks_its_chain_only(self, engines: tuple[Engine, Engine]) -> None:
+        a, b = engines
+        ids = enqueue(a, [new_alert("x1", HUB_X), new_alert("x2", HUB_X), new_alert("y1", HUB_Y)])
+        later = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+        with a.begin() as conn_a:
+            assert claim(conn_a, limit=1) == ["x1"]
+            outbox.record_results(
+                conn_a, [outbox.AttemptResult(ids["x1"], "retry", NOW, 503, "busy", None, later)]
+            )
+        with b.begin() as conn_b:
+            assert claim(conn_b) == ["y1"]
+
+
+class TestManyClaimers:
+    """Eight workers race over one outbox: each row claimed once, each chain delivered in order."""
+
+    def test_threads_with_their_own_engines(self, pg_database_url: str) -> None:
+        rng = random.Random(5)
+        hubs = [DeviceId(bytes([0, 0xDB, 0, 0, 0, 0, 0, n])) for n in range(1, 13)]
+        users = [UserId(bytes([0x90, 0xB3, 0xD5, 0x1F, 0x30, 1, 0, n])) for n in range(1, 4)]
+        alerts = [new_alert(f"r{n:04d}", rng.choice(hubs), rng.choice(users)) for n in range(600)]
+        setup = create_engine_for(pg_database_url)
+        ids = enqueue(setup, alerts)
+        setup.dispose()
+        chain_of = {ids[a.response_id]: (a.device_id.hex, a.user_id.hex) for a in alerts}
+
+        claimed: list[int] = []
+        delivered: list[int] = []  # in the order "POSTs" completed, across all workers
+        lock = threading.Lock()
+        errors: list[BaseException] = []
+        start = threading.Barrier(8)
+
+        def work(seed: int) -> None:
+            engine = create_engine_for(pg_database_url)
+            local = random.Random(seed)
+            try:
+                start.wait()
+                idle = 0
+                while idle < 20:
+                    with engine.begin() as conn:
+                        conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+                        batch = outbox.claim_due(conn, NOW, local.randint(1, 6), LEASE)
+                    if not batch:
+                        idle += 1
+                        continue
+                    idle = 0
+                    with lock:
+                        claimed.extend(a.id for a in batch)
+                        delivered.extend(a.id for a in batch)  # the POST: before settling
+                    deliver(engine, [a.id for a in batch])
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                engine.dispose()
+
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        check = create_engine_for(pg_database_url)
+        with check.connect() as conn:
+            counts = outbox.counts(conn)
+        check.dispose()
+
+        assert errors == []
+        assert sorted(claimed) == sorted(ids.values())  # every row, none twice
+        assert counts["delivered"] == len(alerts) and counts["pending"] == 0
+        by_chain: dict[tuple[str, str], list[int]] = {}
+        for outbox_id in delivered:
+            by_chain.setdefault(chain_of[outbox_id], []).append(outbox_id)
+        assert all(seq == sorted(seq) for seq in by_chain.values())
