@@ -24,8 +24,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# pytest, with every database test run on SQLite and on PostgreSQL (tests/conftest.py). A
+# throwaway server (scripts/pg.sh) is started in a temporary directory -- on tmpfs when it
+# has room, since each test clones a database, which is heavy on file creation -- and
+# stopped and deleted however pytest ends. CHFW_TEST_PG_URL=<server URL> uses a server of
+# your own instead; PG=0 runs SQLite only.
 unit: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if [ -n "$$CHFW_TEST_PG_URL" ] || [ "$(PG)" = 0 ]; then \
+		exec $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	fi; \
+	shm=$$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $$4 }'); \
+	if [ "$${shm:-0}" -gt 2097152 ]; then base=/dev/shm; else base=$${TMPDIR:-/tmp}; fi; \
+	dir=$$(mktemp -d "$$base/chfw-pg.XXXXXX") || exit 1; \
+	trap 'scripts/pg.sh stop "$$dir"; rm -rf "$$dir"' EXIT; \
+	trap 'exit 130' INT TERM; \
+	port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	url=$$(scripts/pg.sh start "$$dir" "$$port" postgres) || exit 1; \
+	echo "PostgreSQL for tests: $$url"; \
+	CHFW_TEST_PG_URL=$$url $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
 

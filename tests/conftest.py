@@ -24,9 +24,13 @@ DCC_REFERENCE = REPO_ROOT.parent / "shared" / "dcc-reference"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run every test that needs a database once per available backend."""
+    """Run every test that needs a database once per available backend.
+
+    Function scope keeps the collection order (a test's runs side by side)
+    instead of regrouping the whole suite by backend.
+    """
     if "db_backend" in metafunc.fixturenames:
-        metafunc.parametrize("db_backend", backends(), indirect=True, scope="session")
+        metafunc.parametrize("db_backend", backends(), indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +41,7 @@ def dcc_reference() -> Path:
     return DCC_REFERENCE
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def db_backend(request: pytest.FixtureRequest) -> str:
     """The backend of this run of the test: ``sqlite`` or ``postgresql``."""
     backend: str = request.param

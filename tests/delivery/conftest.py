@@ -45,10 +45,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(sqlite_url: str) -> Settings:
+def settings(database_url: str) -> Settings:
     """Delivery settings for tests: short timeouts, small batches, default retry policy."""
     return Settings(
-        database_url=sqlite_url,
+        database_url=database_url,
         delivery_timeout_seconds=5.0,
         worker_batch_size=50,
         worker_poll_seconds=0.01,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
-from chfw.delivery.sender import ClientFactory
+from chfw.delivery.sender import TransportFactory
 from chfw.delivery.worker import Clock, Worker, WorkerStats
 from chfw.domain.values import DeviceId, UserId
 from chfw.store import outbox
@@ -88,7 +88,7 @@ def drain(
     settings: Settings,
     clock: Clock,
     *,
-    client_factory: ClientFactory | None = None,
+    transport_factory: TransportFactory | None = None,
     seed: int = 7,
 ) -> WorkerStats:
     """One `chfw worker --once`: a fresh worker (state is only in the database) run until idle."""
@@ -99,7 +99,7 @@ def drain(
             settings,
             clock=clock,
             rng=random.Random(seed),
-            client_factory=client_factory,
+            transport_factory=transport_factory,
         ) as worker:
             return await worker.run_until_idle()
 

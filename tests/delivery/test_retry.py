@@ -10,12 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chfw.config import Settings
-from chfw.delivery.retry import RetryPolicy
+from chfw.delivery.retry import MIN_DELAY, RetryPolicy
 from chfw.exceptions import ConfigError
 
 policies = st.builds(
     lambda initial, factor, horizon: RetryPolicy(initial, initial * factor, horizon),
-    initial=st.floats(min_value=0.001, max_value=600, allow_nan=False),
+    initial=st.floats(min_value=MIN_DELAY, max_value=600, allow_nan=False),
     factor=st.floats(min_value=1, max_value=10_000, allow_nan=False),
     horizon=st.floats(min_value=0, max_value=30 * 86400, allow_nan=False),
 )
@@ -49,14 +49,21 @@ class TestCaps:
 
 
 class TestDelays:
-    """Each delay is drawn in (0, cap]: full jitter, but never an immediate retry."""
+    """Each delay is drawn in [1 ms, cap]: full jitter, but never an immediate retry."""
 
     @given(policies, attempt_counts, st.randoms(use_true_random=False))
     def test_delay_within_bounds(
         self, policy: RetryPolicy, attempts: int, rng: random.Random
     ) -> None:
         delay = policy.next_delay(attempts, rng)
-        assert 0 < delay <= policy.cap(attempts)
+        assert MIN_DELAY <= delay <= policy.cap(attempts)
+
+    def test_floor_when_the_draw_is_at_the_top(self) -> None:
+        class Top(random.Random):
+            def random(self) -> float:
+                return 1.0 - 2**-53  # the largest value random() returns
+
+        assert RetryPolicy(2, 10, 60).next_delay(1, Top()) == MIN_DELAY
 
     def test_jitter_spreads_delays(self) -> None:
         policy = RetryPolicy(10, 10, 3600)
@@ -106,6 +113,7 @@ class TestValidation:
         ("initial", "maximum", "horizon", "message"),
         [
             (0, 10, 10, "retry_initial_seconds"),
+            (0.0001, 10, 10, "retry_initial_seconds"),
             (5, 1, 10, "retry_max_seconds"),
             (1, 10, -1, "retry_horizon_hours"),
         ],

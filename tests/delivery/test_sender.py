@@ -13,13 +13,15 @@ import pytest
 
 from chfw.config import Settings
 from chfw.delivery.sender import (
-    Clients,
     SendResult,
     TlsConfig,
+    Transports,
     check_status,
+    default_transport_factory,
     post_document,
     send,
 )
+from chfw.delivery.transport import KeepAliveTransport
 from chfw.domain.values import DeviceId, UserId
 from chfw.exceptions import ConfigError, PermanentDeliveryError, RetryableDeliveryError
 from chfw.store.outbox import ClaimedAlert
@@ -31,11 +33,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def post_with(handler: Handler) -> SendResult:
-    async def run() -> SendResult:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            return await send(client, URL, DOC)
-
-    return asyncio.run(run())
+    return asyncio.run(send(httpx.MockTransport(handler), URL, DOC, timeout=3.0))
 
 
 def answer(status: int, body: bytes = b"", **headers: str) -> Handler:
@@ -64,14 +62,20 @@ class TestRequest:
         assert request.method == "POST"
         assert str(request.url) == URL
         assert request.headers["content-type"] == "application/xml"
+        assert request.headers["host"] == "supplier.example"
+        assert request.headers["content-length"] == str(len(DOC))
         assert request.content == DOC
+        assert request.extensions["timeout"]["read"] == 3.0
 
     def test_post_document_returns_the_response_on_2xx(self) -> None:
-        async def run() -> int:
-            async with httpx.AsyncClient(transport=httpx.MockTransport(answer(202))) as client:
-                return (await post_document(client, URL, DOC)).status_code
+        response = asyncio.run(post_document(httpx.MockTransport(answer(202)), URL, DOC))
+        assert response.status_code == 202
 
-        assert asyncio.run(run()) == 202
+    def test_invalid_url_is_retryable(self) -> None:
+        result = asyncio.run(send(httpx.MockTransport(answer(204)), "http://[::1", DOC))
+        assert result.verdict == "retryable"
+        assert result.error is not None
+        assert "not valid" in result.error
 
 
 class TestClassification:
@@ -96,13 +100,15 @@ class TestClassification:
         result = post_with(answer(status, b"busy"))
         assert result.verdict == "retryable"
         assert result.status_code == status
-        assert result.error is not None and str(status) in result.error
+        assert result.error is not None
+        assert str(status) in result.error
 
     def test_redirects_are_not_followed(self) -> None:
         result = post_with(answer(301, location="https://elsewhere.example/"))
         assert result.verdict == "retryable"
         assert result.error is not None
-        assert "elsewhere.example" in result.error and "endpoint URL" in result.error
+        assert "elsewhere.example" in result.error
+        assert "endpoint URL" in result.error
 
     def test_body_snippet_is_short_and_on_one_line(self) -> None:
         body = b"line one\n   line two\n" + b"x" * 5000
@@ -137,16 +143,13 @@ class TestTransportErrors:
         assert result.verdict == "retryable"
         assert result.status_code is None
         assert result.error is not None
-        assert words in result.error and URL in result.error
+        assert words in result.error
+        assert URL in result.error
 
     def test_post_document_raises_the_mapped_error(self) -> None:
-        async def run() -> None:
-            handler = raising(httpx.ConnectError("refused"))
-            async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-                await post_document(client, URL, DOC)
-
+        transport = httpx.MockTransport(raising(httpx.ConnectError("refused")))
         with pytest.raises(RetryableDeliveryError, match="refused") as caught:
-            asyncio.run(run())
+            asyncio.run(post_document(transport, URL, DOC))
         assert isinstance(caught.value.__cause__, httpx.ConnectError)
 
 
@@ -188,36 +191,48 @@ class TestTls:
         assert context.check_hostname
 
     def test_missing_ca_bundle_is_a_config_error(self, tmp_path: Path) -> None:
-        with pytest.raises(ConfigError, match="CA bundle .*missing.pem"):
+        with pytest.raises(ConfigError, match=r"CA bundle .*missing\.pem"):
             TlsConfig(ca_bundle=str(tmp_path / "missing.pem")).ssl_context()
 
     def test_bad_client_certificate_is_a_config_error(self, tmp_path: Path) -> None:
         bad = tmp_path / "client.pem"
         bad.write_text("not a certificate")
-        with pytest.raises(ConfigError, match="client certificate .*client.pem"):
+        with pytest.raises(ConfigError, match=r"client certificate .*client\.pem"):
             TlsConfig(client_cert=str(bad)).ssl_context()
 
 
-class TestClients:
-    """One client per distinct TLS set-up, reused, all closed together."""
+class TestTransports:
+    """One transport per distinct TLS set-up, reused, all closed together."""
 
-    def test_one_client_per_tls_config(self) -> None:
+    def test_one_transport_per_tls_config(self) -> None:
         made: list[TlsConfig] = []
+        closed: list[TlsConfig] = []
 
-        def factory(tls: TlsConfig) -> httpx.AsyncClient:
+        class Recording(httpx.MockTransport):
+            def __init__(self, tls: TlsConfig) -> None:
+                super().__init__(answer(204))
+                self.tls = tls
+
+            async def aclose(self) -> None:
+                closed.append(self.tls)
+
+        def factory(tls: TlsConfig) -> httpx.AsyncBaseTransport:
             made.append(tls)
-            return httpx.AsyncClient(transport=httpx.MockTransport(answer(204)))
+            return Recording(tls)
 
         async def run() -> None:
-            clients = Clients(factory)
-            first = clients.get(TlsConfig())
-            assert clients.get(TlsConfig()) is first
-            other = clients.get(TlsConfig(ca_bundle="/ca.pem"))
-            assert other is not first
-            assert len(clients) == 2
-            await clients.aclose()
-            assert first.is_closed and other.is_closed
-            assert len(clients) == 0
+            transports = Transports(factory)
+            first = transports.get(TlsConfig())
+            assert transports.get(TlsConfig()) is first
+            assert transports.get(TlsConfig(ca_bundle="/ca.pem")) is not first
+            assert len(transports) == 2
+            await transports.aclose()
+            assert len(transports) == 0
 
         asyncio.run(run())
         assert made == [TlsConfig(), TlsConfig(ca_bundle="/ca.pem")]
+        assert sorted(closed, key=str) == sorted(made, key=str)
+
+    def test_default_factory_verifies(self) -> None:
+        transport = default_transport_factory(TlsConfig())
+        assert isinstance(transport, KeepAliveTransport)

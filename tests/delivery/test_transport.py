@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from chfw.config import Settings
-from chfw.delivery.sender import TlsConfig, default_client_factory
+from chfw.delivery.sender import TlsConfig, default_transport_factory
 from chfw.delivery.transport import KeepAliveTransport
 from tests.delivery.conftest import Pki
 from tests.delivery.receiver import Answer, ScriptedReceiver, free_port
@@ -17,8 +16,10 @@ from tests.delivery.receiver import Answer, ScriptedReceiver, free_port
 XML = {"content-type": "application/xml"}
 
 
-def client_for(tls: TlsConfig = TlsConfig(), timeout: float = 5.0) -> httpx.AsyncClient:
-    return default_client_factory(Settings(delivery_timeout_seconds=timeout))(tls)
+def client_for(tls: TlsConfig | None = None, timeout: float = 5.0) -> httpx.AsyncClient:
+    """An httpx client on the transport: it must work behind httpx's own client too."""
+    transport = default_transport_factory(tls or TlsConfig())
+    return httpx.AsyncClient(transport=transport, timeout=timeout)
 
 
 def run(scenario: Callable[[httpx.AsyncClient], Awaitable[None]], **kwargs: object) -> None:
@@ -101,7 +102,7 @@ class TestFailures:
 
     def test_nothing_listening(self) -> None:
         async def scenario(client: httpx.AsyncClient) -> None:
-            with pytest.raises(httpx.ConnectError, match="cannot connect to 127.0.0.1"):
+            with pytest.raises(httpx.ConnectError, match=r"cannot connect to 127\.0\.0\.1"):
                 await client.post(f"http://127.0.0.1:{free_port()}/duis", content=b"<x/>")
 
         run(scenario)

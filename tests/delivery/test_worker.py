@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
@@ -50,13 +51,15 @@ class TestDelivered:
 
         assert (stats.delivered, stats.retried, stats.dead) == (1, 0, 0)
         (seen,) = receiver.received
-        assert seen.method == "POST" and seen.path == "/duis"
+        assert seen.method == "POST"
+        assert seen.path == "/duis"
         assert seen.body == document("R-1")
         assert seen.headers["content-type"] == "application/xml"
         detail = row(engine, outbox_id)
         assert detail.row.state == "delivered"
         assert detail.row.delivered_at == clock.now
-        assert detail.row.attempts == 1 and detail.row.lease_until is None
+        assert detail.row.attempts == 1
+        assert detail.row.lease_until is None
         (attempt,) = detail.attempts
         assert (attempt.outcome, attempt.status_code) == ("delivered", 204)
 
@@ -91,7 +94,8 @@ class TestRejected:
         assert (stats.rejected, stats.retried, later.claimed) == (1, 0, 0)
         assert len(receiver.received) == 1
         detail = row(engine, outbox_id)
-        assert detail.row.state == "dead" and detail.row.attempts == 1
+        assert detail.row.state == "dead"
+        assert detail.row.attempts == 1
         assert detail.row.last_error is not None
         assert "400" in detail.row.last_error
         assert "Signature verification failed" in detail.row.last_error
@@ -111,9 +115,11 @@ class TestRetried:
         first = drain(engine, settings, clock)
         waiting = row(engine, outbox_id).row
         assert (first.retried, first.delivered) == (1, 0)
-        assert waiting.state == "pending" and waiting.attempts == 1
+        assert waiting.state == "pending"
+        assert waiting.attempts == 1
         assert waiting.next_attempt_at > clock.now
-        assert waiting.last_error is not None and "503" in waiting.last_error
+        assert waiting.last_error is not None
+        assert "503" in waiting.last_error
 
         clock.advance((waiting.next_attempt_at - clock.now).total_seconds())
         second = drain(engine, settings, clock)
@@ -121,7 +127,8 @@ class TestRetried:
         assert second.delivered == 1
         assert [r.status for r in receiver.received] == [503, 204]
         detail = row(engine, outbox_id)
-        assert detail.row.state == "delivered" and detail.row.attempts == 2
+        assert detail.row.state == "delivered"
+        assert detail.row.attempts == 2
         assert [a.outcome for a in detail.attempts] == ["retry", "delivered"]
 
     def test_not_retried_before_it_is_due(
@@ -154,9 +161,11 @@ class TestEndpointDown:
             clock.advance(settings.retry_max_seconds)
         for outbox_id in ids:
             waiting = row(engine, outbox_id).row
-            assert waiting.state == "pending" and waiting.attempts == 3
+            assert waiting.state == "pending"
+            assert waiting.attempts == 3
             assert waiting.next_attempt_at > waiting.created_at
-            assert waiting.last_error is not None and "cannot connect" in waiting.last_error
+            assert waiting.last_error is not None
+            assert "cannot connect" in waiting.last_error
 
         down.start()
         try:
@@ -218,10 +227,9 @@ class TestHorizon:
     """Once the next try would fall after created_at + horizon, the row is dead."""
 
     def test_retries_until_the_horizon_then_dead(
-        self, engine: Engine, sqlite_url: str, receiver: ScriptedReceiver, clock: FakeClock
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
     ) -> None:
-        settings = Settings(
-            database_url=sqlite_url,
+        settings = settings.replace(
             retry_initial_seconds=60,
             retry_max_seconds=600,
             retry_horizon_hours=1,
@@ -244,7 +252,8 @@ class TestHorizon:
 
         detail = row(engine, outbox_id)
         assert detail.row.state == "dead"
-        assert totals.expired == 1 and totals.retried >= 2
+        assert totals.expired == 1
+        assert totals.retried >= 2
         assert len(receiver.received) == detail.row.attempts == totals.retried + 1
         assert [a.outcome for a in detail.attempts][-1] == "dead"
         assert detail.row.last_error is not None
@@ -356,8 +365,10 @@ class TestRunForever:
         states = {i: row(engine, i).row for i in ids}
         delivered = [r for r in states.values() if r.state == "delivered"]
         released = [r for r in states.values() if r.state == "pending"]
-        assert len(delivered) == 1 and len(released) == 1
-        assert released[0].lease_until is None and released[0].attempts == 0
+        assert len(delivered) == 1
+        assert len(released) == 1
+        assert released[0].lease_until is None
+        assert released[0].attempts == 0
 
 
 class TestConcurrency:
@@ -398,13 +409,15 @@ class TestMisconfiguredUsers:
         (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
         assert drain(engine, settings, clock).retried == 1
         error = row(engine, outbox_id).row.last_error
-        assert error is not None and "no endpoint URL" in error
+        assert error is not None
+        assert "no endpoint URL" in error
 
     def test_unknown_user(self, engine: Engine, settings: Settings, clock: FakeClock) -> None:
         (outbox_id,) = enqueue(engine, [alert("R-1", SUPPLIER_B)], clock.now)
         assert drain(engine, settings, clock).retried == 1
         error = row(engine, outbox_id).row.last_error
-        assert error is not None and "not a registered Service User" in error
+        assert error is not None
+        assert "not a registered Service User" in error
 
     def test_unreadable_ca_bundle(
         self, engine: Engine, settings: Settings, clock: FakeClock, tmp_path: object
@@ -413,7 +426,8 @@ class TestMisconfiguredUsers:
         (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
         assert drain(engine, settings, clock).retried == 1
         error = row(engine, outbox_id).row.last_error
-        assert error is not None and "/nonexistent/ca.pem" in error
+        assert error is not None
+        assert "/nonexistent/ca.pem" in error
 
 
 class TestMutualTls:
@@ -458,13 +472,19 @@ class TestWithMockTransport:
         def handler(_request: httpx.Request) -> httpx.Response:
             raise RuntimeError("bug in a transport")
 
-        def factory(_tls: TlsConfig) -> httpx.AsyncClient:
-            return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
+            return httpx.MockTransport(handler)
 
-        stats = drain(engine, settings, clock, client_factory=factory)
+        with structlog.testing.capture_logs() as logs:
+            stats = drain(engine, settings, clock, transport_factory=factory)
         assert stats.retried == 1
         error = row(engine, outbox_id).row.last_error
-        assert error is not None and "internal error" in error and "bug in a transport" in error
+        assert error is not None
+        assert "internal error" in error
+        assert "bug in a transport" in error
+        (logged,) = [e for e in logs if e["event"] == "delivery_internal_error"]
+        assert logged["outbox_id"] == outbox_id
+        assert logged["log_level"] == "error"
 
     def test_each_tls_setup_gets_its_own_client(
         self, engine: Engine, settings: Settings, clock: FakeClock
@@ -477,39 +497,101 @@ class TestWithMockTransport:
         made: list[TlsConfig] = []
         hosts: list[str] = []
 
-        def factory(tls: TlsConfig) -> httpx.AsyncClient:
+        def factory(tls: TlsConfig) -> httpx.AsyncBaseTransport:
             made.append(tls)
 
             def handler(request: httpx.Request) -> httpx.Response:
                 hosts.append(request.url.host)
                 return httpx.Response(204)
 
-            return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+            return httpx.MockTransport(handler)
 
-        assert drain(engine, settings, clock, client_factory=factory).delivered == 3
+        assert drain(engine, settings, clock, transport_factory=factory).delivered == 3
         assert sorted(t.ca_bundle or "" for t in made) == ["", "/a-ca.pem"]
         assert sorted(hosts) == ["a.example", "a.example", "b.example"]
 
     @pytest.mark.parametrize("batch_size", [1, 3])
     def test_small_batches_drain_everything(
-        self, engine: Engine, sqlite_url: str, clock: FakeClock, batch_size: int
+        self, engine: Engine, settings: Settings, clock: FakeClock, batch_size: int
     ) -> None:
-        settings = Settings(database_url=sqlite_url, worker_batch_size=batch_size)
+        settings = settings.replace(worker_batch_size=batch_size)
         add_user(engine, SUPPLIER_A, "https://a.example/duis")
         alerts = [alert(f"R-{n}", hub=HUB_1 if n % 2 else HUB_2) for n in range(10)]
         enqueue(engine, alerts, clock.now)
         order: list[bytes] = []
 
-        def factory(_tls: TlsConfig) -> httpx.AsyncClient:
+        def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
             def handler(request: httpx.Request) -> httpx.Response:
                 order.append(request.content)
                 return httpx.Response(204)
 
-            return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+            return httpx.MockTransport(handler)
 
-        assert drain(engine, settings, clock, client_factory=factory).delivered == 10
+        assert drain(engine, settings, clock, transport_factory=factory).delivered == 10
         for hub in (HUB_1, HUB_2):
             sent = [
                 body for body in order if body in {a.document for a in alerts if a.device_id == hub}
             ]
             assert sent == [a.document for a in alerts if a.device_id == hub]
+
+
+class TestManyWorkers:
+    """Workers running side by side share the outbox: every alert is POSTed exactly once."""
+
+    def test_three_workers_one_outbox(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url("/a"))
+        add_user(engine, SUPPLIER_B, receiver.url("/b"))
+        hubs = [type(HUB_1).from_int(n) for n in range(60)]
+        alerts = [
+            alert(f"{u}-{n}", user, hubs[n % 60])
+            for n in range(120)
+            for u, user in (("A", SUPPLIER_A), ("B", SUPPLIER_B))
+        ]
+        enqueue(engine, alerts, clock.now)
+        small = settings.replace(worker_batch_size=10)
+
+        async def main() -> list[WorkerStats]:
+            workers = [Worker(engine, small, clock=clock) for _ in range(3)]
+            try:
+                return list(await asyncio.gather(*(w.run_until_idle() for w in workers)))
+            finally:
+                for w in workers:
+                    await w.aclose()
+
+        stats = asyncio.run(main())
+
+        seen = response_ids(receiver)
+        assert sorted(seen) == sorted(a.response_id for a in alerts)  # each exactly once
+        assert sum(s.delivered for s in stats) == len(alerts)
+        for hub in hubs[:5]:  # per (CH, user) order held across workers
+            for prefix, user in (("A", SUPPLIER_A), ("B", SUPPLIER_B)):
+                expected = [
+                    a.response_id for a in alerts if a.device_id == hub and a.user_id == user
+                ]
+                assert [rid for rid in seen if rid in expected] == expected
+                assert prefix in expected[0]
+
+
+class TestFairness:
+    """A slow endpoint's backlog does not hold up other users' alerts."""
+
+    def test_fast_user_is_not_stuck_behind_a_slow_one(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url("/slow"), max_in_flight=1)
+        add_user(engine, SUPPLIER_B, receiver.url("/fast"))
+        hubs = [type(HUB_1).from_int(n) for n in range(12)]
+        slow = [alert(f"A-{n}", SUPPLIER_A, hubs[n]) for n in range(12)]
+        fast = [alert(f"B-{n}", SUPPLIER_B, hubs[n]) for n in range(3)]
+        enqueue(engine, slow + fast, clock.now)  # every slow alert is older than the fast ones
+        for a in slow:
+            receiver.script(Answer(204, delay=0.05), match=f">{a.response_id}<".encode())
+
+        stats = drain(engine, settings.replace(worker_batch_size=4), clock)
+
+        assert stats.delivered == 15
+        order = response_ids(receiver)
+        last_fast = max(order.index(a.response_id) for a in fast)
+        assert last_fast < order.index("A-8")  # served while A's backlog was still queued

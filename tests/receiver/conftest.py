@@ -1,16 +1,23 @@
-"""Fixtures: a DSP signing identity, and a real receiver served on 127.0.0.1 over a fresh database."""
+"""Fixtures: a DSP signing identity, and a real receiver on 127.0.0.1 over a fresh database."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 import pytest
+import structlog
 from sqlalchemy.engine import Engine
 
 from chfw.domain import DeviceId
 from chfw.receiver.app import create_receiver_app
 from chfw.receiver.pipeline import ReceiverConfig
 from tests.receiver.helpers import Dsp, Served
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> None:
+    """Undo a CLI test's structlog set-up (it writes to CliRunner's stderr, closed afterwards)."""
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

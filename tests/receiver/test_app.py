@@ -1,4 +1,4 @@
-"""The receiver over HTTP accepting real signed alerts: record, deduplicate, order, keep any code."""
+"""The receiver over HTTP accepting real signed alerts: record, dedupe, order, keep any code."""
 
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ class TestDedupe:
 
 
 class TestOrdering:
-    """The newest alert by ResponseDateTime decides the active version, whatever the arrival order."""
+    """The newest alert by ResponseDateTime sets the active version, whatever the arrival order."""
 
     def test_older_alert_is_history_only(self, engine: Engine) -> None:
         assert _record(engine, _facts(2, "02", at_minutes=10)).applied

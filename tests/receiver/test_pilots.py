@@ -170,9 +170,9 @@ class TestDefinition:
             pilots.create_pilot(conn, "wave-1", TARGET, COHORT, START)
 
     def test_unknown_pilot_names_the_known_ones(self, engine: Engine, pilot: pilots.Pilot) -> None:
-        with pytest.raises(StoreError, match=r"no pilot 'wave-9' \(pilots: wave-1\)"):
-            with engine.connect() as conn:
-                pilots.get_pilot(conn, "wave-9")
+        expected = r"no pilot 'wave-9' \(pilots: wave-1\)"
+        with pytest.raises(StoreError, match=expected), engine.connect() as conn:
+            pilots.get_pilot(conn, "wave-9")
 
     def test_empty_cohort_and_bad_names(self, engine: Engine) -> None:
         with engine.begin() as conn:

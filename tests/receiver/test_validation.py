@@ -1,4 +1,4 @@
-"""AlertSchemas: N64/N999 in full, other codes by their envelope (bundled), all in full (official)."""
+"""AlertSchemas: N64/N999 in full, other codes by envelope (bundled), all in full (official)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class TestBundled:
             "<sr:CommsHubFirmwareActivation><sr:DeviceID>00-1D-A1-00-00-00-00-42</sr:DeviceID>"
             "<sr:FirmwareVersion>01</sr:FirmwareVersion></sr:CommsHubFirmwareActivation>"
         )
-        with pytest.raises(SchemaValidationError, match="DUIS 5.0"):
+        with pytest.raises(SchemaValidationError, match=r"DUIS 5\.0"):
             AlertSchemas.bundled().validate(_alert("N64", body, duis="5.0"), V50)
 
 

@@ -189,7 +189,7 @@ class TestManyClaimers:
 
         assert errors == []
         assert sorted(claimed) == sorted(ids.values())  # every row, none twice
-        assert counts["delivered"] == len(alerts) and counts["pending"] == 0
+        assert (counts["delivered"], counts["pending"]) == (len(alerts), 0)
         by_chain: dict[tuple[str, str], list[int]] = {}
         for outbox_id in delivered:
             by_chain.setdefault(chain_of[outbox_id], []).append(outbox_id)

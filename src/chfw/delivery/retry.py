@@ -3,12 +3,13 @@
 Pure: no clock, no randomness of its own (the caller passes both), so the
 policy is tested with fixed seeds and property tests.
 
-The n-th failed attempt (n >= 1) waits a random time in ``(0, cap(n)]`` with
-``cap(n) = min(maximum, initial * 2**(n-1))`` — "full jitter", which spreads a
-burst of failures (an endpoint going down under a wave) instead of letting
-them come back in lock-step. The delay is never zero, so a retry is always
-in the future. Once the next try would fall after ``created_at + horizon``,
-the alert is dead-lettered instead.
+The n-th failed attempt (n >= 1) waits a random time in ``[1 ms, cap(n)]``
+with ``cap(n) = min(maximum, initial * 2**(n-1))`` — "full jitter", which
+spreads a burst of failures (an endpoint going down under a wave) instead of
+letting them come back in lock-step. The floor of one millisecond keeps a
+retry strictly in the future at the microsecond resolution of stored times.
+Once the next try would fall after ``created_at + horizon``, the alert is
+dead-lettered instead.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from chfw.config import Settings
 
 _MAX_EXPONENT = 62  # 2**62 already exceeds any sensible maximum; avoids float overflow
+MIN_DELAY = 0.001  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +37,10 @@ class RetryPolicy:
     horizon: float
 
     def __post_init__(self) -> None:
-        if not self.initial > 0:
-            raise ConfigError(f"retry_initial_seconds must be positive, got {self.initial}")
+        if not self.initial >= MIN_DELAY:
+            raise ConfigError(
+                f"retry_initial_seconds must be at least {MIN_DELAY}, got {self.initial}"
+            )
         if not self.maximum >= self.initial:
             raise ConfigError(
                 f"retry_max_seconds ({self.maximum}) must be at least "
@@ -61,8 +65,8 @@ class RetryPolicy:
         return min(self.maximum, self.initial * 2.0**exponent)
 
     def next_delay(self, attempts: int, rng: random.Random) -> float:
-        """A wait in ``(0, cap(attempts)]`` seconds (full jitter, never zero)."""
-        return self.cap(attempts) * (1.0 - rng.random())
+        """A wait in ``[MIN_DELAY, cap(attempts)]`` seconds (full jitter, never zero)."""
+        return max(MIN_DELAY, self.cap(attempts) * (1.0 - rng.random()))
 
     def decide(
         self, created_at: datetime, attempts: int, now: datetime, rng: random.Random

@@ -146,6 +146,8 @@ class _Connection(asyncio.Protocol):
     async def exchange(self, data: bytes, write_timeout: float | None) -> None:
         """Send one request and wait (without a deadline: the caller sets it) for the answer."""
         assert self.transport is not None
+        if self.closed or self.transport.is_closing():
+            raise _Stale()  # closed by the server before we could send
         loop = asyncio.get_running_loop()
         self.waiter = loop.create_future()
         self.answered = False

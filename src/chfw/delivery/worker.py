@@ -16,8 +16,8 @@ that any worker reclaims once the lease runs out; a worker that is asked to
 stop finishes its POSTs in flight, settles them and gives back the leases of
 rows it had not started. Leases of rows still queued behind a slow endpoint
 are renewed every third of ``lease_seconds``, and a user with four times its
-concurrency already queued locally is left out of the next claims, so one
-slow endpoint cannot hold a whole batch.
+concurrency (at most half a batch) already queued locally is left out of the
+next claims, so one slow endpoint cannot hold a whole batch.
 
 The database calls run in threads (``asyncio.to_thread``): on SQLite a claim
 may wait for the intake's write lock, and the POSTs in flight must not stall
@@ -41,8 +41,7 @@ from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
 from chfw.delivery.retry import RetryPolicy
-from chfw.delivery.sender import ClientFactory, Clients, SendResult, TlsConfig, send
-from chfw.delivery.sender import default_client_factory as _default_factory
+from chfw.delivery.sender import SendResult, TlsConfig, TransportFactory, Transports, send
 from chfw.exceptions import ConfigError
 from chfw.store import outbox as store
 from chfw.store.outbox import AttemptResult, ClaimedAlert
@@ -52,7 +51,9 @@ log = structlog.get_logger("chfw.delivery")
 Clock = Callable[[], datetime]
 
 _TICK = 0.02  # seconds between settles/claims while busy: batches writes, bounds latency
-_QUEUE_FACTOR = 4  # a user's rows queued locally, in multiples of its concurrency, before skipping
+_QUEUE_FACTOR = (
+    4  # rows of one user queued locally, in multiples of its concurrency, before skipping
+)
 
 
 def utc_now() -> datetime:
@@ -94,8 +95,8 @@ class WorkerStats:
 class Worker:
     """Claims due outbox rows and delivers them; see the module docstring.
 
-    ``client_factory`` makes one httpx client per TLS set-up (tests pass one
-    built on :class:`httpx.MockTransport`); ``clock`` gives "now" as aware
+    ``transport_factory`` makes one httpx transport per TLS set-up (tests pass
+    :class:`httpx.MockTransport` ones); ``clock`` gives "now" as aware
     UTC (tests pass a controllable one instead of sleeping); ``rng`` drives
     the retry jitter.
     """
@@ -105,7 +106,7 @@ class Worker:
         engine: Engine,
         settings: Settings,
         *,
-        client_factory: ClientFactory | None = None,
+        transport_factory: TransportFactory | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
         policy: RetryPolicy | None = None,
@@ -117,7 +118,8 @@ class Worker:
         self.policy = policy or RetryPolicy.from_settings(settings)
         self._clock = clock or utc_now
         self._rng = rng or random.Random()
-        self._clients = Clients(client_factory or _default_factory(settings))
+        self._transports = Transports(transport_factory) if transport_factory else Transports()
+        self._timeout = settings.delivery_timeout_seconds
         self._low_water = self.batch_size // 2
         self._flush_size = max(1, min(self.batch_size // 2, 250))
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -144,8 +146,8 @@ class Worker:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP clients (their keep-alive connections)."""
-        await self._clients.aclose()
+        """Close the HTTP transports (their keep-alive connections)."""
+        await self._transports.aclose()
 
     # --- the two ways to run ------------------------------------------------------------------
 
@@ -302,7 +304,7 @@ class Worker:
         self._unsettled.add(alert.id)
         self._queued[user] += 1
         limit = alert.max_in_flight or self.settings.delivery_max_in_flight
-        self._user_cap[user] = max(1, limit) * _QUEUE_FACTOR
+        self._user_cap[user] = max(1, min(limit * _QUEUE_FACTOR, self.batch_size // 2))
         task = asyncio.create_task(self._deliver(alert))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -345,14 +347,14 @@ class Worker:
                 "retryable", None, f"user {alert.user_id} has no endpoint URL configured", 0.0
             )
         try:
-            client = self._clients.get(TlsConfig.for_alert(alert, self.settings))
+            transport = self._transports.get(TlsConfig.for_alert(alert, self.settings))
         except ConfigError as exc:
             return SendResult("retryable", None, f"user {alert.user_id}: {exc}", 0.0)
         async with self._limit(url, alert):
             if self._stopping:
                 self._unstarted.append(alert.id)
                 return None
-            return await send(client, url, alert.document)
+            return await send(transport, url, alert.document, self._timeout)
 
     def _judge(self, alert: ClaimedAlert, result: SendResult) -> AttemptResult:
         now = self._clock()

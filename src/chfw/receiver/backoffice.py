@@ -1,10 +1,9 @@
-"""The supplier's back office: record verified alerts, keep each CH's active firmware.
+"""The supplier's back office: what was received, per CH and per alert, and the N999 follow-up.
 
-Delivery is at-least-once and alerts for one CH may arrive out of order
-(a replayed dead letter, two DSP workers): the active version is the one with
-the latest alert time (ResponseDateTime), and an older alert is kept in the
-history only. The hub row is written with one conditional upsert, so two
-alerts for one CH recorded at the same moment cannot both win.
+Recording lives in :mod:`chfw.receiver.recording` (re-exported here:
+``record_alert``, ``record_rejection``, ``RecordResult``); this module reads
+the result back -- a CH's active firmware and history, the alerts of every
+code, the rejections -- and notes what the DSP's inventory said for N999s.
 """
 
 from __future__ import annotations
@@ -17,24 +16,29 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from chfw.domain import DeviceId, FirmwareVersion
-from chfw.receiver.facts import AlertFacts
+from chfw.receiver.recording import RecordResult, record_alert, record_rejection
 from chfw.receiver.schema import bo_alerts, bo_firmware_events, bo_hubs, bo_rejections
 from chfw.store._sql import from_db as aware
-from chfw.store._sql import insert_for, to_db
+from chfw.store._sql import to_db
 
-_SIGNER_MAX = 500
-_REASON_MAX = 1000
-_REMOTE_MAX = 100
-
-
-@dataclass(frozen=True, slots=True)
-class RecordResult:
-    """What recording one verified alert did."""
-
-    duplicate: bool  # its ResponseID was recorded before: nothing changed
-    applied: bool = False  # it set the CH's active version (or its "unknown" marker)
-    lookup_needed: bool = False  # N999 for N64: version must be fetched from the DSP
-    same_content: bool = True  # for a duplicate: the signed content matches the first copy
+__all__ = [
+    "HubEvent",
+    "HubView",
+    "ReceivedAlert",
+    "RecordResult",
+    "Rejection",
+    "alert_counts",
+    "alert_document",
+    "firmware_distribution",
+    "hub_view",
+    "list_alerts",
+    "list_rejections",
+    "pending_lookups",
+    "record_alert",
+    "record_fetched_version",
+    "record_lookup_failure",
+    "record_rejection",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,101 +145,6 @@ class Rejection:
         }
 
 
-def record_alert(
-    conn: Connection,
-    facts: AlertFacts,
-    *,
-    document: bytes,
-    signer: str,
-    digest: str,
-    now: datetime,
-) -> RecordResult:
-    """Store one verified alert; a ResponseID seen before changes nothing but a replay count."""
-    received_at = to_db(now)
-    inserted = conn.execute(
-        insert_for(conn, bo_alerts)
-        .on_conflict_do_nothing(index_elements=["response_id"])
-        .values(
-            response_id=facts.response_id,
-            alert_code=facts.alert_code,
-            device_id=facts.device_id.hex if facts.device_id else None,
-            firmware_version=facts.firmware_version.hex if facts.firmware_version else None,
-            mismatch_alert_code=facts.mismatch_alert_code,
-            schema_version=facts.schema_version,
-            alert_time=to_db(facts.alert_time),
-            received_at=received_at,
-            signer=signer[:_SIGNER_MAX],
-            digest=digest,
-            duplicates=0,
-            document=document,
-        )
-    ).rowcount
-    if not inserted:
-        first_digest = conn.execute(
-            sa.update(bo_alerts)
-            .where(bo_alerts.c.response_id == facts.response_id)
-            .values(duplicates=bo_alerts.c.duplicates + 1)
-            .returning(bo_alerts.c.digest)
-        ).scalar_one()
-        return RecordResult(duplicate=True, same_content=first_digest == digest)
-    if not facts.is_firmware_activation or facts.device_id is None:
-        return RecordResult(duplicate=False)
-    applied = _apply_to_hub(conn, facts, received_at)
-    version = facts.firmware_version.hex if facts.firmware_version else None
-    conn.execute(
-        sa.insert(bo_firmware_events).values(
-            device_id=facts.device_id.hex,
-            response_id=facts.response_id,
-            alert_code=facts.alert_code,
-            firmware_version=version,
-            version_source="alert" if version else "unknown",
-            alert_time=to_db(facts.alert_time),
-            received_at=received_at,
-            applied=applied,
-        )
-    )
-    return RecordResult(duplicate=False, applied=applied, lookup_needed=applied and not version)
-
-
-def _apply_to_hub(conn: Connection, facts: AlertFacts, received_at: datetime) -> bool:
-    """Make this alert the CH's state unless a newer alert already is; True when it did."""
-    assert facts.device_id is not None
-    version = facts.firmware_version.hex if facts.firmware_version else None
-    alert_time = to_db(facts.alert_time)
-    statement = insert_for(conn, bo_hubs).values(
-        device_id=facts.device_id.hex,
-        active_version=version,
-        changed_at=alert_time,
-        latest_alert_at=alert_time,
-        latest_response_id=facts.response_id,
-        updated_at=received_at,
-        lookup_pending=version is None,
-        lookup_attempts=0,
-        lookup_error=None,
-    )
-    new = statement.excluded
-    upsert = statement.on_conflict_do_update(
-        index_elements=["device_id"],
-        set_={
-            "active_version": new.active_version,
-            # A known version reported again keeps the time it first became active.
-            "changed_at": sa.case(
-                (bo_hubs.c.active_version == new.active_version, bo_hubs.c.changed_at),
-                else_=new.changed_at,
-            ),
-            "latest_alert_at": new.latest_alert_at,
-            "latest_response_id": new.latest_response_id,
-            "updated_at": new.updated_at,
-            "lookup_pending": new.lookup_pending,
-            "lookup_attempts": 0,
-            "lookup_error": None,
-        },
-        # Equal times: the later arrival wins (DCC writes milliseconds; ties are rare).
-        where=bo_hubs.c.latest_alert_at <= new.latest_alert_at,
-    )
-    return bool(conn.execute(upsert).rowcount)
-
-
 def record_fetched_version(
     conn: Connection, device_id: DeviceId, version: FirmwareVersion, now: datetime
 ) -> None:
@@ -275,31 +184,6 @@ def pending_lookups(conn: Connection, limit: int = 100) -> list[DeviceId]:
         sa.select(bo_hubs.c.device_id).where(bo_hubs.c.lookup_pending.is_(True)).limit(limit)
     )
     return [DeviceId.parse(row.device_id) for row in rows]
-
-
-def record_rejection(
-    conn: Connection,
-    *,
-    status_code: int,
-    reason: str,
-    remote: str | None,
-    size: int,
-    now: datetime,
-    digest: str | None = None,
-    response_id: str | None = None,
-) -> None:
-    """Note a refused POST: why, from where, how big; never its content."""
-    conn.execute(
-        sa.insert(bo_rejections).values(
-            at=to_db(now),
-            status_code=status_code,
-            reason=reason[:_REASON_MAX],
-            remote=remote[:_REMOTE_MAX] if remote else None,
-            size=size,
-            digest=digest,
-            response_id=response_id,
-        )
-    )
 
 
 def hub_view(conn: Connection, device_id: DeviceId) -> HubView | None:

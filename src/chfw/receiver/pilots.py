@@ -280,7 +280,7 @@ def member_states(conn: Connection, pilot: Pilot) -> Iterator[MemberState]:
     )
     target = pilot.target_version.hex
     for row in conn.execute(query):
-        activated_at = from_db_opt(_as_datetime(row.activated_at))
+        activated_at = from_db_opt(row.activated_at)
         if activated_at is None and row.active_version == target:
             activated_at = from_db(row.changed_at)  # on target without its event: belt and braces
         yield MemberState(
@@ -289,13 +289,6 @@ def member_states(conn: Connection, pilot: Pilot) -> Iterator[MemberState]:
             lookup_pending=bool(row.lookup_pending),
             activated_at=activated_at,
         )
-
-
-def _as_datetime(value: datetime | str | None) -> datetime | None:
-    # An aggregate in a scalar subquery may come back as text on SQLite.
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value)
 
 
 def pilot_progress(conn: Connection, name: str) -> tuple[Pilot, PilotProgress]:

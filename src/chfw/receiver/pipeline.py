@@ -11,18 +11,21 @@ record (204). Only a verified document can be a duplicate.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 import structlog
-from sqlalchemy.engine import Engine
+from cryptography import x509
+from sqlalchemy.engine import Connection, Engine
 
 from chfw.domain import DeviceId, DuisVersion
 from chfw.exceptions import ChfwError, ConfigError, InvalidValueError
-from chfw.receiver import backoffice
-from chfw.receiver.facts import AlertFacts, read_alert
+from chfw.receiver import recording
+from chfw.receiver.facts import AlertFacts, read_alert, response_id_of
+from chfw.receiver.recording import NewAlert, NewRejection, RecordResult
 from chfw.receiver.validation import AlertSchemas
 from chfw.signing import TrustStore, VerifiedDocument, verify_document
 from chfw.xmlsafe import DEFAULT_MAX_BYTES as PARSER_MAX_BYTES
@@ -78,6 +81,34 @@ class Outcome:
         return self.status == 204
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A verified, valid alert, ready to be recorded."""
+
+    facts: AlertFacts
+    document: bytes
+    signer: str  # subject of the trusted certificate
+    digest: str  # hex SHA-256 of the signed content
+    at: datetime
+    remote: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A POST refused; only this note of it is recorded."""
+
+    status: int
+    reason: str
+    at: datetime
+    remote: str | None
+    size: int
+    digest: str | None = None
+    response_id: str | None = None  # only once the signature verified
+
+
+Checked = Accepted | Refused
+
+
 class _Rejected(Exception):
     def __init__(self, reason: str, response_id: str | None = None) -> None:
         super().__init__(reason)
@@ -86,40 +117,97 @@ class _Rejected(Exception):
 
 
 class AlertReceiver:
-    """Checks and records alerts for one endpoint; thread-safe (one transaction per alert)."""
+    """Checks and records alerts for one endpoint; thread-safe.
+
+    :meth:`receive` does everything for one body in its own transaction. The
+    HTTP app splits it: :meth:`check` (CPU only), :meth:`record` (inside a
+    transaction shared with other alerts: group commit), :meth:`finish` (after
+    the commit: log, N999 hook, the answer).
+    """
 
     def __init__(self, config: ReceiverConfig, engine: Engine) -> None:
         self.config = config
         self.engine = engine
 
     def receive(self, body: bytes, remote: str | None = None) -> Outcome:
-        """Handle one complete body (already within the size limit)."""
+        """Handle one complete body: check it, record it (or its refusal), answer."""
+        checked = self.check(body, remote)
+        with self.engine.begin() as conn:
+            result = self.record(conn, checked)
+        return self.finish(checked, result)
+
+    def check(self, body: bytes, remote: str | None = None) -> Checked:
+        """Size, safe parse, signature, DUIS version, schema, shape: no database access."""
         now = self.config.clock()
         if len(body) > self.config.max_bytes:
             return self.too_large(len(body), remote)
         try:
             verified, facts = self._check(body, now)
         except _Rejected as rejected:
-            return self._reject(
+            return Refused(
                 400,
                 rejected.reason,
-                remote,
                 now,
+                remote,
                 size=len(body),
                 digest=hashlib.sha256(body).hexdigest(),
                 response_id=rejected.response_id,
             )
-        signer = verified.certificate.subject.rfc4514_string()
-        with self.engine.begin() as conn:
-            result = backoffice.record_alert(
-                conn,
-                facts,
-                document=body,
-                signer=signer,
-                digest=verified.digest.hex(),
-                now=now,
+        return Accepted(
+            facts=facts,
+            document=body,
+            signer=_subject(verified),
+            digest=verified.digest.hex(),
+            at=now,
+            remote=remote,
+        )
+
+    def too_large(self, size: int, remote: str | None = None) -> Refused:
+        """Refuse a body over the limit; ``size`` is what was read before giving up."""
+        reason = f"body exceeds {self.config.max_bytes} bytes; DUIS alerts are a few kilobytes"
+        return Refused(413, reason, self.config.clock(), remote, size=size)
+
+    @staticmethod
+    def record(conn: Connection, checked: Checked) -> RecordResult | None:
+        """Write the alert (or the refusal) in the caller's transaction."""
+        (result,) = AlertReceiver.record_many(conn, [checked])
+        return result
+
+    @staticmethod
+    def record_many(conn: Connection, batch: Sequence[Checked]) -> list[RecordResult | None]:
+        """Write alerts and refusals in the caller's transaction, a few statements in all;
+        one result per item (None for a refusal), in order."""
+        alerts = [
+            NewAlert(c.facts, c.document, c.signer, c.digest, c.at)
+            for c in batch
+            if isinstance(c, Accepted)
+        ]
+        recorded = iter(recording.record_alerts(conn, alerts))
+        recording.record_rejections(
+            conn,
+            [
+                NewRejection(c.at, c.status, c.reason, c.remote, c.size, c.digest, c.response_id)
+                for c in batch
+                if isinstance(c, Refused)
+            ],
+        )
+        return [next(recorded) if isinstance(c, Accepted) else None for c in batch]
+
+    def finish(self, checked: Checked, result: RecordResult | None) -> Outcome:
+        """After the commit: log, ask for an N999 lookup, and say what to answer."""
+        if isinstance(checked, Refused):
+            log.warning(
+                "alert_rejected",
+                status=checked.status,
+                reason=checked.reason,
+                remote=checked.remote,
+                size=checked.size,
+                response_id=checked.response_id,
             )
-        log.info(
+            return Outcome(checked.status, reason=checked.reason)
+        assert result is not None
+        facts = checked.facts
+        log.debug(  # one per alert, thousands a second in a wave: debug, not info
             "alert_received",
             response_id=facts.response_id,
             alert_code=facts.alert_code,
@@ -127,7 +215,7 @@ class AlertReceiver:
             firmware_version=facts.firmware_version.hex if facts.firmware_version else None,
             duplicate=result.duplicate,
             applied=result.applied,
-            remote=remote,
+            remote=checked.remote,
         )
         if result.duplicate and not result.same_content:
             log.warning(
@@ -139,21 +227,13 @@ class AlertReceiver:
             self.config.on_lookup_needed(facts.device_id)
         return Outcome(204, facts=facts, duplicate=result.duplicate)
 
-    def too_large(self, size: int, remote: str | None = None) -> Outcome:
-        """Refuse a body over the limit; ``size`` is what was read before giving up."""
-        reason = f"body exceeds {self.config.max_bytes} bytes; DUIS alerts are a few kilobytes"
-        return self._reject(413, reason, remote, self.config.clock(), size=size)
-
     def _check(self, body: bytes, now: datetime) -> tuple[VerifiedDocument, AlertFacts]:
         try:
             verified = verify_document(body, self.config.trust, at=now)
         except ChfwError as exc:  # its messages say what was wrong: unreadable, unsigned...
             raise _Rejected(str(exc)) from None
         # From here the document is the DSP's: its ResponseID can go in the log.
-        response_id = verified.root.findtext(
-            "{http://www.dccinterface.co.uk/ServiceUserGateway}Header/"
-            "{http://www.dccinterface.co.uk/ServiceUserGateway}ResponseID"
-        )
+        response_id = response_id_of(verified.root)
         try:
             version = self._version_of(verified.root.get("schemaVersion"))
             self.config.schemas.validate(verified.root, version)
@@ -175,37 +255,15 @@ class AlertReceiver:
             )
         return expected
 
-    def _reject(
-        self,
-        status: int,
-        reason: str,
-        remote: str | None,
-        now: datetime,
-        *,
-        size: int,
-        digest: str | None = None,
-        response_id: str | None = None,
-    ) -> Outcome:
-        log.warning(
-            "alert_rejected",
-            status=status,
-            reason=reason,
-            remote=remote,
-            size=size,
-            response_id=response_id,
-        )
-        with self.engine.begin() as conn:
-            backoffice.record_rejection(
-                conn,
-                status_code=status,
-                reason=reason,
-                remote=remote,
-                size=size,
-                now=now,
-                digest=digest,
-                response_id=response_id,
-            )
-        return Outcome(status, reason=reason)
+
+@lru_cache(maxsize=16)
+def _subject_text(certificate: x509.Certificate) -> str:
+    return certificate.subject.rfc4514_string()
+
+
+def _subject(verified: VerifiedDocument) -> str:
+    """The signer's subject (cached: a receiver trusts one or two certificates)."""
+    return _subject_text(verified.certificate)
 
 
 def _same_decimal(declared: str | None, expected: str) -> bool:

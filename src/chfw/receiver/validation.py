@@ -26,6 +26,7 @@ from lxml import etree
 
 from chfw.domain import DuisVersion
 from chfw.duis import SR_NAMESPACE, SchemaSet, bundled_schemas, official_schemas
+from chfw.receiver.facts import alert_code_of
 
 _XS = "http://www.w3.org/2001/XMLSchema"
 _NS = {"xs": _XS, "sr": SR_NAMESPACE}
@@ -41,7 +42,7 @@ ANY_ALERT_CODE_PATTERN = "AD1|N[1-9][0-9]{0,3}"
 
 
 class AlertSchemas:
-    """Validates alerts of every DCC alert code: strictly where a body is known, else its envelope."""
+    """Validates alerts of any DCC alert code: in full where the body is known, else by envelope."""
 
     def __init__(self, full: SchemaSet, envelope: SchemaSet | None) -> None:
         self.full = full
@@ -54,7 +55,7 @@ class AlertSchemas:
 
     @classmethod
     def official(cls, directory: Path) -> AlertSchemas:
-        """DCC's XSDs in ``directory`` (``<dir>/<version>/DUIS Schema V<version>.xsd``): all in full."""
+        """DCC's XSDs in ``directory`` (``<dir>/<version>/DUIS Schema V<version>.xsd``), in full."""
         return cls(official_schemas(directory), None)
 
     @property
@@ -69,7 +70,7 @@ class AlertSchemas:
 
     def validate(self, root: etree._Element, version: DuisVersion) -> None:
         """Raise SchemaValidationError unless ``root`` is a valid DUIS ``version`` alert."""
-        if self.envelope is not None and root.findtext(_CODE_PATH) not in FULLY_CHECKED_CODES:
+        if self.envelope is not None and alert_code_of(root) not in FULLY_CHECKED_CODES:
             self.envelope.validate(root, version)
         else:
             self.full.validate(root, version)

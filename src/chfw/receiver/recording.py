@@ -1,0 +1,310 @@
+"""Record verified alerts in the back office, a batch at a time.
+
+Per alert: the raw document under its ResponseID (a ResponseID seen before
+only counts a replay); for a firmware alert (N64, or N999 for N64), one
+history event and, unless a newer alert already decided it, the CH's active
+version. Alerts for one CH may arrive out of order (a replayed dead letter,
+two DSP workers), so "newer" is by alert time (ResponseDateTime), never by
+arrival; equal times: the later arrival wins.
+
+A batch costs a handful of statements whatever its size (one read of the
+ResponseIDs and hubs concerned, then one multi-row write per table), which is
+what lets the receiver's group commit scale. The hubs are folded in Python in
+arrival order; the hub upsert keeps a guard (``latest_alert_at <=``) so that a
+concurrent writer (PostgreSQL, several receiver processes) can never move a
+hub backwards. On SQLite every write transaction holds the database lock from
+its start (``BEGIN IMMEDIATE``), so the fold is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from chfw.receiver.facts import AlertFacts
+from chfw.receiver.schema import bo_alerts, bo_firmware_events, bo_hubs, bo_rejections
+from chfw.store._sql import from_db, insert_for, to_db
+
+_SIGNER_MAX = 500
+_REASON_MAX = 1000
+_REMOTE_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """What recording one verified alert did."""
+
+    duplicate: bool  # its ResponseID was recorded before: nothing changed
+    applied: bool = False  # it set the CH's active version (or its "unknown" marker)
+    lookup_needed: bool = False  # N999 for N64: version must be fetched from the DSP
+    same_content: bool = True  # for a duplicate: the signed content matches the first copy
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """A verified alert to record."""
+
+    facts: AlertFacts
+    document: bytes  # the body exactly as received
+    signer: str  # subject of the trusted certificate
+    digest: str  # hex SHA-256 of the signed content
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewRejection:
+    """A refused POST to note: why, from where, how big; never its content."""
+
+    at: datetime
+    status_code: int
+    reason: str
+    remote: str | None
+    size: int
+    digest: str | None = None
+    response_id: str | None = None  # only once the signature verified
+
+
+def record_alert(
+    conn: Connection,
+    facts: AlertFacts,
+    *,
+    document: bytes,
+    signer: str,
+    digest: str,
+    now: datetime,
+) -> RecordResult:
+    """Store one verified alert; a ResponseID seen before changes nothing but a replay count."""
+    (result,) = record_alerts(conn, [NewAlert(facts, document, signer, digest, now)])
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Hub:
+    active_version: str | None
+    changed_at: datetime
+    latest_alert_at: datetime
+
+
+def record_alerts(conn: Connection, alerts: Sequence[NewAlert]) -> list[RecordResult]:
+    """Store verified alerts, in arrival order, in the caller's transaction; one result each."""
+    if not alerts:
+        return []
+    statements = _statements(conn)
+    ids = list(dict.fromkeys(a.facts.response_id for a in alerts))
+    known: dict[str, str] = {
+        row.response_id: row.digest for row in conn.execute(statements.select_digests, {"ids": ids})
+    }
+    results: list[RecordResult] = []
+    replays: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    firmware: list[tuple[int, NewAlert]] = []
+    for alert in alerts:
+        response_id = alert.facts.response_id
+        first_digest = known.get(response_id)
+        if first_digest is not None:
+            replays[response_id] = replays.get(response_id, 0) + 1
+            results.append(RecordResult(duplicate=True, same_content=first_digest == alert.digest))
+            continue
+        known[response_id] = alert.digest
+        rows.append(_alert_row(alert))
+        if alert.facts.is_firmware_activation and alert.facts.device_id is not None:
+            firmware.append((len(results), alert))
+        results.append(RecordResult(duplicate=False))
+    if rows:
+        conn.execute(statements.insert_alerts, rows)
+    if replays:
+        conn.execute(statements.count_replays, [{"rid": r, "n": n} for r, n in replays.items()])
+    if firmware:
+        _file_firmware(conn, statements, firmware, results)
+    return results
+
+
+def _alert_row(alert: NewAlert) -> dict[str, Any]:
+    facts = alert.facts
+    return {
+        "response_id": facts.response_id,
+        "alert_code": facts.alert_code,
+        "device_id": facts.device_id.hex if facts.device_id else None,
+        "firmware_version": facts.firmware_version.hex if facts.firmware_version else None,
+        "mismatch_alert_code": facts.mismatch_alert_code,
+        "schema_version": facts.schema_version,
+        "alert_time": to_db(facts.alert_time),
+        "received_at": to_db(alert.received_at),
+        "signer": alert.signer[:_SIGNER_MAX],
+        "digest": alert.digest,
+        "duplicates": 0,
+        "document": alert.document,
+    }
+
+
+def _file_firmware(
+    conn: Connection,
+    statements: _Statements,
+    firmware: list[tuple[int, NewAlert]],
+    results: list[RecordResult],
+) -> None:
+    """History events for the batch's firmware alerts, and the hubs they leave behind."""
+    devices = list(dict.fromkeys(a.facts.device_id.hex for _, a in firmware if a.facts.device_id))
+    hubs = {
+        row.device_id: _Hub(
+            row.active_version, from_db(row.changed_at), from_db(row.latest_alert_at)
+        )
+        for row in conn.execute(statements.select_hubs, {"devices": devices})
+    }
+    changed: dict[str, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    for index, alert in firmware:
+        facts = alert.facts
+        assert facts.device_id is not None
+        device = facts.device_id.hex
+        version = facts.firmware_version.hex if facts.firmware_version else None
+        alert_time = to_db(facts.alert_time)
+        hub = hubs.get(device)
+        applied = hub is None or hub.latest_alert_at <= alert_time
+        if applied:
+            # A known version reported again keeps the time it first became active.
+            same = hub is not None and version is not None and hub.active_version == version
+            changed_at = hub.changed_at if same and hub else alert_time
+            hubs[device] = _Hub(version, changed_at, alert_time)
+            changed[device] = {
+                "device_id": device,
+                "active_version": version,
+                "changed_at": changed_at,
+                "latest_alert_at": alert_time,
+                "latest_response_id": facts.response_id,
+                "updated_at": to_db(alert.received_at),
+                "lookup_pending": version is None,
+                "lookup_attempts": 0,
+                "lookup_error": None,
+            }
+        results[index] = RecordResult(
+            duplicate=False, applied=applied, lookup_needed=applied and version is None
+        )
+        events.append(
+            {
+                "device_id": device,
+                "response_id": facts.response_id,
+                "alert_code": facts.alert_code,
+                "firmware_version": version,
+                "version_source": "alert" if version else "unknown",
+                "alert_time": alert_time,
+                "received_at": to_db(alert.received_at),
+                "applied": applied,
+            }
+        )
+    if changed:
+        conn.execute(statements.upsert_hubs, list(changed.values()))
+    conn.execute(statements.insert_events, events)
+
+
+def record_rejections(conn: Connection, rejections: Sequence[NewRejection]) -> None:
+    """Note refused POSTs."""
+    if not rejections:
+        return
+    conn.execute(
+        sa.insert(bo_rejections),
+        [
+            {
+                "at": to_db(r.at),
+                "status_code": r.status_code,
+                "reason": r.reason[:_REASON_MAX],
+                "remote": r.remote[:_REMOTE_MAX] if r.remote else None,
+                "size": r.size,
+                "digest": r.digest,
+                "response_id": r.response_id,
+            }
+            for r in rejections
+        ],
+    )
+
+
+def record_rejection(
+    conn: Connection,
+    *,
+    status_code: int,
+    reason: str,
+    remote: str | None,
+    size: int,
+    now: datetime,
+    digest: str | None = None,
+    response_id: str | None = None,
+) -> None:
+    """Note one refused POST."""
+    record_rejections(
+        conn, [NewRejection(now, status_code, reason, remote, size, digest, response_id)]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The statements of a batch, built once per dialect: values come as parameters, so
+    SQLAlchemy compiles each once and reuses it (building them per alert cost more than
+    verifying the alert)."""
+
+    select_digests: sa.Select[Any]
+    insert_alerts: sa.Executable
+    count_replays: sa.Executable
+    select_hubs: sa.Select[Any]
+    upsert_hubs: sa.Executable
+    insert_events: sa.Executable
+
+
+_BY_DIALECT: dict[str, _Statements] = {}
+
+
+def _statements(conn: Connection) -> _Statements:
+    found = _BY_DIALECT.get(conn.dialect.name)
+    if found is None:
+        found = _BY_DIALECT[conn.dialect.name] = _build_statements(conn)
+    return found
+
+
+def _build_statements(conn: Connection) -> _Statements:
+    hub = insert_for(conn, bo_hubs)
+    new = hub.excluded
+    upsert_hubs = hub.on_conflict_do_update(
+        index_elements=["device_id"],
+        set_={
+            name: new[name]
+            for name in (
+                "active_version",
+                "changed_at",
+                "latest_alert_at",
+                "latest_response_id",
+                "updated_at",
+                "lookup_pending",
+                "lookup_attempts",
+                "lookup_error",
+            )
+        },
+        # Never backwards, even if another process recorded a newer alert meanwhile.
+        where=bo_hubs.c.latest_alert_at <= new.latest_alert_at,
+    )
+    return _Statements(
+        select_digests=sa.select(bo_alerts.c.response_id, bo_alerts.c.digest).where(
+            bo_alerts.c.response_id.in_(sa.bindparam("ids", expanding=True))
+        ),
+        insert_alerts=insert_for(conn, bo_alerts).on_conflict_do_nothing(
+            index_elements=["response_id"]
+        ),
+        count_replays=sa.update(bo_alerts)
+        .where(bo_alerts.c.response_id == sa.bindparam("rid"))
+        .values(duplicates=bo_alerts.c.duplicates + sa.bindparam("n")),
+        select_hubs=sa.select(
+            bo_hubs.c.device_id,
+            bo_hubs.c.active_version,
+            bo_hubs.c.changed_at,
+            bo_hubs.c.latest_alert_at,
+        )
+        .where(bo_hubs.c.device_id.in_(sa.bindparam("devices", expanding=True)))
+        .with_for_update(),
+        upsert_hubs=upsert_hubs,
+        insert_events=insert_for(conn, bo_firmware_events).on_conflict_do_nothing(
+            index_elements=["response_id"]
+        ),
+    )

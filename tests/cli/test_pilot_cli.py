@@ -1,0 +1,176 @@
+"""`chfw pilot create|status|export|list` against a back office with known alerts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from chfw.cli import app as chfw
+from chfw.cli.pilot import app
+from chfw.store import audit
+from tests.cli.dbcli import CliDb, cli_db
+from tests.receiver.recorded import START, device, record
+
+
+@pytest.fixture
+def cli(
+    engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> CliDb:
+    return cli_db(database_url, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def cohort(tmp_path: Path) -> Path:
+    path = tmp_path / "cohort.csv"
+    path.write_text(
+        "device_id,note\n"
+        + "".join(f"{device(n)},n{n}\n" for n in (1, 2, 3, 4))
+        + "00-1D-A1-00,typo\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def create(cli: CliDb, cohort: Path, *extra: str) -> None:
+    result = cli.invoke(
+        app, "create", "wave-1", "--target-version", "0201", "--cohort", str(cohort), *extra
+    )
+    assert result.exit_code == 0, result.output
+
+
+class TestCreate:
+    """Rejected lines are reported with their line numbers; the rest make the cohort."""
+
+    def test_create_reports_rejects(self, cli: CliDb, cohort: Path, engine: Engine) -> None:
+        result = cli.invoke(
+            app, "create", "wave-1", "--target-version", "02-01", "--cohort", str(cohort)
+        )
+        assert result.exit_code == 0, result.output
+        assert "created pilot 'wave-1': target 0201, 4 CHs (1 lines rejected" in result.stdout
+        assert f"{cohort}:6: rejected '00-1D-A1-00'" in result.stderr
+        with engine.connect() as conn:
+            (entry,) = audit.list_recent(conn)
+        assert entry.action == "pilot.create"
+        assert (entry.detail["cohort"], entry.detail["rejected"]) == (4, 1)
+
+    def test_no_valid_id_creates_nothing(self, cli: CliDb, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.txt"
+        bad.write_text("nope\n")
+        result = cli.invoke(app, "create", "p", "--target-version", "01", "--cohort", str(bad))
+        assert result.exit_code == 1
+        assert "names no valid Device ID" in result.stderr
+        assert "no pilots" in cli.invoke(app, "list").stdout
+
+    def test_bad_target_and_missing_file(self, cli: CliDb, cohort: Path, tmp_path: Path) -> None:
+        result = cli.invoke(app, "create", "p", "--target-version", "0x1", "--cohort", str(cohort))
+        assert result.exit_code == 1
+        assert "firmware version" in result.stderr
+        missing = tmp_path / "missing.csv"
+        result = cli.invoke(app, "create", "p", "--target-version", "01", "--cohort", str(missing))
+        assert result.exit_code == 1
+        assert "cannot read cohort file" in result.stderr
+
+    def test_name_taken(self, cli: CliDb, cohort: Path) -> None:
+        create(cli, cohort)
+        result = cli.invoke(
+            app, "create", "wave-1", "--target-version", "01", "--cohort", str(cohort)
+        )
+        assert result.exit_code == 1
+        assert "already exists" in result.stderr
+
+
+class TestStatusAndExport:
+    """Progress as text and JSON; the export as CSV, to a file or stdout."""
+
+    @pytest.fixture(autouse=True)
+    def history(self, engine: Engine, cli: CliDb, cohort: Path) -> None:
+        record(engine, device(1), "0201", START)
+        record(engine, device(2), "0201", START + timedelta(hours=2))
+        record(engine, device(3), "0100", START)
+        create(cli, cohort)
+
+    def test_status_text(self, cli: CliDb) -> None:
+        result = cli.invoke(app, "status", "wave-1")
+        assert result.exit_code == 0, result.output
+        assert "cohort 4 CHs" in result.stdout
+        assert "activated         2 (50.0%)" in result.stdout
+        assert "50 % (2 CHs)" in result.stdout
+        assert "02:00:00 after the first activation" in result.stdout
+        (ninety,) = [line for line in result.stdout.splitlines() if "90 % (4 CHs)" in line]
+        assert ninety.endswith("not reached")
+
+    def test_status_json(self, cli: CliDb) -> None:
+        result = cli.invoke(app, "status", "wave-1", "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert (data["cohort"], data["activated"], data["share"]) == (4, 2, 0.5)
+        assert data["first_activation"] == START.isoformat()
+        assert data["milestones"][0]["seconds_after_first"] == 7200.0
+        assert [point["activated"] for point in data["series"]] == [1, 2]
+
+    def test_export_to_file(self, cli: CliDb, tmp_path: Path) -> None:
+        out = tmp_path / "wave-1.csv"
+        result = cli.invoke(app, "export", "wave-1", "--out", str(out))
+        assert result.exit_code == 0, result.output
+        assert "wrote 4 CHs" in result.stdout
+        rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+        assert [(r["device_id"], r["status"]) for r in rows] == [
+            (str(device(1)), "activated"),
+            (str(device(2)), "activated"),
+            (str(device(3)), "not_yet"),
+            (str(device(4)), "not_yet"),
+        ]
+        assert rows[2]["active_version"] == "0100"
+
+    def test_export_to_stdout(self, cli: CliDb) -> None:
+        result = cli.invoke(app, "export", "wave-1")
+        assert result.exit_code == 0, result.output
+        rows = list(csv.reader(io.StringIO(result.stdout)))
+        assert rows[0] == ["device_id", "active_version", "activated_at", "status"]
+        assert len(rows) == 5
+
+    def test_unknown_pilot(self, cli: CliDb) -> None:
+        result = cli.invoke(app, "status", "wave-2")
+        assert result.exit_code == 1
+        assert "no pilot 'wave-2' (pilots: wave-1)" in result.stderr
+
+    def test_list(self, cli: CliDb) -> None:
+        result = cli.invoke(app, "list", "--json")
+        assert result.exit_code == 0, result.output
+        (pilot,) = json.loads(result.stdout)
+        assert (pilot["name"], pilot["target_version"], pilot["cohort"]) == ("wave-1", "0201", 4)
+        assert "wave-1" in cli.invoke(app, "list").stdout
+
+
+class TestWiring:
+    """`chfw pilot` is a group of the root command; --database picks the back office."""
+
+    def test_database_option_overrides_the_settings(
+        self, database_url: str, cohort: Path, tmp_path: Path, engine: Engine
+    ) -> None:
+        elsewhere = CliDb(f"sqlite:///{tmp_path / 'not-this-one.db'}")
+        result = elsewhere.invoke(
+            chfw,
+            "pilot",
+            "create",
+            "p",
+            "--target-version",
+            "01",
+            "--cohort",
+            str(cohort),
+            "--database",
+            database_url,
+        )
+        assert result.exit_code == 0, result.output
+        listed = elsewhere.invoke(chfw, "pilot", "list", "--database", database_url)
+        assert "p" in listed.stdout
+        # Without --database: the settings' database, which has no schema.
+        result = elsewhere.invoke(chfw, "pilot", "list")
+        assert result.exit_code == 1
+        assert "chfw db upgrade" in result.stderr

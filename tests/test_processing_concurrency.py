@@ -1,0 +1,83 @@
+"""Several intake processes at once: batches naming the same CHs never deadlock or double up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from chfw.alerts import AlertBuilder
+from chfw.domain import FirmwareVersion
+from chfw.duis import bundled_schemas
+from chfw.processing import ActivationService, Status
+from chfw.store.counters import CounterBlock
+from chfw.store.engine import create_engine_for
+from chfw.store.schema import firmware_history
+from chfw.store.schema import outbox as outbox_table
+from tests.dsp import CH1, CH2, DCC, SIGNER, build_dsp
+from tests.test_processing import response
+
+ROUNDS = 6
+
+
+def linger_after_locking_hubs(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    """Hold on a moment after taking CH row locks, so two transactions surely overlap."""
+    if "FOR UPDATE" in statement and "hubs" in statement:
+        time.sleep(0.05)
+
+
+class TestConcurrentBatches:
+    """Two intake processes post the same two CHs in opposite orders, round after round."""
+
+    def test_opposite_orders(self, engine: sa.Engine, database_url: str) -> None:
+        build_dsp(engine)
+        engines = [create_engine_for(database_url) for _ in range(2)]
+        for other in engines:
+            event.listen(other, "after_cursor_execute", linger_after_locking_hubs)
+        # Blocks of one value: every alert reserves its ResponseID counter inside the
+        # intake transaction, the most lock-heavy way the counter can be used.
+        counters = [CounterBlock(e, block_size=1) for e in engines]
+        services = [
+            ActivationService(e, AlertBuilder(DCC, SIGNER, bundled_schemas(), c.next))
+            for e, c in zip(engines, counters, strict=True)
+        ]
+        barrier = threading.Barrier(2)
+        statuses: list[Status] = []
+        errors: list[BaseException] = []
+
+        def post(index: int) -> None:
+            try:
+                for r in range(ROUNDS):
+                    version = FirmwareVersion.parse(f"0201{r:02X}00")
+                    counter = 2 * r + index + 1
+                    batch = [response(CH1, counter, v=version), response(CH2, counter, v=version)]
+                    barrier.wait(timeout=30)
+                    results = services[index].submit(batch[:: 1 - 2 * index], "north")
+                    statuses.extend(result.status for result in results)
+            except BaseException as exc:
+                errors.append(exc)
+                barrier.abort()
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        for counter in counters:
+            counter.close()
+        for other in engines:
+            other.dispose()
+        with engine.connect() as conn:
+            response_ids = conn.execute(sa.select(outbox_table.c.response_id)).scalars().all()
+            history = conn.execute(
+                sa.select(sa.func.count()).select_from(firmware_history)
+            ).scalar_one()
+        assert errors == []
+        assert statuses == [Status.PROCESSED] * (ROUNDS * 2 * 2)
+        assert history == ROUNDS * 2 * 2
+        # Each round one of the two posts finds the new version first: CH1 alerts its two
+        # suppliers, CH2 its one; the other post finds the same version and sends nothing.
+        assert len(response_ids) == len(set(response_ids)) == ROUNDS * 3
