@@ -70,14 +70,14 @@ install_server() {
   (Debian/Ubuntu: sudo apt-get install postgresql) or set PG_BINDIR to their directory."
     log "PostgreSQL server not found: installing the Debian package"
     # Only our own throwaway clusters are wanted: stop the package from creating and
-    # starting a system-wide 'main' cluster on port 5432. The file is postgresql-common's
-    # conffile; --force-confold keeps this version when the package is unpacked.
+    # starting a system-wide 'main' cluster on port 5432. postgresql-common installs this
+    # file through ucf; UCF_FORCE_CONFFOLD (and dpkg's --force-confold) keep ours.
     if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
         mkdir -p /etc/postgresql-common
         echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
     fi
     apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y -q --no-install-recommends \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
         postgresql >&2
 }

@@ -164,6 +164,21 @@ class TestClaim:
         settle(engine, AttemptResult(first, "delivered", retry_at, 204))
         assert claim(engine, retry_at) == ["R-2"]
 
+    def test_followers_take_the_retry_time_of_their_head(self, engine: Engine) -> None:
+        ids = enqueue(
+            engine,
+            [alert("A1-1"), alert("A1-2"), alert("A1-3"), alert("B1-1", SUPPLIER_B)],
+            T0,
+        )
+        claim(engine)
+        retry_at = T0 + timedelta(minutes=5)
+        settle(engine, AttemptResult(ids[0], "retry", T0, 503, "busy", None, retry_at))
+        with engine.connect() as conn:
+            due = {r.response_id: r.next_attempt_at for r in outbox.list_rows(conn)}
+        assert due == {"A1-1": retry_at, "A1-2": retry_at, "A1-3": retry_at, "B1-1": T0}
+        # B1-1's lease has run out; of A's chain only its head is claimable.
+        assert claim(engine, retry_at) == ["B1-1", "A1-1"]
+
     def test_dead_alert_does_not_block(self, engine: Engine) -> None:
         first, _ = enqueue(engine, [alert("R-1"), alert("R-2")], T0)
         claim(engine)

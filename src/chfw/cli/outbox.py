@@ -124,7 +124,9 @@ def list_(
 
 @app.command()
 def show(
-    key: Annotated[str, typer.Argument(help="Outbox id or ResponseID")],
+    key: Annotated[
+        str, typer.Argument(metavar="ID_OR_RESPONSE_ID", help="Outbox id or ResponseID")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Show one row: its state, every delivery attempt and the signed document."""
@@ -170,7 +172,12 @@ def _report(change: BulkChange, unknown: list[str], done: str) -> None:
 
 @app.command()
 def retry(
-    keys: Annotated[list[str], typer.Argument(help="Outbox ids or ResponseIDs of pending rows")],
+    keys: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="ID_OR_RESPONSE_ID", help="Outbox ids or ResponseIDs of pending rows"
+        ),
+    ],
 ) -> None:
     """Make pending rows due now (e.g. after a Service User fixed its endpoint)."""
     ids, unknown = _resolve(keys)
@@ -182,7 +189,8 @@ def retry(
 @app.command()
 def replay(
     keys: Annotated[
-        list[str] | None, typer.Argument(help="Outbox ids or ResponseIDs of dead rows")
+        list[str] | None,
+        typer.Argument(metavar="ID_OR_RESPONSE_ID", help="Outbox ids or ResponseIDs of dead rows"),
     ] = None,
     all_dead: Annotated[bool, typer.Option("--all-dead", help="Replay every dead row")] = False,
     user: Annotated[

@@ -51,9 +51,8 @@ log = structlog.get_logger("chfw.delivery")
 Clock = Callable[[], datetime]
 
 _TICK = 0.02  # seconds between settles/claims while busy: batches writes, bounds latency
-_QUEUE_FACTOR = (
-    4  # rows of one user queued locally, in multiples of its concurrency, before skipping
-)
+_REPORT_EVERY = 30.0  # seconds between progress log lines of a long run
+_QUEUE_FACTOR = 4  # a user's rows queued here, in multiples of its concurrency, before skipping
 
 
 def utc_now() -> datetime:
@@ -189,11 +188,17 @@ class Worker:
     async def _loop(self, until_idle: bool) -> None:
         poll = self.settings.worker_poll_seconds
         lease_renew_every = self.settings.lease_seconds / 3
-        last_flush = last_claim = last_renew = time.monotonic()
+        last_flush = last_claim = last_renew = last_report = time.monotonic()
+        reported = 0
         backoff = poll
         full = False
         while not self._stopping:
             now = time.monotonic()
+            if now - last_report >= _REPORT_EVERY and self._stats.settled != reported:
+                log.info(
+                    "delivery_progress", **self._stats.as_dict(), in_flight=len(self._inflight)
+                )
+                last_report, reported = now, self._stats.settled
             claimed: int | None = None
             try:
                 if self._results and (

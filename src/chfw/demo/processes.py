@@ -50,12 +50,18 @@ class ServiceGroup(AbstractContextManager["ServiceGroup"]):
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     services: list[Service] = field(default_factory=list)
 
-    def start(self, name: str, args: list[str], health_url: str | None = None) -> Service:
+    def start(
+        self,
+        name: str,
+        args: list[str],
+        health_url: str | None = None,
+        command: list[str] | None = None,
+    ) -> Service:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-                [*chfw_command(), *args],
+                [*(command or chfw_command()), *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ back offices recorded.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ class DemoOptions:
     target_version: str = "02010300"
     batch_size: int = 500
     drain_timeout: float = 600.0
+    sink_receivers: bool = False  # benchmark: endpoints that accept without verifying
 
 
 @dataclass
@@ -103,6 +105,14 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     intake_url = f"http://127.0.0.1:{intake_port}"
     with ServiceGroup(workdir / "logs") as services:
         for supplier in suppliers:
+            if options.sink_receivers:
+                services.start(
+                    f"sink-{supplier.user_id}",
+                    ["chfw.demo.sink:app", "--port", str(supplier.port), "--log-level", "warning"],
+                    health_url=f"http://127.0.0.1:{supplier.port}/healthz",
+                    command=[sys.executable, "-m", "uvicorn"],
+                )
+                continue
             services.start(
                 f"receiver-{supplier.user_id}",
                 [
@@ -147,7 +157,9 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         post_seconds = time.monotonic() - post_started
         services.check_alive()
         drain_seconds = _drain(engine, wave, services, options.drain_timeout, console)
-        summary = build_summary(engine, wave, suppliers, stats.as_json())
+        summary = build_summary(
+            engine, wave, [] if options.sink_receivers else suppliers, stats.as_json()
+        )
     summary["timing"] = {
         "post_seconds": round(post_seconds, 2),
         "drain_seconds_after_post": round(drain_seconds, 2),

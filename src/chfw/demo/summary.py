@@ -78,7 +78,9 @@ def build_summary(
         "suppliers_recorded_every_alert": all(
             delivered_per_supplier[user] == recipients_json.get(user, dict.fromkeys(KINDS, 0))
             for user in delivered_per_supplier
-        ),
+        )
+        if suppliers
+        else None,
     }
     return {
         "hubs": truth.hubs,
@@ -138,5 +140,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             f"{timing['drain_seconds_after_post']}s after, {timing['total_seconds']}s in all"
         )
     for name, ok in summary["checks"].items():
+        if ok is None:
+            continue
         mark = "[green]✓[/]" if ok else "[red]✗[/]"
         console.print(f"{mark} {name.replace('_', ' ')}")

@@ -10,13 +10,13 @@ The alert POST is the hot path (thousands per second in a firmware wave), so
 it is served as plain ASGI ahead of FastAPI's routing, which costs more than
 the rest of the request; everything else (``/healthz``, what other modules
 add) is ordinary FastAPI. Checking is CPU work and runs on the event loop;
-recording goes to a :class:`~chfw.receiver.writer.RecordWriter` thread that
-commits many alerts per transaction.
+the alerts checked in one turn of the loop go together to a
+:class:`~chfw.receiver.writer.RecordWriter` thread, which commits many alerts
+per transaction (group commit).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from chfw import __version__
 from chfw.receiver.pipeline import AlertReceiver, Checked, Outcome, ReceiverConfig
-from chfw.receiver.writer import RecordWriter
+from chfw.receiver.writer import LoopBatcher, RecordWriter
 
 log = structlog.get_logger("chfw.receiver")
 
@@ -45,6 +45,7 @@ class ReceiverApp(FastAPI):
 
     receiver: AlertReceiver
     writer: RecordWriter
+    batcher: LoopBatcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -62,10 +63,9 @@ class ReceiverApp(FastAPI):
         checked = await self._read_and_check(scope, receive, remote)
         if checked is None:  # the client went away before sending its body
             return
-        try:
-            result = await asyncio.wrap_future(self.writer.submit(checked))
-        except Exception:
-            log.exception("alert_not_recorded", remote=remote)
+        result = await self.batcher.record(checked)
+        if isinstance(result, Exception):
+            log.error("alert_not_recorded", remote=remote, error=repr(result))
             await _answer(send, 500, _UNRECORDED)
             return
         outcome: Outcome = self.receiver.finish(checked, result)
@@ -110,6 +110,7 @@ def create_receiver_app(config: ReceiverConfig, engine: Engine) -> ReceiverApp:
     )
     app.receiver = AlertReceiver(config, engine)
     app.writer = RecordWriter(app.receiver)
+    app.batcher = LoopBatcher(app.writer)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:

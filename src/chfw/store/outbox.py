@@ -19,7 +19,11 @@ receiver dedupes on the ResponseID).
 
 Order per (CH, user): a row is claimable only when no earlier row (smaller
 id) for the same CH and user is still pending, so a later alert waits while
-an earlier one is retrying or in flight. Dead rows do not block.
+an earlier one is retrying or in flight. Dead rows do not block. When a row
+is rescheduled, its later rows get the same ``next_attempt_at`` (if theirs
+was earlier): they could not go sooner anyway, and it keeps blocked rows out
+of the claim query's due range, so a long outage does not make every claim
+rescan them.
 
 Times go in and come out timezone-aware, stored as UTC (``store._sql``).
 """
@@ -372,6 +376,22 @@ _SETTLE_RETRY = (
         last_error=sa.bindparam("b_error"),
     )
 )
+_head = outbox.alias("head")
+# A retried row's later rows (same CH and user) cannot go before it: move them out of
+# the due range until then, so claims do not rescan a growing set of blocked rows.
+_HOLD_FOLLOWERS = (
+    sa.update(outbox)
+    .where(
+        outbox.c.state == "pending",
+        outbox.c.device_id
+        == sa.select(_head.c.device_id).where(_head.c.id == sa.bindparam("b_id")).scalar_subquery(),
+        outbox.c.user_id
+        == sa.select(_head.c.user_id).where(_head.c.id == sa.bindparam("b_id")).scalar_subquery(),
+        outbox.c.id > sa.bindparam("b_id"),
+        outbox.c.next_attempt_at < sa.bindparam("b_next"),
+    )
+    .values(next_attempt_at=sa.bindparam("b_next"))
+)
 _SETTLE_DEAD = (
     sa.update(outbox)
     .where(outbox.c.id == sa.bindparam("b_id"), outbox.c.state == "pending")
@@ -426,6 +446,7 @@ def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
         conn.execute(_SETTLE_DELIVERED, delivered)
     if retry:
         conn.execute(_SETTLE_RETRY, retry)
+        conn.execute(_HOLD_FOLLOWERS, [{"b_id": r["b_id"], "b_next": r["b_next"]} for r in retry])
     if dead:
         conn.execute(_SETTLE_DEAD, dead)
     conn.execute(delivery_attempts.insert(), attempts)

@@ -1,0 +1,256 @@
+"""Issue 7: coverage-guided fuzzing of the GBCS decoder with atheris (libFuzzer).
+
+Run: .venv/bin/python bench/fuzz_gbcs.py [--runs 1000000] [--no-docs]
+
+Every input is handed to ``decode_outcome`` and ``decode_message`` twice: as
+bytes (the binary path) and as Latin-1 text (the hex-text path). Anything but
+a :class:`~chfw.exceptions.GbcsDecodeError` counts as a crash; its input is
+saved under the work folder and the run goes on, so one bug does not hide
+the next. The corpus starts from messages chfw's own encoder writes and, when
+../shared/dcc-reference is present, DCC's RTDS CS06 vectors.
+
+The fuzzer runs in a child process (libFuzzer ends its process when done);
+this parent reads libFuzzer's final statistics from the child's stderr and
+writes them to the "Fuzzing" section of docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RTDS = ROOT.parent / "shared" / "dcc-reference" / "gbcs"
+DOCS = ROOT / "docs" / "reliability.md"
+SECTION = "## Fuzzing"
+# libFuzzer's progress lines: "#1048576 DONE cov: 812 ft: 2903 corp: 401/9876b ... exec/s: 12345"
+_STATS = re.compile(
+    r"#(?P<runs>\d+)\s+(?P<event>\w+)\s+cov: (?P<cov>\d+) ft: (?P<ft>\d+) "
+    r"corp: (?P<corp>\d+)/(?P<corp_size>\S+).*?exec/s: (?P<execs>\d+)"
+)
+
+
+def seed_messages() -> list[bytes]:
+    """Valid messages of every CS06 shape, from chfw's encoder, and the RTDS vectors' hex text."""
+    from datetime import timedelta
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from chfw.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
+    from chfw.gbcs import encode_accepted, encode_alert, encode_response
+
+    device = DeviceId.parse("00-DB-12-34-56-78-90-A0")
+    supplier = Eui64.parse("90-B3-D5-1F-30-01-00-00")
+    at = datetime(2030, 1, 15, 9, 0, tzinfo=UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    seeds: list[bytes] = []
+    for signing_key in (None, key):
+        common = {"device_id": device, "recipient": supplier, "signing_key": signing_key}
+        seeds.append(encode_accepted(counter=1001, **common))
+        seeds.append(encode_accepted(counter=1002, date_time=at, **common))
+        for result in ActivationResult:
+            if result is ActivationResult.ACCEPTED:
+                continue
+            for version in ("0123ABCE", "01", "0102030405060708"):
+                seeds.append(
+                    encode_response(
+                        counter=1000,
+                        result=result,
+                        firmware_version=FirmwareVersion.parse(version),
+                        date_time=at - timedelta(days=1),
+                        **common,
+                    )
+                )
+            seeds.append(
+                encode_alert(
+                    message_counter=2000,
+                    originator_counter=(1 << 64) - 1,
+                    result=result,
+                    firmware_version=FirmwareVersion.parse("0123ABCF"),
+                    executed_at=at,
+                    **common,
+                )
+            )
+    seeds.extend(message.hex().upper().encode() for message in seeds[:4])
+    if RTDS.is_dir():
+        seeds.extend(path.read_bytes() for path in sorted(RTDS.glob("*.HEX")))
+    return seeds
+
+
+# --- the child: libFuzzer's target --------------------------------------------------------
+
+
+def fuzz_child(crash_dir: Path, libfuzzer_args: list[str]) -> None:
+    import atheris
+
+    with atheris.instrument_imports(include=["chfw"]):
+        from chfw.exceptions import GbcsDecodeError
+        from chfw.gbcs import decode_message, decode_outcome
+
+    seen: set[str] = set()
+
+    def target(data: bytes) -> None:
+        for decode in (decode_outcome, decode_message):
+            for payload in (data, data.decode("latin-1")):
+                try:
+                    decode(payload)
+                except GbcsDecodeError as error:
+                    if not 0 <= error.offset <= max(len(data), 1):
+                        _crash(data, f"offset {error.offset} outside the input", decode.__name__)
+                except Exception as error:  # noqa: BLE001 - anything else is the finding
+                    where = traceback.extract_tb(error.__traceback__)[-1]
+                    signature = f"{type(error).__name__} at {where.filename}:{where.lineno}"
+                    _crash(data, signature, decode.__name__, first=signature not in seen)
+                    seen.add(signature)
+
+    def _crash(data: bytes, what: str, decoder: str, first: bool = True) -> None:
+        with (crash_dir / "crashes.jsonl").open("a") as out:
+            out.write(json.dumps({"decoder": decoder, "error": what, "input": data.hex()}) + "\n")
+        if first:
+            print(f"CRASH {decoder}: {what} on input {data.hex()}", file=sys.stderr, flush=True)
+
+    atheris.Setup([sys.argv[0], *libfuzzer_args], target)
+    atheris.Fuzz()
+
+
+# --- the parent: run, read, report ---------------------------------------------------------
+
+
+def run(runs: int, max_len: int, work: Path) -> dict[str, object]:
+    corpus = work / "corpus"
+    seeds = work / "seeds"
+    corpus.mkdir()
+    seeds.mkdir()
+    for index, seed in enumerate(seed_messages()):
+        (seeds / f"seed-{index:03d}").write_bytes(seed)
+    args = [
+        f"-runs={runs}",
+        f"-max_len={max_len}",
+        "-print_final_stats=1",
+        "-rss_limit_mb=4096",
+        "-timeout=10",
+        str(corpus),
+        str(seeds),
+    ]
+    command = [sys.executable, __file__, "--child", str(work), "--", *args]
+    started = time.perf_counter()
+    child = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    (work / "fuzzer.log").write_text(child.stderr)
+    stats = [m.groupdict() for m in _STATS.finditer(child.stderr)]
+    if not stats:
+        sys.stderr.write(child.stderr[-4000:])
+        raise SystemExit(f"the fuzzer did not report statistics (exit {child.returncode})")
+    last = stats[-1]
+    crash_log = work / "crashes.jsonl"
+    crashes = crash_log.read_text().splitlines() if crash_log.exists() else []
+    kinds = sorted({json.loads(line)["error"] for line in crashes})
+    # libFuzzer's own crash (e.g. an uncaught error in the harness) ends the run early.
+    if child.returncode != 0:
+        kinds.append(f"fuzzer exited {child.returncode}")
+    total = int(last["runs"])
+    return {
+        "inputs": total,
+        "decoder_calls": total * 4,
+        "seconds": round(seconds, 1),
+        "inputs_per_second": round(total / seconds),
+        "crashes": len(crashes) + (1 if child.returncode != 0 else 0),
+        "crash_kinds": kinds,
+        "edges_covered": int(last["cov"]),
+        "features": int(last["ft"]),
+        "corpus_inputs": int(last["corp"]),
+        "corpus_size": last["corp_size"],
+        "seeds": len(list(seeds.iterdir())),
+        "rtds_vectors": RTDS.is_dir(),
+        "max_len": max_len,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+
+
+def section(result: dict[str, object]) -> str:
+    kinds = result["crash_kinds"] or ["none"]
+    return f"""{SECTION}
+
+`bench/fuzz_gbcs.py` runs atheris (libFuzzer, coverage-guided) against `chfw.gbcs.decode_outcome`
+and `decode_message`, each input given as bytes and as hex text. The contract: every input either
+decodes or raises `GbcsDecodeError` (with an offset inside the input); anything else is a crash.
+Seeds: messages chfw's encoder writes (every result, signed and unsigned, as bytes and hex) and
+{"DCC's RTDS CS06 vectors" if result["rtds_vectors"] else "(RTDS vectors absent in this run)"}.
+Hypothesis runs the same contract on every `make test` (tests/gbcs/test_properties.py, and random
+bodies at the HTTP intake in tests/intake/test_hostile.py).
+
+| figure | value |
+|---|---|
+| inputs run | {result["inputs"]:,} ({result["decoder_calls"]:,} decoder calls) |
+| wall time | {result["seconds"]} s |
+| inputs per second | {result["inputs_per_second"]:,} |
+| crashes (anything but `GbcsDecodeError`) | **{result["crashes"]}** ({", ".join(map(str, kinds))}) |
+| edges covered (libFuzzer `cov`, chfw modules instrumented) | {result["edges_covered"]} |
+| coverage features (`ft`) | {result["features"]} |
+| corpus at the end | {result["corpus_inputs"]} inputs, {result["corpus_size"]} |
+| seeds | {result["seeds"]} |
+| longest input | {result["max_len"]} bytes |
+| run on | {result["date"]}, Python {result["python"]}, {result["machine"]} |
+
+Reproduce: `.venv/bin/python bench/fuzz_gbcs.py --runs 1000000` (writes this section).
+"""
+
+
+def write_docs(text: str) -> None:
+    """Replace the Fuzzing section of docs/reliability.md (creating the file if needed)."""
+    if DOCS.exists():
+        current = DOCS.read_text()
+    else:
+        current = (
+            "# Reliability\n\nFigures from the long runs that do not fit in `make test`; each "
+            "section is written by the script it names.\n"
+        )
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: text + "\n", current, count=1)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text
+    DOCS.write_text(updated.rstrip("\n") + "\n")
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        separator = sys.argv.index("--")
+        fuzz_child(Path(sys.argv[2]), sys.argv[separator + 1 :])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=1_000_000, help="inputs to run")
+    parser.add_argument("--max-len", type=int, default=512, help="longest input (bytes)")
+    parser.add_argument("--no-docs", action="store_true", help="do not write docs/reliability.md")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="chfw-fuzz-") as folder:
+        result = run(args.runs, args.max_len, Path(folder))
+        if result["crashes"]:
+            kept = ROOT / "fuzz-crashes.jsonl"
+            crash_log = Path(folder) / "crashes.jsonl"
+            if crash_log.exists():
+                kept.write_text(crash_log.read_text())
+                print(f"crashing inputs kept in {kept}", file=sys.stderr)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if not args.no_docs:
+        write_docs(section(result))
+    raise SystemExit(1 if result["crashes"] else 0)
+
+
+if __name__ == "__main__":
+    main()

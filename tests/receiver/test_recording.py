@@ -1,0 +1,130 @@
+"""record_alerts: a batch recorded in a few statements means the same as one alert at a time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+
+from chfw.domain import DeviceId, FirmwareVersion
+from chfw.receiver import backoffice
+from chfw.receiver.facts import AlertFacts
+from chfw.receiver.recording import NewAlert, NewRejection, record_alerts, record_rejections
+from tests.receiver.helpers import CH, CH2, T0, count_rows
+
+NOW = T0 + timedelta(days=1)
+
+
+def _alert(
+    counter: int,
+    version: str | None,
+    minutes: int,
+    *,
+    device: DeviceId = CH,
+    digest: str = "00" * 32,
+    code: str | None = None,
+) -> NewAlert:
+    facts = AlertFacts(
+        response_id=f"90-B3-D5-1F-30-00-00-02:{device}:{counter}",
+        alert_code=code or ("N64" if version else "N999"),
+        schema_version="5.1" if version else "5.0",
+        alert_time=T0 + timedelta(minutes=minutes),
+        device_id=device,
+        firmware_version=FirmwareVersion.parse(version) if version else None,
+        mismatch_alert_code=None if version or code else "N64",
+    )
+    return NewAlert(facts, b"<doc/>", "CN=DSP", digest, NOW)
+
+
+def _hub(engine: Engine, device: DeviceId = CH) -> backoffice.HubView:
+    with engine.connect() as conn:
+        view = backoffice.hub_view(conn, device)
+    assert view is not None
+    return view
+
+
+class TestOneBatch:
+    """Within one batch, alerts are taken in arrival order, exactly as one by one."""
+
+    def test_duplicates_inside_the_batch(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            results = record_alerts(
+                conn,
+                [_alert(1, "01", 0), _alert(1, "01", 0), _alert(1, "01", 0, digest="ff" * 32)],
+            )
+        assert [r.duplicate for r in results] == [False, True, True]
+        assert [r.same_content for r in results] == [True, True, False]
+        with engine.connect() as conn:
+            (row,) = backoffice.list_alerts(conn)
+        assert row.duplicates == 2
+        assert count_rows(engine, "bo_firmware_events") == 1
+
+    def test_out_of_order_inside_the_batch(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            results = record_alerts(
+                conn, [_alert(1, "03", 30), _alert(2, "01", 0), _alert(3, "02", 10)]
+            )
+        assert [r.applied for r in results] == [True, False, False]
+        view = _hub(engine)
+        assert (view.active_version, view.changed_at) == ("03", T0 + timedelta(minutes=30))
+        assert [e.firmware_version for e in view.history] == ["01", "02", "03"]
+
+    def test_n999_then_n64_for_one_ch(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            results = record_alerts(conn, [_alert(1, None, 0), _alert(2, "02", 5)])
+        assert results[0].lookup_needed  # at the time it was recorded
+        view = _hub(engine)
+        assert (view.active_version, view.lookup_pending) == ("02", False)
+
+    def test_same_version_twice_keeps_its_change_time(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            record_alerts(conn, [_alert(1, "02", 0), _alert(2, "02", 20)])
+        view = _hub(engine)
+        assert view.changed_at == T0
+        assert view.latest_alert_at == T0 + timedelta(minutes=20)
+
+    def test_many_hubs_and_other_codes(self, engine: Engine) -> None:
+        batch = [_alert(n, "01", n, device=DeviceId.from_int(0x1000 + n)) for n in range(50)]
+        batch.append(_alert(99, None, 0, code="N12"))
+        with engine.begin() as conn:
+            results = record_alerts(conn, batch)
+        assert all(r.applied for r in results[:50])
+        assert not results[50].applied
+        assert count_rows(engine, "bo_hubs") == 50
+        assert count_rows(engine, "bo_alerts") == 51
+
+
+class TestAcrossBatches:
+    """A later batch sees what earlier ones recorded."""
+
+    def test_replay_and_older_alert_in_a_later_batch(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            record_alerts(conn, [_alert(1, "02", 10), _alert(2, "01", 0, device=CH2)])
+        with engine.begin() as conn:
+            results = record_alerts(
+                conn, [_alert(1, "02", 10), _alert(3, "01", 5), _alert(4, "02", 20, device=CH2)]
+            )
+        assert [(r.duplicate, r.applied) for r in results] == [
+            (True, False),
+            (False, False),
+            (False, True),
+        ]
+        assert _hub(engine).active_version == "02"
+        assert _hub(engine, CH2).active_version == "02"
+
+    def test_empty_batches_do_nothing(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            assert record_alerts(conn, []) == []
+            record_rejections(conn, [])
+        assert count_rows(engine, "bo_alerts") == count_rows(engine, "bo_rejections") == 0
+
+    def test_rejections_in_bulk(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            record_rejections(
+                conn,
+                [NewRejection(NOW, 400, f"bad {n}", "10.0.0.1" * 20, n) for n in range(3)],
+            )
+        with engine.connect() as conn:
+            rows = backoffice.list_rejections(conn)
+        assert [r.reason for r in rows] == ["bad 2", "bad 1", "bad 0"]
+        assert all(r.remote is not None and len(r.remote) == 100 for r in rows)
