@@ -25,8 +25,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from chfw.demo.processes import ServiceGroup, free_port
 from chfw.demo.summary import build_summary, print_summary
 from chfw.deployment import create_deployment
-from chfw.domain import FirmwareVersion
+from chfw.domain import FirmwareVersion, UserId
 from chfw.exceptions import ChfwError
+from chfw.receiver import pilots
 from chfw.sim.estate import SyntheticEstate, generate_estate
 from chfw.sim.poster import post_wave
 from chfw.sim.wave import InventoryStart, Wave, generate_wave
@@ -147,6 +148,9 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         for n in range(options.workers):
             services.start(f"worker-{n + 1}", ["--config", str(config_path), "worker"])
         services.wait_healthy()
+        pilot_db = (
+            None if options.sink_receivers else _create_pilot(synthetic, suppliers[0], target)
+        )
         console.print(
             f"intake on {intake_url}, {options.workers} delivery worker(s), "
             f"{len(suppliers)} supplier receivers"
@@ -160,6 +164,8 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         summary = build_summary(
             engine, wave, [] if options.sink_receivers else suppliers, stats.as_json()
         )
+        if pilot_db is not None:
+            summary["pilot"] = _pilot_summary(pilot_db)
     summary["timing"] = {
         "post_seconds": round(post_seconds, 2),
         "drain_seconds_after_post": round(drain_seconds, 2),
@@ -198,6 +204,43 @@ def _load_estate(engine: sa.Engine, synthetic: SyntheticEstate, console: Console
                     conn, [(hub.device_id, point) for hub in chunk for point in hub.meter_points]
                 )
             progress.advance(task, len(chunk))
+
+
+PILOT_NAME = "demo-wave-pilot"
+PILOT_COHORT = 500
+
+
+def _create_pilot(synthetic: SyntheticEstate, supplier: Supplier, target: FirmwareVersion) -> str:
+    """The first supplier pilots the wave on (up to) 500 of its CHs."""
+    user = UserId.parse(supplier.user_id)
+    cohort = []
+    for hub in synthetic:
+        if user in hub.responsible_suppliers:
+            cohort.append(hub.device_id)
+            if len(cohort) == PILOT_COHORT:
+                break
+    supplier_engine = create_engine_for(supplier.database_url)
+    with supplier_engine.begin() as conn:
+        pilots.create_pilot(
+            conn,
+            PILOT_NAME,
+            target,
+            cohort,
+            datetime.now(UTC),
+            description=f"{supplier.name}: the demo wave on {len(cohort)} of its CHs",
+        )
+    supplier_engine.dispose()
+    return supplier.database_url
+
+
+def _pilot_summary(database_url: str) -> dict[str, Any]:
+    supplier_engine = create_engine_for(database_url)
+    with supplier_engine.connect() as conn:
+        pilot, figures = pilots.pilot_progress(conn, PILOT_NAME)
+    supplier_engine.dispose()
+    data = pilots.progress_json(pilot, figures)
+    data.pop("series", None)
+    return data
 
 
 def _plan_suppliers(synthetic: SyntheticEstate, workdir: Path) -> list[Supplier]:

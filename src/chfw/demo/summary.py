@@ -132,6 +132,15 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for version, n in sorted(summary["firmware_distribution"].items()):
         firmware.add_row(version, f"{n:,}")
     console.print(firmware)
+    pilot = summary.get("pilot")
+    if pilot:
+        reached = {m["percent"]: m["seconds_after_first"] for m in pilot["milestones"]}
+        console.print(
+            f"pilot {pilot['pilot']!r} (target {pilot['target_version']}): "
+            f"{pilot['activated']:,} of {pilot['cohort']:,} CHs activated "
+            f"({pilot['share']:.1%}), {pilot['not_yet']:,} not yet; "
+            f"50% reached {reached.get(50)}s and 90% {reached.get(90)}s after the first"
+        )
     timing = summary.get("timing", {})
     if timing:
         console.print(

@@ -1,0 +1,190 @@
+"""How chfw's HTTP servers (the intake, the receiver) run under uvicorn: TLS and client limits.
+
+uvicorn bounds only idle keep-alive connections; a client that opens a
+connection and then trickles its request line, headers or body a byte at a
+time (slowloris) would hold a connection, and its buffers, for as long as it
+likes. :class:`GuardedHttpProtocol` -- uvicorn's httptools protocol with
+two checks added -- gives every request a deadline to arrive in full
+(headers *and* body; the time the application takes to answer is not
+counted) and caps the size of its headers. A late request is answered 408
+and its connection closed; oversized headers 431. The connection limit makes
+uvicorn answer 503 rather than accept without bound.
+
+:func:`tls_options` turns certificate paths into uvicorn's ``ssl_*`` options,
+with mutual TLS (``ssl.CERT_REQUIRED``) when a client CA is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from chfw.config import Settings
+from chfw.exceptions import ConfigError
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What one client may cost a server: time to send a request, header bytes, connections."""
+
+    request_seconds: float = 30.0  # from connection (or the request's first byte) to its last
+    keep_alive_seconds: float = 15.0  # an idle kept-alive connection is closed after this
+    max_header_bytes: int = 64 * 1024
+    max_connections: int = 2048  # beyond: 503 Service Unavailable
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClientLimits:
+        return cls(
+            request_seconds=settings.server_request_timeout_seconds,
+            keep_alive_seconds=settings.server_keep_alive_seconds,
+            max_header_bytes=settings.server_max_header_bytes,
+            max_connections=settings.server_max_connections,
+        )
+
+
+def _plain_response(status: bytes, text: str) -> bytes:
+    body = text.encode()
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+    )
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a per-request deadline and a header size cap."""
+
+    limits = ClientLimits()  # replaced per server by :func:`guarded_protocol`
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_headers = True
+        self._header_bytes = 0
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_headers and not self.transport.is_closing():
+            self._header_bytes += len(data)
+            if self._header_bytes > self.limits.max_header_bytes:
+                self._refuse(
+                    b"431 Request Header Fields Too Large",
+                    f"request headers exceed {self.limits.max_header_bytes} bytes",
+                )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        self._header_bytes = 0
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.limits.request_seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.flow.read_paused:  # the server is the slow one (busy on an earlier request)
+            self._arm()
+            return
+        self._refuse(
+            b"408 Request Timeout",
+            f"the request did not arrive within {self.limits.request_seconds:g} seconds",
+        )
+
+    def _refuse(self, status: bytes, text: str) -> None:
+        """Answer and close, unless the application has already started its own answer."""
+        self._disarm()
+        if self.cycle is None or self.cycle.response_complete or not self.cycle.response_started:
+            self.transport.write(_plain_response(status, text))
+        self.transport.close()
+
+
+def guarded_protocol(limits: ClientLimits) -> type[GuardedHttpProtocol]:
+    """A :class:`GuardedHttpProtocol` subclass bound to ``limits`` (one per server)."""
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"limits": limits})
+
+
+def tls_options(cert: Path | None, key: Path | None, client_ca: Path | None) -> dict[str, Any]:
+    """uvicorn's ssl_* options, after checking the files can be used.
+
+    With ``client_ca``, clients must present a certificate issued by it
+    (mutual TLS): a client without one fails the handshake.
+    """
+    if cert is None:
+        if key is not None or client_ca is not None:
+            raise ConfigError("--tls-key and --tls-client-ca need --tls-cert")
+        return {}
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot use TLS certificate {cert} (key {key or 'in the same file'}): {exc}"
+        ) from None
+    options: dict[str, Any] = {"ssl_certfile": str(cert)}
+    if key is not None:
+        options["ssl_keyfile"] = str(key)
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot use client CA file {client_ca}: {exc}") from None
+        options["ssl_ca_certs"] = str(client_ca)
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return options
+
+
+def server_config(
+    app: Any,
+    host: str,
+    port: int,
+    limits: ClientLimits,
+    tls: dict[str, Any] | None = None,
+    **options: Any,
+) -> uvicorn.Config:
+    """The uvicorn configuration chfw serves with: guarded protocol, limits, TLS, quiet logs."""
+    defaults: dict[str, Any] = {"log_level": "warning", "access_log": False}
+    defaults.update(options)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=guarded_protocol(limits),
+        timeout_keep_alive=max(1, round(limits.keep_alive_seconds)),
+        limit_concurrency=limits.max_connections,
+        **(tls or {}),
+        **defaults,
+    )
+
+
+def serve(
+    app: Any, host: str, port: int, limits: ClientLimits, tls: dict[str, Any] | None = None
+) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM (uvicorn finishes the requests in progress)."""
+    uvicorn.Server(server_config(app, host, port, limits, tls)).run()
