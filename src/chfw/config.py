@@ -39,6 +39,12 @@ class Settings:
     port: int = 8064
     intake_max_body_bytes: int = 4 * 1024 * 1024
     intake_batch_max: int = 10_000
+    intake_max_backlog: int = 5_000_000  # pending outbox rows beyond which intake answers 503
+    # HTTP servers (`chfw serve`, `chfw receiver serve`): what one client may cost.
+    server_request_timeout_seconds: float = 30.0  # a request must arrive in full within this
+    server_keep_alive_seconds: float = 15.0
+    server_max_header_bytes: int = 64 * 1024
+    server_max_connections: int = 2048
     # Delivery.
     delivery_timeout_seconds: float = 10.0
     delivery_ca_bundle: str | None = None  # None: the system trust store

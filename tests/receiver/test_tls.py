@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.engine import Engine
 
-from chfw.cli.receiver import _tls_options
 from chfw.exceptions import ConfigError
 from chfw.receiver.app import create_receiver_app
 from chfw.receiver.pipeline import ReceiverConfig
+from chfw.serving import tls_options as _tls_options
 from tests.receiver.helpers import Dsp, Served, count_rows
 
 _START = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)

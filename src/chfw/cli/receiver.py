@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -108,11 +107,11 @@ def serve(
     The database is migrated on start. Each POST is size-checked, parsed safely,
     verified against --trust, validated, recorded, and answered 204 (400/413 otherwise).
     """
-    import uvicorn
-
     from chfw.receiver.app import create_receiver_app
     from chfw.receiver.pipeline import ReceiverConfig
     from chfw.receiver.validation import AlertSchemas
+    from chfw.serving import ClientLimits, tls_options
+    from chfw.serving import serve as serve_app
     from chfw.signing import TrustStore
     from chfw.store.engine import create_engine_for
     from chfw.store.migrate import upgrade
@@ -135,7 +134,7 @@ def serve(
             max_bytes=max_bytes,
             path=path,
         )
-        tls = _tls_options(tls_cert, tls_key, tls_client_ca)
+        tls = tls_options(tls_cert, tls_key, tls_client_ca)
         url = _database_url(database)
         upgrade(url)
         engine = create_engine_for(url)
@@ -155,42 +154,9 @@ def serve(
 
         run_with(app_, follow_up)
     try:
-        uvicorn.run(
-            app_,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            **tls,
-        )
+        serve_app(app_, host, port, ClientLimits.from_settings(settings()), tls)
     finally:
         engine.dispose()
-
-
-def _tls_options(cert: Path | None, key: Path | None, client_ca: Path | None) -> dict[str, Any]:
-    """uvicorn's ssl_* options, after checking the files can be used."""
-    if cert is None:
-        if key is not None or client_ca is not None:
-            raise ConfigError("--tls-key and --tls-client-ca need --tls-cert")
-        return {}
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"cannot use TLS certificate {cert} (key {key or 'in the same file'}): {exc}"
-        ) from None
-    options: dict[str, Any] = {"ssl_certfile": str(cert)}
-    if key is not None:
-        options["ssl_keyfile"] = str(key)
-    if client_ca is not None:
-        try:
-            context.load_verify_locations(cafile=client_ca)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot use client CA file {client_ca}: {exc}") from None
-        options["ssl_ca_certs"] = str(client_ca)
-        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-    return options
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,20 +13,33 @@ from chfw.cli._context import engine, run_guarded, settings
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default: settings.host)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings.port)")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Server certificate chain (PEM); enables HTTPS")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM)")] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(help="CA(s) of the CSPs' client certificates (PEM): mutual TLS required"),
+    ] = None,
 ) -> None:
-    """Serve the CSP intake API (POST /csp/v1/messages) until interrupted."""
-    import uvicorn
+    """Serve the CSP intake API (POST /csp/v1/messages) until interrupted.
 
+    SIGTERM or Ctrl-C stop it gracefully: requests in progress are answered
+    first. Slow clients are cut off after server_request_timeout_seconds.
+    """
     from chfw.intake import create_app
     from chfw.runtime import build_service
+    from chfw.serving import ClientLimits, tls_options
+    from chfw.serving import serve as run_server
 
     with run_guarded():
         config = settings()
+        tls = tls_options(tls_cert, tls_key, tls_client_ca)
         app = create_app(config, build_service(config, engine()))
-    uvicorn.run(
+    run_server(
         app,
-        host=host or config.host,
-        port=port or config.port,
-        log_level="warning",
-        access_log=False,
+        host or config.host,
+        port or config.port,
+        ClientLimits.from_settings(config),
+        tls,
     )

@@ -2,21 +2,33 @@
 
 Answers: 200 ``processed`` or ``duplicate``; 400 malformed GBCS (with the
 decoder's message and byte offset); 401 missing/wrong credential; 413 body
-too large; 415 wrong content type; 422 CH not in the estate.
+too large; 415 wrong content type; 422 CH not in the estate; 503 (with
+Retry-After) while the outbox backlog is over ``intake_max_backlog`` or the
+database cannot be reached -- send the message again later.
 """
 
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from chfw import __version__
 from chfw.config import Settings
+from chfw.intake.backpressure import RETRY_AFTER_SECONDS, BacklogGate
 from chfw.intake.inventory_api import inventory_router
+from chfw.intake.limits import BodyLimit
 from chfw.processing import ActivationService, Status, SubmissionResult
 from chfw.store import csps
+
+log = structlog.get_logger("chfw.intake")
+
+#: Seconds a CSP is asked to wait when the database cannot be reached.
+DATABASE_RETRY_AFTER_SECONDS = 10
 
 _STATUS_CODES = {
     Status.PROCESSED: 200,
@@ -62,14 +74,48 @@ class BatchResult(BaseModel):
     counts: dict[str, int]
 
 
-def create_app(settings: Settings, service: ActivationService) -> FastAPI:
-    """The intake app; ``service`` carries the engine and the alert builder."""
+def create_app(
+    settings: Settings, service: ActivationService, backlog: BacklogGate | None = None
+) -> FastAPI:
+    """The intake app; ``service`` carries the engine and the alert builder.
+
+    ``backlog`` is the outbox backlog check (default: one on the service's
+    engine with ``settings.intake_max_backlog``).
+    """
     app = FastAPI(
         title="chfw intake (CSP Management Gateway)",
         version=__version__,
         description=__doc__,
     )
+    app.add_middleware(BodyLimit, max_bytes=settings.intake_max_body_bytes)
     engine = service.engine
+    gate = backlog or BacklogGate(engine, settings.intake_max_backlog)
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        """A database that cannot be reached (or is locked) is a reason to retry, not a 500."""
+        cause = getattr(error, "orig", None) or error
+        log.error("database_unavailable", path=request.url.path, error=type(cause).__name__)
+        return JSONResponse(
+            {"detail": "the DSP's database is unavailable; send the message again later"},
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+    def admit() -> None:
+        """Refuse new work while the outbox backlog is over the limit."""
+        current = gate.current()
+        if current.over_limit:
+            raise HTTPException(
+                503,
+                f"the DSP's alert backlog is over its limit ({current.limit:,} undelivered "
+                "alerts); send the message again later",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
+    AdmitDep = Annotated[None, Depends(admit)]
 
     def authenticate(request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -94,7 +140,10 @@ def create_app(settings: Settings, service: ActivationService) -> FastAPI:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.intake_max_body_bytes:
             raise HTTPException(413, f"body exceeds {settings.intake_max_body_bytes} bytes")
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the client left (or the server's request deadline passed)
+            raise HTTPException(408, "the request body did not arrive") from None
         if len(body) > settings.intake_max_body_bytes:
             raise HTTPException(413, f"body exceeds {settings.intake_max_body_bytes} bytes")
         return body
@@ -115,9 +164,10 @@ def create_app(settings: Settings, service: ActivationService) -> FastAPI:
             413: {"description": "Body too large"},
             415: {"description": "Not application/octet-stream or text/plain"},
             422: {"description": "CH not in the estate", "model": MessageResult},
+            503: {"description": "Backlog over the limit or database unavailable: retry"},
         },
     )
-    async def submit_message(request: Request, csp: CspDep) -> JSONResponse:
+    async def submit_message(request: Request, csp: CspDep, _: AdmitDep) -> JSONResponse:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await read_body(request)
         payload: bytes | str
@@ -140,9 +190,13 @@ def create_app(settings: Settings, service: ActivationService) -> FastAPI:
         tags=["csp"],
         summary="Submit many messages (hex) in one transaction",
         response_model=BatchResult,
-        responses={401: {"description": "Missing or unknown credential"}},
+        responses={
+            401: {"description": "Missing or unknown credential"},
+            413: {"description": "More messages than intake_batch_max"},
+            503: {"description": "Backlog over the limit or database unavailable: retry"},
+        },
     )
-    async def submit_batch(batch: BatchRequest, csp: CspDep) -> dict[str, Any]:
+    async def submit_batch(batch: BatchRequest, csp: CspDep, _: AdmitDep) -> dict[str, Any]:
         if len(batch.messages) > settings.intake_batch_max:
             raise HTTPException(
                 413, f"batch has {len(batch.messages)} messages; limit {settings.intake_batch_max}"

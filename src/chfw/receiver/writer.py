@@ -29,7 +29,7 @@ from chfw.receiver.pipeline import AlertReceiver, Checked
 from chfw.receiver.recording import RecordResult
 
 MAX_BATCH = 512  # alerts per transaction, at most
-COMMIT_DELAY_SECONDS = 0.002  # the longest a batch waits to be as large as the previous one
+COMMIT_DELAY_SECONDS = 0.010  # the longest a batch waits to be as large as the previous one
 IDLE_SECONDS = 1.0  # the thread ends after this long without work (restarted on demand)
 
 Written = RecordResult | None | Exception
