@@ -11,12 +11,15 @@ the next. The corpus starts from messages chfw's own encoder writes and, when
 
 The fuzzer runs in a child process (libFuzzer ends its process when done);
 this parent reads libFuzzer's final statistics from the child's stderr and
-writes them to the "Fuzzing" section of docs/reliability.md.
+writes them to the "Fuzzing" section of docs/reliability.md, with the line
+and branch coverage of the decoding modules (chfw.gbcs less the encoder)
+that the final corpus reaches, measured by coverage.py in a third process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -123,6 +126,33 @@ def fuzz_child(crash_dir: Path, libfuzzer_args: list[str]) -> None:
     atheris.Fuzz()
 
 
+def replay_child(folders: list[Path]) -> None:
+    """Run the final corpus under coverage.py; print line and branch coverage of chfw.gbcs."""
+    import coverage
+
+    package = ROOT / "src" / "chfw" / "gbcs"
+    cov = coverage.Coverage(branch=True, include=[f"{package}/*"], config_file=False)
+    cov.start()
+    from chfw.exceptions import GbcsDecodeError
+    from chfw.gbcs import decode_message, decode_outcome
+
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            data = path.read_bytes()
+            for decode in (decode_outcome, decode_message):
+                for payload in (data, data.decode("latin-1")):
+                    with contextlib.suppress(GbcsDecodeError):
+                        decode(payload)
+    cov.stop()
+    report = Path(folders[0]).parent / "coverage.json"
+    not_decoding = [f"{package}/{name}" for name in ("encode.py", "signature.py", "__init__.py")]
+    cov.json_report(outfile=str(report), omit=not_decoding)
+    totals = json.loads(report.read_text())["totals"]
+    lines, lines_hit = totals["num_statements"], totals["covered_lines"]
+    branches, branches_hit = totals["num_branches"], totals["covered_branches"]
+    print(json.dumps({"lines": [lines_hit, lines], "branches": [branches_hit, branches]}))
+
+
 # --- the parent: run, read, report ---------------------------------------------------------
 
 
@@ -159,6 +189,13 @@ def run(runs: int, max_len: int, work: Path) -> dict[str, object]:
     if child.returncode != 0:
         kinds.append(f"fuzzer exited {child.returncode}")
     total = int(last["runs"])
+    replay = subprocess.run(
+        [sys.executable, __file__, "--replay", str(corpus), str(seeds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    covered = json.loads(replay.stdout.strip().splitlines()[-1])
     return {
         "inputs": total,
         "decoder_calls": total * 4,
@@ -170,6 +207,8 @@ def run(runs: int, max_len: int, work: Path) -> dict[str, object]:
         "features": int(last["ft"]),
         "corpus_inputs": int(last["corp"]),
         "corpus_size": last["corp_size"],
+        "decoder_lines": covered["lines"],
+        "decoder_branches": covered["branches"],
         "seeds": len(list(seeds.iterdir())),
         "rtds_vectors": RTDS.is_dir(),
         "max_len": max_len,
@@ -200,12 +239,19 @@ bodies at the HTTP intake in tests/intake/test_hostile.py).
 | edges covered (libFuzzer `cov`, chfw modules instrumented) | {result["edges_covered"]} |
 | coverage features (`ft`) | {result["features"]} |
 | corpus at the end | {result["corpus_inputs"]} inputs, {result["corpus_size"]} |
+| decoder lines run by the corpus (coverage.py) | {_ratio(result["decoder_lines"])} |
+| decoder branches taken by the corpus | {_ratio(result["decoder_branches"])} |
 | seeds | {result["seeds"]} |
 | longest input | {result["max_len"]} bytes |
 | run on | {result["date"]}, Python {result["python"]}, {result["machine"]} |
 
 Reproduce: `.venv/bin/python bench/fuzz_gbcs.py --runs 1000000` (writes this section).
 """
+
+
+def _ratio(pair: object) -> str:
+    hit, total = pair  # type: ignore[misc]
+    return f"{hit} of {total} ({100 * hit / max(total, 1):.0f}%)"
 
 
 def write_docs(text: str) -> None:
@@ -226,6 +272,9 @@ def write_docs(text: str) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--replay":
+        replay_child([Path(folder) for folder in sys.argv[2:]])
+        return
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         separator = sys.argv.index("--")
         fuzz_child(Path(sys.argv[2]), sys.argv[separator + 1 :])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -27,7 +29,26 @@ def load_signer(settings: Settings) -> Signer:
     for path in (settings.signing_key, settings.signing_cert):
         if not Path(path).is_file():
             raise ConfigError(f"{path} does not exist")
+    check_key_permissions(Path(settings.signing_key))
     return PemSigner.from_files(settings.signing_key, settings.signing_cert)
+
+
+def check_key_permissions(path: Path) -> None:
+    """Refuse a private key other users can read or change, as ssh does.
+
+    Whoever can read the DSP's signing key can forge alerts every supplier
+    trusts; a key left open by a careless copy must stop the service, not
+    run it. (POSIX permissions only: elsewhere nothing is checked.)
+    """
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"signing key {path} has permissions {mode:04o}: other users can read or change "
+            f"it, so it cannot be trusted to sign alerts; run `chmod 600 {path}` (and check "
+            "who has had access to it)"
+        )
 
 
 def load_schemas(settings: Settings) -> SchemaSet:
