@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,10 +103,11 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 def cpu_per_call(fn: Callable[[], object], calls: int) -> float:
-    """CPU seconds of this thread per call of ``fn`` (median of 5 rounds of ``calls``).
+    """CPU seconds of this thread per call of ``fn``: the best of 5 rounds of ``calls``.
 
     CPU time rather than wall time: on a shared machine the wall clock also
-    counts the time other processes hold the core.
+    counts the time other processes hold the core; the best round is the one
+    least disturbed by them (caches, memory bandwidth).
     """
     fn()  # warm up caches (schemas, keys, compiled statements)
     samples = []
@@ -116,7 +116,7 @@ def cpu_per_call(fn: Callable[[], object], calls: int) -> float:
         for _ in range(calls):
             fn()
         samples.append((time.thread_time() - start) / calls)
-    return statistics.median(samples)
+    return min(samples)
 
 
 def in_process(alerts: Alerts, trust: TrustStore, workdir: Path) -> dict[str, float]:
