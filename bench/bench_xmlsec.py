@@ -18,11 +18,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
 
 import xmlsec  # noqa: E402
-from _timing import per_call_seconds  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from lxml import etree  # noqa: E402
 
+from _timing import per_call_seconds  # noqa: E402
 from chfw.domain import DeviceId, DuisVersion, FirmwareVersion, UserId  # noqa: E402
 from chfw.duis import ResponseId, render_n64  # noqa: E402
 from chfw.signing import (  # noqa: E402
