@@ -45,6 +45,9 @@ class Settings:
     server_keep_alive_seconds: float = 15.0
     server_max_header_bytes: int = 64 * 1024
     server_max_connections: int = 2048
+    # Web dashboard of `chfw serve` (/dashboard). None: a random token is made at each start
+    # (printed as a sign-in link when stderr is a terminal). Set one (16+ characters) to keep it.
+    dashboard_token: str | None = None
     # Delivery.
     delivery_timeout_seconds: float = 10.0
     delivery_ca_bundle: str | None = None  # None: the system trust store

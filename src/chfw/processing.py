@@ -58,6 +58,7 @@ class SubmissionResult:
     error: str | None = None
     offset: int | None = None
     warnings: tuple[str, ...] = ()
+    response_ids: tuple[str, ...] = ()  # of the alerts written (logged, not answered)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"status": self.status.value}
@@ -85,6 +86,8 @@ class ActivationService:
         self.engine = engine
         self.builder = builder
         self.clock = clock
+        # Called with each batch's results after its commit (e.g. chfw.metrics counts them).
+        self.observers: list[Callable[[Sequence[SubmissionResult]], None]] = []
 
     def submit(self, payloads: Sequence[bytes | str], csp: str | None) -> list[SubmissionResult]:
         """Process a batch in one transaction; each payload gets its own result, in order.
@@ -112,9 +115,12 @@ class ActivationService:
                 key=result.key,
                 decision=result.decision,
                 alerts=result.alerts or None,
+                response_ids=list(result.response_ids) or None,
                 csp=csp,
                 error=result.error,
             )
+        for observe in self.observers:
+            observe(results)
         return results
 
 
@@ -203,6 +209,7 @@ class _Batch:
                 alerts=dict(Counter(a.alert_code for a in entry.alerts)),
                 history_id=history_id,
                 warnings=tuple(entry.warnings),
+                response_ids=tuple(a.response_id for a in entry.alerts),
             )
         final: dict[DeviceId, tuple[FirmwareVersion, datetime]] = {}
         for entry in items:

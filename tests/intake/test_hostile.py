@@ -204,7 +204,12 @@ class TestRandomBodies:
     @settings(
         max_examples=40,
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture],
+        # The fixtures give a fresh app per backend run, which is what is wanted; and the class
+        # is instantiated once per backend, which holds no state.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
     )
     @given(
         st.one_of(

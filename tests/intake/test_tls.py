@@ -15,7 +15,7 @@ from chfw.store import csps
 from tests.dsp import Dsp, build_dsp
 from tests.intake.helpers import NOTHING, stored, valid_message
 from tests.intake.server import running
-from tests.receiver.test_tls import Pki
+from tests.pki import Pki
 
 
 @pytest.fixture(scope="module")

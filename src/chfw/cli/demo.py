@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,15 @@ def demo(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Simulation seed")] = 0,
+    wait: Annotated[
+        bool | None,
+        typer.Option(
+            "--wait/--no-wait",
+            help="After the summary, print the dashboards' links and keep the services running "
+            "until Ctrl-C (default: only when standard input is a terminal)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a wave through intake, outbox, delivery and supplier receivers; print a summary."""
     from chfw.demo.run import DemoOptions, run_demo, write_summary
@@ -41,6 +51,7 @@ def demo(
                 workdir=directory,
                 database_url=database_url,
                 workers=workers,
+                wait=sys.stdin.isatty() if wait is None else wait,
             ),
             console,
         )

@@ -101,6 +101,15 @@ def serve(
     dsp_ca_bundle: DspCaOption = None,
     dsp_client_cert: DspCertOption = None,
     dsp_client_key: DspKeyOption = None,
+    dashboard_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CHFW_RECEIVER_DASHBOARD_TOKEN",
+            help="Token to sign in to the dashboard at /dashboard (16+ characters; prefer the "
+            "environment variable). Default: one made at start, shown on a terminal",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the alert endpoint until interrupted (plain HTTP without --tls-cert: local use only).
 
@@ -115,6 +124,7 @@ def serve(
     from chfw.signing import TrustStore
     from chfw.store.engine import create_engine_for
     from chfw.store.migrate import upgrade
+    from chfw.web.auth import announce, base_url
 
     with run_guarded():
         if not trust:
@@ -148,7 +158,13 @@ def serve(
         f"({len(config.trust)} trusted signer(s), schemas: {schemas.source})",
         err=True,
     )
-    app_ = create_receiver_app(config, engine)
+    with run_guarded():
+        app_ = create_receiver_app(config, engine, dashboard_token=dashboard_token)
+    announce(
+        app_.state.dashboard_auth,
+        base_url(host, port, tls=bool(tls)),
+        how_to_set="--dashboard-token or CHFW_RECEIVER_DASHBOARD_TOKEN",
+    )
     if follow_up is not None:
         from chfw.receiver.lookup import run_with
 

@@ -31,11 +31,17 @@ def serve(
     from chfw.runtime import build_service
     from chfw.serving import ClientLimits, tls_options
     from chfw.serving import serve as run_server
+    from chfw.web.auth import announce, base_url
 
     with run_guarded():
         config = settings()
         tls = tls_options(tls_cert, tls_key, tls_client_ca)
         app = create_app(config, build_service(config, engine()))
+    announce(
+        app.state.dashboard_auth,
+        base_url(host or config.host, port or config.port, tls=bool(tls)),
+        how_to_set="dashboard_token (CHFW_DASHBOARD_TOKEN)",
+    )
     run_server(
         app,
         host or config.host,

@@ -143,6 +143,12 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        """Close the socket now: a TLS close_notify exchange needs a loop that may be ending."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
     async def exchange(self, data: bytes, write_timeout: float | None) -> None:
         """Send one request and wait (without a deadline: the caller sets it) for the answer."""
         assert self.transport is not None
@@ -237,7 +243,8 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         return None
 
     def _drop(self, connection: _Connection) -> None:
-        connection.close()
+        # Dropped connections are broken, stale or over the idle limit: no graceful TLS close.
+        connection.abort()
         self._open.discard(connection)
 
     def _put(self, key: tuple[str, str, int], connection: _Connection) -> None:
@@ -324,7 +331,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         self._closed = True
         for connection in list(self._open):
-            connection.close()
+            connection.abort()
         self._open.clear()
         self._idle.clear()
         # Let the event loop run connection_lost for each closed transport.

@@ -10,6 +10,8 @@ back offices recorded.
 from __future__ import annotations
 
 import json
+import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -54,6 +56,7 @@ class DemoOptions:
     batch_size: int = 500
     drain_timeout: float = 600.0
     sink_receivers: bool = False  # benchmark: endpoints that accept without verifying
+    wait: bool = False  # after the summary, keep the services (and dashboards) up until Ctrl-C
 
 
 @dataclass
@@ -105,6 +108,9 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     intake_port = free_port()
     intake_url = f"http://127.0.0.1:{intake_port}"
     with ServiceGroup(workdir / "logs") as services:
+        token = secrets.token_urlsafe(24)  # signs in to every dashboard of this run
+        services.env["CHFW_DASHBOARD_TOKEN"] = token
+        services.env["CHFW_RECEIVER_DASHBOARD_TOKEN"] = token
         for supplier in suppliers:
             if options.sink_receivers:
                 services.start(
@@ -166,14 +172,27 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         )
         if pilot_db is not None:
             summary["pilot"] = _pilot_summary(pilot_db)
-    summary["timing"] = {
-        "post_seconds": round(post_seconds, 2),
-        "drain_seconds_after_post": round(drain_seconds, 2),
-        "total_seconds": round(time.monotonic() - started, 2),
-        "messages_per_second": round(stats.messages / post_seconds, 1) if post_seconds else None,
-    }
-    summary["workdir"] = str(workdir)
-    print_summary(summary, console)
+        summary["timing"] = {
+            "post_seconds": round(post_seconds, 2),
+            "drain_seconds_after_post": round(drain_seconds, 2),
+            "total_seconds": round(time.monotonic() - started, 2),
+            "messages_per_second": (
+                round(stats.messages / post_seconds, 1) if post_seconds else None
+            ),
+        }
+        summary["workdir"] = str(workdir)
+        print_summary(summary, console)
+        if options.wait:
+            urls = [("DSP dashboard", f"{intake_url}/dashboard/login?token={token}")]
+            if not options.sink_receivers:
+                urls += [
+                    (
+                        f"{s.name} (supplier)",
+                        f"http://127.0.0.1:{s.port}/dashboard/login?token={token}",
+                    )
+                    for s in suppliers
+                ]
+            _serve_until_interrupted(services, urls, console)
     engine.dispose()
     return summary
 
@@ -310,6 +329,29 @@ def _drain(
                     f"({counts['pending']} pending); see the worker logs in {services.log_dir}"
                 )
             time.sleep(0.25)
+
+
+def _serve_until_interrupted(
+    services: ServiceGroup, urls: list[tuple[str, str]], console: Console
+) -> None:
+    """Print the dashboards' sign-in links and keep every service up until Ctrl-C."""
+    console.print("\n[bold]Dashboards[/] (each link signs you in; its token is for this run only):")
+    for label, url in urls:
+        console.print(f"  {label}: {url}", soft_wrap=True, highlight=False)
+    console.print("The services keep running: press [bold]Ctrl-C[/] to stop them.")
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)  # `kill` stops them cleanly too
+    try:
+        while True:
+            services.check_alive()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping the services ...")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def write_summary(summary: dict[str, Any], path: Path) -> None:

@@ -22,8 +22,11 @@ from chfw.config import Settings
 from chfw.intake.backpressure import RETRY_AFTER_SECONDS, BacklogGate
 from chfw.intake.inventory_api import inventory_router
 from chfw.intake.limits import BodyLimit
+from chfw.metrics import install_intake_metrics
 from chfw.processing import ActivationService, Status, SubmissionResult
 from chfw.store import csps
+from chfw.web.auth import DashboardAuth
+from chfw.web.dsp import mount_dsp_dashboard
 
 log = structlog.get_logger("chfw.intake")
 
@@ -210,4 +213,7 @@ def create_app(
         return {"results": [r.to_json() for r in results], "counts": counts}
 
     app.include_router(inventory_router(engine))
+    install_intake_metrics(app, service)  # GET /metrics
+    app.state.dashboard_auth = DashboardAuth.from_setting(settings.dashboard_token)
+    mount_dsp_dashboard(app, engine, app.state.dashboard_auth)  # /dashboard
     return app

@@ -17,6 +17,7 @@ per transaction (group commit).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -26,8 +27,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from chfw import __version__
-from chfw.receiver.pipeline import AlertReceiver, Checked, Outcome, ReceiverConfig
+from chfw.metrics import ReceiverMetrics, install_receiver_metrics
+from chfw.receiver.pipeline import Accepted, AlertReceiver, Checked, Outcome, ReceiverConfig
 from chfw.receiver.writer import LoopBatcher, RecordWriter
+from chfw.web.auth import DashboardAuth
+from chfw.web.supplier import mount_supplier_dashboard
 
 log = structlog.get_logger("chfw.receiver")
 
@@ -46,6 +50,7 @@ class ReceiverApp(FastAPI):
     receiver: AlertReceiver
     writer: RecordWriter
     batcher: LoopBatcher
+    metrics: ReceiverMetrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -60,15 +65,24 @@ class ReceiverApp(FastAPI):
     async def _alert(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
         remote = client[0] if client else None
+        started = time.perf_counter()
         checked = await self._read_and_check(scope, receive, remote)
         if checked is None:  # the client went away before sending its body
             return
+        self.metrics.checked(time.perf_counter() - started)
         result = await self.batcher.record(checked)
         if isinstance(result, Exception):
-            log.error("alert_not_recorded", remote=remote, error=repr(result))
+            self.metrics.unrecorded()
+            response_id = (
+                checked.facts.response_id if isinstance(checked, Accepted) else checked.response_id
+            )
+            log.error(
+                "alert_not_recorded", remote=remote, response_id=response_id, error=repr(result)
+            )
             await _answer(send, 500, _UNRECORDED)
             return
         outcome: Outcome = self.receiver.finish(checked, result)
+        self.metrics.answered(outcome)
         await _answer(send, outcome.status, outcome.reason)
 
     async def _read_and_check(
@@ -103,8 +117,14 @@ async def _answer(send: Send, status: int, reason: str | None) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_receiver_app(config: ReceiverConfig, engine: Engine) -> ReceiverApp:
-    """The receiver app (a FastAPI); ``engine`` must point at a migrated database."""
+def create_receiver_app(
+    config: ReceiverConfig, engine: Engine, *, dashboard_token: str | None = None
+) -> ReceiverApp:
+    """The receiver app (a FastAPI); ``engine`` must point at a migrated database.
+
+    ``dashboard_token`` signs in to ``/dashboard`` (None: a random one, in
+    ``app.state.dashboard_auth``); ``/metrics`` serves Prometheus metrics.
+    """
     app = ReceiverApp(
         title="chfw supplier alert receiver", version=__version__, description=__doc__
     )
@@ -115,5 +135,9 @@ def create_receiver_app(config: ReceiverConfig, engine: Engine) -> ReceiverApp:
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    app.metrics = install_receiver_metrics(app, engine)
+    app.state.dashboard_auth = DashboardAuth.from_setting(dashboard_token, realm="supplier")
+    mount_supplier_dashboard(app, engine, app.state.dashboard_auth)
 
     return app

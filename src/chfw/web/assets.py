@@ -53,6 +53,8 @@ thead th { background: var(--band); border-bottom: 2px solid #8a8a8a; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 .empty { color: var(--muted); font-style: italic; }
+time, .nowrap { white-space: nowrap; }
+.narrow { max-width: 40rem; }
 .mono, code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: .9em; }
 form.inline { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; margin: .5rem 0 1rem; }
 label { display: block; font-weight: 600; font-size: .9rem; }

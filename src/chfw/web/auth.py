@@ -24,12 +24,14 @@ import hashlib
 import hmac
 import re
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TextIO
 from urllib.parse import parse_qs, quote
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from chfw.exceptions import ConfigError
@@ -168,6 +170,17 @@ class DashboardAuth:
             raise LoginRequired(f"{self.prefix}/login")
         return found
 
+    def api_viewer(self, request: Request) -> Viewer:
+        """Dependency of JSON and chart endpoints: the viewer, or 401."""
+        found = self.viewer(request)
+        if found is None:
+            raise HTTPException(
+                401,
+                f"sign in at {self.prefix}/login, or send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return found
+
     # --- CSRF ---------------------------------------------------------------------------------
 
     def csrf_token(self, viewer: Viewer) -> str:
@@ -230,3 +243,37 @@ async def read_form(request: Request) -> dict[str, list[str]] | None:
     if len(body) > FORM_MAX_BYTES:
         return None
     return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+def base_url(host: str, port: int, *, tls: bool = False) -> str:
+    """The URL an operator on this machine opens (a wildcard interface means localhost)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 -- compared only
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
+def announce(
+    auth: DashboardAuth, url: str, *, how_to_set: str, stream: TextIO | None = None
+) -> None:
+    """Tell the operator where the dashboard is, on the terminal (never in the structured log).
+
+    A generated token is shown (as a sign-in link) only when ``stream`` is a
+    terminal; otherwise the operator is told how to configure one.
+    """
+    out = stream if stream is not None else sys.stderr
+    page = f"{url.rstrip('/')}{auth.prefix}/"
+    if not auth.generated:
+        print(f"dashboard: {page} (sign in with the configured token)", file=out)
+    elif out.isatty():
+        print(
+            f"dashboard: {auth.login_url(url)}\n"
+            f"  (a token made for this run; set {how_to_set} to keep one across restarts)",
+            file=out,
+        )
+    else:
+        print(
+            f"dashboard: {page} -- no token is configured and this is not a terminal, so the "
+            f"one made for this run is not shown; set {how_to_set} to sign in",
+            file=out,
+        )

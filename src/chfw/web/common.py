@@ -51,7 +51,7 @@ def _login_page(auth: DashboardAuth, app_title: str, error: str | None, hint: st
         '<input type="password" id="token" name="token" required autocomplete="current-password">'
         '<label for="name">Your name '
         '<span class="hint">(optional, for the audit log)</span></label>'
-        '<input type="text" id="name" name="name" maxlength="60" autocomplete="name">'
+        '<input type="text" id="name" name="name" maxlength="60" autocomplete="username">'
         '<p><button type="submit">Sign in</button></p></form>'
         f'<p class="hint">{esc(hint)}</p></div>'
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
@@ -50,6 +49,7 @@ from chfw.web.html import (
     page,
     svg_response,
     table,
+    when,
 )
 
 log = structlog.get_logger("chfw.web")
@@ -189,6 +189,8 @@ def outcomes_chart(timeline: stats.Timeline) -> str:
             chart_id="outcomes",
             title="Activation outcomes over time",
             description="No activation outcome has been recorded yet.",
+            width=1100,
+            height=340,
         )
     xs = [moment.timestamp() for moment in timeline.times]
     series = [
@@ -205,8 +207,10 @@ def outcomes_chart(timeline: stats.Timeline) -> str:
             f"From {fmt_time(timeline.times[0])} to {fmt_time(timeline.times[-1])} in "
             f"{timeline.step_seconds}-second steps. Latest: {summary}."
         ),
-        x_ticks=svg.time_ticks(xs[0], xs[-1]),
+        x_ticks=svg.time_ticks(xs[0], xs[-1], count=10),
         x_range=(xs[0], xs[-1]),
+        width=1100,
+        height=340,
     )
 
 
@@ -349,9 +353,9 @@ def _overview_main(view: Overview, prefix: str) -> Html:
         f'<div data-chart="{prefix}/charts/firmware.svg">{firmware_chart(view)}</div>'
         "</figure></div>"
         "<h2>Activation outcomes over time</h2>"
-        f'<div class="grid"><figure><figcaption>Cumulative outcomes</figcaption>'
+        "<figure><figcaption>Cumulative outcomes by the time chfw recorded them</figcaption>"
         f'<div data-chart="{prefix}/charts/outcomes.svg">{outcomes_chart(view.timeline)}</div>'
-        f"</figure><div>{outcomes}</div></div>"
+        f'</figure><div class="narrow">{outcomes}</div>'
         "<h2>Alert delivery</h2>"
         f"{delivery}"
     )
@@ -401,7 +405,7 @@ def _hub_main(conn: Connection, device: DeviceId, prefix: str) -> Html | None:
     ]
     history_rows = [
         [
-            fmt_time(e.recorded_at),
+            when(e.recorded_at),
             f"{e.originator_counter}",
             e.event.value,
             e.source.value,
@@ -422,8 +426,8 @@ def _hub_main(conn: Connection, device: DeviceId, prefix: str) -> Html | None:
             a.alert_code,
             Html(f'<span class="state-{esc(a.state)}">{esc(a.display_state)}</span>'),
             fmt_int(a.attempts),
-            fmt_time(a.created_at),
-            fmt_time(a.delivered_at),
+            when(a.created_at),
+            when(a.delivered_at),
             a.last_error,
         ]
         for a in alerts
@@ -431,7 +435,7 @@ def _hub_main(conn: Connection, device: DeviceId, prefix: str) -> Html | None:
     attempt_rows = [
         [
             Html(f"<span class=mono>{esc(t.response_id)}</span>"),
-            fmt_time(t.attempted_at),
+            when(t.attempted_at),
             t.outcome,
             t.status_code,
             None if t.duration_ms is None else f"{t.duration_ms:,.0f} ms",
@@ -533,7 +537,7 @@ def _dead_letters_main(
             Html(f"<span class=mono>{esc(_user_label(r.user_id))}</span>"),
             r.alert_code,
             fmt_int(r.attempts),
-            fmt_time(r.created_at),
+            when(r.created_at),
             r.last_error,
         ]
         for r in rows
@@ -569,7 +573,7 @@ def _dead_letters_main(
         f'<form method="post" action="{prefix}/dead-letters/replay">'
         f"{hidden('csrf', csrf)}{user_field}{listing}{buttons}</form>"
     )
-    replay_rows = [[fmt_time(r.at), r.actor, fmt_int(r.count)] for r in replays]
+    replay_rows = [[when(r.at), r.actor, fmt_int(r.count)] for r in replays]
     audit = table(
         "Recent replays (from the audit log)",
         ["When", "Who", "Alerts"],
@@ -593,7 +597,8 @@ def _dead_letters_main(
 def _router(engine: Engine, auth: DashboardAuth, clock: Callable[[], datetime]) -> APIRouter:
     prefix = auth.prefix
     router = APIRouter(prefix=prefix, include_in_schema=False)
-    PageViewer = Annotated[Viewer, Depends(auth.page_viewer)]
+    signed_in = Depends(auth.page_viewer)
+    api_client = Depends(auth.api_viewer)
 
     def frame(
         title: str,
@@ -623,12 +628,12 @@ def _router(engine: Engine, auth: DashboardAuth, clock: Callable[[], datetime]) 
             return read_overview(conn, clock())
 
     @router.get("/")
-    def home(viewer: PageViewer) -> Response:
+    def home(viewer: Viewer = signed_in) -> Response:
         view = overview()
         return frame("Firmware roll-out", _overview_main(view, prefix), viewer, f"{prefix}/", True)
 
     @router.get("/live.json")
-    def live(viewer: PageViewer) -> Response:
+    def live(viewer: Viewer = api_client) -> Response:
         del viewer
         view = overview()
         figures_ = live_figures(view)
@@ -641,18 +646,18 @@ def _router(engine: Engine, auth: DashboardAuth, clock: Callable[[], datetime]) 
         )
 
     @router.get("/charts/outcomes.svg")
-    def outcomes_svg(viewer: PageViewer) -> Response:
+    def outcomes_svg(viewer: Viewer = api_client) -> Response:
         del viewer
         with engine.connect() as conn:
             return svg_response(outcomes_chart(stats.outcome_timeline(conn)))
 
     @router.get("/charts/firmware.svg")
-    def firmware_svg(viewer: PageViewer) -> Response:
+    def firmware_svg(viewer: Viewer = api_client) -> Response:
         del viewer
         return svg_response(firmware_chart(overview()))
 
     @router.get("/hubs")
-    def find_hub(viewer: PageViewer, device_id: str = "") -> Response:
+    def find_hub(viewer: Viewer = signed_in, device_id: str = "") -> Response:
         try:
             device = DeviceId.parse(device_id.strip())
         except InvalidValueError as exc:
@@ -665,7 +670,7 @@ def _router(engine: Engine, auth: DashboardAuth, clock: Callable[[], datetime]) 
         )
 
     @router.get("/hubs/{device_id}")
-    def hub(device_id: str, viewer: PageViewer) -> Response:
+    def hub(device_id: str, viewer: Viewer = signed_in) -> Response:
         try:
             device = DeviceId.parse(device_id)
         except InvalidValueError as exc:
@@ -683,7 +688,7 @@ def _router(engine: Engine, auth: DashboardAuth, clock: Callable[[], datetime]) 
 
     @router.get("/dead-letters")
     def dead_letters(
-        viewer: PageViewer, user: str = "", replayed: int | None = None, skipped: int = 0
+        viewer: Viewer = signed_in, user: str = "", replayed: int | None = None, skipped: int = 0
     ) -> Response:
         message = Html("")
         if replayed is not None:
@@ -701,7 +706,7 @@ def _router(engine: Engine, auth: DashboardAuth, clock: Callable[[], datetime]) 
         return frame("Dead letters", main, viewer, f"{prefix}/dead-letters", True)
 
     @router.post("/dead-letters/replay")
-    async def replay(request: Request, viewer: PageViewer) -> Response:
+    async def replay(request: Request, viewer: Viewer = signed_in) -> Response:
         form = await read_form(request)
         problem = (
             "the form was too large" if form is None else auth.check_post(request, viewer, form)

@@ -52,12 +52,19 @@ def fmt_int(value: int | None) -> str:
 
 
 def fmt_share(part: int, whole: int) -> str:
-    return "—" if whole <= 0 else f"{100 * part / whole:.1f} %"
+    return "—" if whole <= 0 else f"{100 * part / whole:.1f}\u00a0%"
 
 
 def fmt_time(moment: datetime | None) -> str:
     """UTC to the second, as operators compare it with logs."""
     return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def when(moment: datetime | None) -> Html:
+    """A table cell's time: a ``<time>`` element (machine-readable, kept on one line)."""
+    if moment is None:
+        return esc(None)
+    return Html(f'<time datetime="{moment.isoformat()}">{esc(fmt_time(moment))}</time>')
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -165,6 +172,7 @@ def page(
         '<html lang="en-GB"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · {esc(app_title)}</title>"
+        '<link rel="icon" href="data:,">'
         f'<link rel="stylesheet" href="{base}/static/style.css">'
         f'<script src="{base}/static/live.js" defer></script>'
         f"</head><body{live}>"

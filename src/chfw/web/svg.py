@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from html import escape
 
 #: Okabe–Ito colours, darkest first; each has at least 3:1 contrast on white.
-PALETTE = ("#0072B2", "#D55E00", "#007A5A", "#B1457F", "#8A6100", "#000000")
+PALETTE = ("#0072B2", "#D55E00", "#007A5A", "#B1457F", "#000000", "#8A6100")
 DASHES = ("", "7 3", "2 3", "9 3 2 3", "4 4", "1 3")
 TEXT = "#1a1a1a"
 GRID = "#d0d0d0"
@@ -101,7 +101,7 @@ def line_chart(
     y_format: Callable[[float], str] = lambda v: f"{v:,.0f}",
     guides: Sequence[tuple[float, str]] = (),
     step: bool = False,
-    width: int = 720,
+    width: int = 560,
     height: int = 300,
 ) -> str:
     """Lines over a shared x axis, y from 0; ``step`` draws a staircase (cumulative counts).
@@ -109,9 +109,11 @@ def line_chart(
     ``guides`` are labelled horizontal reference lines (e.g. a cohort's 50 %).
     """
     left, right, top = 64, 16, 14
-    legend_rows = math.ceil(len(series) / 4) if series else 0
+    plot_w = width - left - right
+    columns = max(1, plot_w // 190)
+    legend_rows = math.ceil(len(series) / columns) if series else 0
     bottom = 34 + 20 * legend_rows
-    plot_w, plot_h = width - left - right, height - top - bottom
+    plot_h = height - top - bottom
     xs = [x for s in series for x, _ in s.points]
     lo, hi = x_range if x_range else ((min(xs), max(xs)) if xs else (0.0, 1.0))
     if hi <= lo:
@@ -177,8 +179,8 @@ def line_chart(
                 f'stroke-width="2.25" stroke-linejoin="round"{dash_attr}>'
                 f"<title>{escape(line.name)}</title></path>"
             )
-        col, row = index % 4, index // 4
-        lx, ly = left + col * (plot_w / 4), top + plot_h + 36 + row * 20
+        col, row = index % columns, index // columns
+        lx, ly = left + col * (plot_w / columns), top + plot_h + 36 + row * 20
         out.append(
             f'<line x1="{_num(lx)}" x2="{_num(lx + 26)}" y1="{_num(ly - 4)}" y2="{_num(ly - 4)}" '
             f'stroke="{color}" stroke-width="2.25"{dash_attr}/>'
@@ -197,14 +199,14 @@ def bar_chart(
     title: str,
     description: str,
     maximum: float | None = None,
-    width: int = 720,
-    label_width: int = 150,
+    width: int = 560,
+    label_width: int = 110,
     bar_height: int = 22,
 ) -> str:
     """Horizontal bars, one per row, scaled to ``maximum`` (default: the largest value)."""
     gap, top = 8, 8
     height = top * 2 + max(1, len(bars)) * (bar_height + gap)
-    text_room = 130
+    text_room = 150
     plot_w = width - label_width - text_room
     scale_max = maximum if maximum is not None else max([b.value for b in bars] + [0.0])
     out = _header(chart_id, width, height, title, description)
