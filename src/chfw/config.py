@@ -48,6 +48,8 @@ class Settings:
     # Web dashboard of `chfw serve` (/dashboard). None: a random token is made at each start
     # (printed as a sign-in link when stderr is a terminal). Set one (16+ characters) to keep it.
     dashboard_token: str | None = None
+    # The dashboard and /metrics read their figures from the database at most this often.
+    stats_cache_seconds: float = 5.0
     # Delivery.
     delivery_timeout_seconds: float = 10.0
     delivery_ca_bundle: str | None = None  # None: the system trust store

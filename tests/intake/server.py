@@ -16,11 +16,14 @@ from chfw.serving import ClientLimits, server_config
 
 @contextmanager
 def running(
-    app: Any, limits: ClientLimits | None = None, tls: dict[str, Any] | None = None
+    app: Any,
+    limits: ClientLimits | None = None,
+    tls: dict[str, Any] | None = None,
+    port: int = 0,
 ) -> Iterator[tuple[str, int]]:
     """Yield (host, port) while ``app`` is served on 127.0.0.1 with chfw's server settings."""
     config = server_config(
-        app, "127.0.0.1", 0, limits or ClientLimits(), tls, log_level="critical", lifespan="off"
+        app, "127.0.0.1", port, limits or ClientLimits(), tls, log_level="critical", lifespan="off"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="chfw-test-server", daemon=True)

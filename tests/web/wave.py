@@ -143,7 +143,9 @@ def settle(engine: Engine, *, dead: int = 3, retrying: int = 4, seed: int = 9) -
             at = written + timedelta(seconds=rng.uniform(0.2, 6.0))
             if index < dead:
                 results.append(
-                    outbox.AttemptResult(row_id, "rejected", at, 400, "400 Bad Request: schema", 12.0)
+                    outbox.AttemptResult(
+                        row_id, "rejected", at, 400, "400 Bad Request: schema", 12.0
+                    )
                 )
             elif index < dead + retrying:
                 results.append(

@@ -327,7 +327,12 @@ class Worker:
             if result is not None:
                 self._results.append(self._judge(alert, result))
         except Exception as exc:  # a bug must not lose the row: it is retried like a failure
-            log.exception("delivery_internal_error", outbox_id=alert.id)
+            log.exception(
+                "delivery_internal_error",
+                outbox_id=alert.id,
+                response_id=alert.response_id,
+                device_id=str(alert.device_id),
+            )
             failure = SendResult("retryable", None, f"internal error: {exc!r}", 0.0)
             self._results.append(self._judge(alert, failure))
         finally:
@@ -371,7 +376,13 @@ class Worker:
             )
         if result.verdict == "permanent":
             stats.rejected += 1
-            log.warning("alert_rejected", response_id=alert.response_id, error=result.error)
+            log.warning(
+                "alert_rejected",
+                response_id=alert.response_id,
+                device_id=str(alert.device_id),
+                user_id=str(alert.user_id),
+                error=result.error,
+            )
             return AttemptResult(
                 alert.id, "rejected", now, result.status_code, result.error, result.duration_ms
             )
@@ -384,7 +395,13 @@ class Worker:
                 f"gave up after {attempts} attempt(s), retry horizon of {hours:g} h passed; "
                 f"last error: {result.error}"
             )
-            log.warning("alert_expired", response_id=alert.response_id, error=error)
+            log.warning(
+                "alert_expired",
+                response_id=alert.response_id,
+                device_id=str(alert.device_id),
+                user_id=str(alert.user_id),
+                error=error,
+            )
             return AttemptResult(
                 alert.id, "dead", now, result.status_code, error, result.duration_ms
             )

@@ -183,12 +183,12 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         summary["workdir"] = str(workdir)
         print_summary(summary, console)
         if options.wait:
-            urls = [("DSP dashboard", f"{intake_url}/dashboard/login?token={token}")]
+            urls = [("DSP dashboard", f"{intake_url}/dashboard/login#token={token}")]
             if not options.sink_receivers:
                 urls += [
                     (
                         f"{s.name} (supplier)",
-                        f"http://127.0.0.1:{s.port}/dashboard/login?token={token}",
+                        f"http://127.0.0.1:{s.port}/dashboard/login#token={token}",
                     )
                     for s in suppliers
                 ]

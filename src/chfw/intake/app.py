@@ -213,7 +213,9 @@ def create_app(
         return {"results": [r.to_json() for r in results], "counts": counts}
 
     app.include_router(inventory_router(engine))
-    install_intake_metrics(app, service)  # GET /metrics
+    install_intake_metrics(app, service, min_interval=settings.stats_cache_seconds)
     app.state.dashboard_auth = DashboardAuth.from_setting(settings.dashboard_token)
-    mount_dsp_dashboard(app, engine, app.state.dashboard_auth)  # /dashboard
+    mount_dsp_dashboard(  # /dashboard
+        app, engine, app.state.dashboard_auth, cache_seconds=settings.stats_cache_seconds
+    )
     return app

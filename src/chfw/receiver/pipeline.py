@@ -221,6 +221,7 @@ class AlertReceiver:
             log.warning(
                 "alert_replayed_with_other_content",
                 response_id=facts.response_id,
+                device_id=str(facts.device_id) if facts.device_id else None,
                 hint="the DSP reused a ResponseID for another signed document; the first is kept",
             )
         if result.lookup_needed and facts.device_id and self.config.on_lookup_needed:

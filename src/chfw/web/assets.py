@@ -1,9 +1,9 @@
 """The dashboards' only static files: one stylesheet and one small script, served from memory.
 
 Kept as Python strings so they ship inside the package with no build step and
-no package-data entry. The script only polls the page's JSON endpoint and
-replaces text and charts (progressive enhancement: every page is complete
-without it). Colours meet WCAG AA contrast on their backgrounds.
+no package-data entry. The script submits a sign-in link's token and polls
+the page's JSON endpoint to replace text and charts (progressive
+enhancement: every page is complete without it). Colours meet WCAG AA contrast on their backgrounds.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ h2 { font-size: 1.25rem; margin: 2rem 0 .5rem; border-bottom: 2px solid var(--li
   padding: .5rem .75rem; }
 .figures dt { font-size: .85rem; color: var(--muted); }
 .figures dd { margin: 0; font-size: 1.4rem; font-weight: 650; font-variant-numeric: tabular-nums; }
+.figures dd.long { font-size: 1.05rem; padding-top: .2rem; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 1.5rem; }
 figure { margin: .5rem 0 1rem; }
 figcaption { font-weight: 600; margin-bottom: .25rem; }
@@ -72,10 +73,20 @@ button.secondary { background: #fff; color: var(--accent); }
 .login p, .login label { margin: .75rem 0 .25rem; }
 """
 
-LIVE_JS = """\
-/* chfw dashboards: refresh figures and charts from the page's JSON endpoint (no library). */
+DASHBOARD_JS = """\
+/* chfw dashboards, no library. 1. A sign-in link carries the token in its fragment
+   (#token=...), which browsers never send to the server: fill the form and submit it.
+   2. Refresh figures and charts from the page's JSON endpoint. */
 (function () {
   "use strict";
+  var login = document.getElementById("login");
+  if (login && window.location.hash.indexOf("#token=") === 0) {
+    var token = decodeURIComponent(window.location.hash.slice(7));
+    window.history.replaceState(null, "", window.location.pathname);
+    document.getElementById("token").value = token;
+    login.submit();
+    return;
+  }
   var body = document.body;
   var url = body && body.getAttribute("data-live-url");
   if (!url) { return; }

@@ -1,7 +1,8 @@
 """Dashboard sign-in: one shared token, exchanged for a signed session cookie; CSRF checks.
 
 The operator opens ``/dashboard/login`` and gives the token (or follows the
-login link ``chfw serve`` prints in a terminal, ``?token=...``), optionally
+sign-in link ``chfw serve`` prints in a terminal, ``#token=...``: a URL
+fragment, which the browser keeps to itself and the page posts), optionally
 with their name for the audit log. The answer sets a session cookie:
 ``<name>.<issued>.<HMAC>``, keyed by a hash of the token and the dashboard's
 realm, ``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS, valid for
@@ -118,8 +119,12 @@ class DashboardAuth:
         return f"DashboardAuth(realm={self.realm!r}, generated={self.generated})"
 
     def login_url(self, base_url: str) -> str:
-        """A link that signs in at once (print it only to a terminal, never to a log)."""
-        return f"{base_url.rstrip('/')}{self.prefix}/login?token={quote(self._token.decode())}"
+        """A link that signs in at once (print it only to a terminal, never to a log).
+
+        The token is in the fragment, which browsers do not send: the sign-in
+        page's script posts it, so it never appears in a request line or log.
+        """
+        return f"{base_url.rstrip('/')}{self.prefix}/login#token={quote(self._token.decode())}"
 
     def token_matches(self, candidate: str) -> bool:
         return hmac.compare_digest(candidate.strip().encode(), self._token)

@@ -9,17 +9,53 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from chfw.web.assets import LIVE_JS, STYLE_CSS
+from chfw.web.assets import DASHBOARD_JS, STYLE_CSS
 from chfw.web.auth import DashboardAuth, LoginRequired, clean_name, read_form
 from chfw.web.html import SECURITY_HEADERS, Html, esc, html_response, page
 
 log = structlog.get_logger("chfw.web")
+
+V = TypeVar("V")
+
+
+class Recent(Generic[V]):
+    """Values read in the last ``seconds``, by key: many viewers polling cost one read.
+
+    The dashboards' figures are aggregates over the whole estate and outbox;
+    every open tab polls every 3 s, so they are read at most once per
+    ``seconds`` per key (a page's query), whatever the number of tabs.
+    """
+
+    def __init__(
+        self, seconds: float, clock: Callable[[], float] = time.monotonic, size: int = 64
+    ) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._size = size
+        self._lock = threading.Lock()
+        self._values: dict[Hashable, tuple[float, V]] = {}
+
+    def get(self, key: Hashable, read: Callable[[], V]) -> V:
+        now = self._clock()
+        with self._lock:
+            found = self._values.get(key)
+        if found is not None and now - found[0] < self.seconds:
+            return found[1]
+        value = read()
+        with self._lock:
+            if len(self._values) >= self._size:
+                self._values.clear()
+            self._values[key] = (now, value)
+        return value
 
 
 def install_login_redirect(app: FastAPI) -> None:
@@ -46,7 +82,7 @@ def _login_page(auth: DashboardAuth, app_title: str, error: str | None, hint: st
     problem = f'<p class="error" role="alert">{esc(error)}</p>' if error else ""
     main = Html(
         f'<div class="login">{problem}'
-        f'<form method="post" action="{auth.prefix}/login">'
+        f'<form method="post" action="{auth.prefix}/login" id="login">'
         '<label for="token">Dashboard token</label>'
         '<input type="password" id="token" name="token" required autocomplete="current-password">'
         '<label for="name">Your name '
@@ -74,9 +110,9 @@ def base_router(auth: DashboardAuth, *, app_title: str, token_hint: str) -> APIR
     def style() -> Response:
         return Response(STYLE_CSS, media_type="text/css", headers=_static_headers())
 
-    @router.get("/static/live.js")
+    @router.get("/static/dashboard.js")
     def script() -> Response:
-        return Response(LIVE_JS, media_type="text/javascript", headers=_static_headers())
+        return Response(DASHBOARD_JS, media_type="text/javascript", headers=_static_headers())
 
     @router.get("")
     def bare() -> Response:
@@ -92,9 +128,7 @@ def base_router(auth: DashboardAuth, *, app_title: str, token_hint: str) -> APIR
         return html_response(body, 401)
 
     @router.get("/login")
-    def login_form(request: Request, token: str | None = None, name: str = "") -> Response:
-        if token:
-            return attempt(request, token, name)
+    def login_form(request: Request) -> Response:
         if auth.viewer(request) is not None:
             return RedirectResponse(home, status_code=303)
         return html_response(_login_page(auth, app_title, None, token_hint))

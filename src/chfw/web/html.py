@@ -23,7 +23,7 @@ SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" makes browsers send "Origin: null"
     "Cache-Control": "no-store",
 }
 
@@ -121,7 +121,8 @@ def figures(items: Iterable[tuple[str, str, str | None]]) -> Html:
     parts = []
     for label, value, key in items:
         live = f' data-live="{escape(key, quote=True)}"' if key else ""
-        parts.append(f"<div><dt>{esc(label)}</dt><dd{live}>{esc(value)}</dd></div>")
+        long = ' class="long"' if len(value) > 12 else ""  # a time, a sentence: smaller type
+        parts.append(f"<div><dt>{esc(label)}</dt><dd{live}{long}>{esc(value)}</dd></div>")
     return Html(f"<dl class=figures>{''.join(parts)}</dl>")
 
 
@@ -174,7 +175,7 @@ def page(
         f"<title>{esc(title)} · {esc(app_title)}</title>"
         '<link rel="icon" href="data:,">'
         f'<link rel="stylesheet" href="{base}/static/style.css">'
-        f'<script src="{base}/static/live.js" defer></script>'
+        f'<script src="{base}/static/dashboard.js" defer></script>'
         f"</head><body{live}>"
         '<a class="skip" href="#main">Skip to content</a>'
         f'<header><p class="brand">{esc(app_title)}</p>'

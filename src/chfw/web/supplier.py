@@ -24,7 +24,13 @@ from chfw.exceptions import InvalidValueError
 from chfw.receiver import backoffice, pilots, readiness
 from chfw.web import svg
 from chfw.web.auth import DashboardAuth, Viewer
-from chfw.web.common import base_router, fingerprint, install_login_redirect, json_response
+from chfw.web.common import (
+    Recent,
+    base_router,
+    fingerprint,
+    install_login_redirect,
+    json_response,
+)
 from chfw.web.html import (
     Html,
     esc,
@@ -47,7 +53,7 @@ SIGN_IN_HINT = (
     "CHFW_RECEIVER_DASHBOARD_TOKEN). When it is not set, the receiver makes one at start and "
     "prints a sign-in link in its terminal."
 )
-RECENT = 25
+RECENT = 15
 STATUS_NAMES = {
     pilots.MemberStatus.ACTIVATED: "Activated, still on the target",
     pilots.MemberStatus.MOVED_ON: "Activated, since moved to another version",
@@ -66,16 +72,18 @@ def mount_supplier_dashboard(
     auth: DashboardAuth,
     *,
     clock: Callable[[], datetime] = _utcnow,
+    cache_seconds: float = 2.0,
 ) -> None:
-    """Add the dashboard's routes to the receiver app."""
+    """Add the dashboard's routes to the receiver app; each page's figures are read at most
+    every ``cache_seconds``, however many people watch."""
     install_login_redirect(app)
     app.include_router(base_router(auth, app_title=APP_TITLE, token_hint=SIGN_IN_HINT))
-    app.include_router(_router(engine, auth, clock))
+    app.include_router(_router(engine, auth, clock, Recent(cache_seconds)))
 
 
 @dataclass(frozen=True)
 class SupplierView:
-    """Everything on the page, read in one transaction."""
+    """Everything on the page, read over one connection."""
 
     at: datetime
     pilot_names: list[str]
@@ -313,7 +321,7 @@ def _main(view: SupplierView, prefix: str, query: str) -> Html:
             when(a.received_at),
             when(a.alert_time),
             a.alert_code,
-            a.device_id,
+            Html(f'<span class="mono nowrap">{esc(a.device_id)}</span>'),
             a.firmware_version,
             a.schema_version,
             fmt_int(a.duplicates),
@@ -349,15 +357,23 @@ def _main(view: SupplierView, prefix: str, query: str) -> Html:
     return Html("".join(parts))
 
 
-def _router(engine: Engine, auth: DashboardAuth, clock: Callable[[], datetime]) -> APIRouter:
+def _router(
+    engine: Engine,
+    auth: DashboardAuth,
+    clock: Callable[[], datetime],
+    recent: Recent[SupplierView],
+) -> APIRouter:
     prefix = auth.prefix
     router = APIRouter(prefix=prefix, include_in_schema=False)
     signed_in = Depends(auth.page_viewer)
     api_client = Depends(auth.api_viewer)
 
     def view(pilot: str, min_version: str) -> SupplierView:
-        with engine.connect() as conn:
-            return read_view(conn, clock(), pilot, min_version)
+        def read() -> SupplierView:
+            with engine.connect() as conn:
+                return read_view(conn, clock(), pilot, min_version)
+
+        return recent.get((pilot, min_version), read)
 
     @router.get("/")
     def home(viewer: Viewer = signed_in, pilot: str = "", min_version: str = "") -> Response:

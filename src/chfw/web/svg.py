@@ -28,10 +28,15 @@ _TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10
 
 @dataclass(frozen=True, slots=True)
 class Series:
-    """One line: a name for the legend and (x, y) points in ascending x."""
+    """One line: a name for the legend and (x, y) points in ascending x.
+
+    ``style`` picks its colour and dash (default: its place in the chart), so a
+    series keeps its look in every chart that shows it.
+    """
 
     name: str
     points: Sequence[tuple[float, float]]
+    style: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +166,8 @@ def line_chart(
         )
         out.append(f'<text x="{left + 4}" y="{_num(y - 4)}" fill="{TEXT}">{escape(label)}</text>')
     for index, line in enumerate(series):
-        color, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
+        look = index if line.style is None else line.style
+        color, dash = PALETTE[look % len(PALETTE)], DASHES[look % len(DASHES)]
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         points = [(px(x), py(y)) for x, y in line.points]
         if len(points) == 1:

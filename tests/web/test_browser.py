@@ -1,0 +1,250 @@
+"""The dashboards in a real browser: Debian's chromium, driven by playwright, against live services.
+
+Skipped when /usr/bin/chromium is missing (run scripts/ensure-chromium.sh, as root, to install
+it) or playwright is not installed. Playwright never downloads a browser here: it drives the
+system's chromium through ``executable_path``. With ``CHFW_SCREENSHOTS=1`` the tests also save
+the screenshots shown in the README under docs/img/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from chfw.domain import DeviceId
+from chfw.receiver import pilots
+from chfw.store import estate, inventory, outbox
+from chfw.store.engine import create_engine_for
+from chfw.store.schema import firmware_history
+from chfw.web.auth import DashboardAuth
+from tests.databases import copy_sqlite
+from tests.web.conftest import TOKEN
+from tests.web.pages import number
+from tests.web.wave import PILOT, LoadedDsp, settle
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Locator, Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1366, "height": 900}  # a laptop screen
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+WAIT_MS = 15_000
+
+
+@pytest.fixture
+def engine(migrated_template: Path, tmp_path: Path) -> Iterator[Engine]:
+    """SQLite only: the browser sees the same pages on either backend (tests/web/test_dsp.py
+    and tests/store/test_stats.py run the queries on both)."""
+    url = copy_sqlite(migrated_template, tmp_path / "chfw.db")
+    created = create_engine_for(url)
+    yield created
+    created.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless chromium (the system's), one per module; every test gets a fresh context."""
+    if not CHROMIUM.is_file():
+        pytest.skip(
+            f"{CHROMIUM} is missing: browser tests need Debian's chromium "
+            "(run scripts/ensure-chromium.sh as root to install it)"
+        )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=ARGS
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORT, locale="en-GB")
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Save docs/img/<name> when CHFW_SCREENSHOTS=1 (as `make screenshots` would)."""
+    if os.environ.get("CHFW_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def sign_in(page: Page, base: str, name: str = "Ada") -> None:
+    page.goto(f"{base}/dashboard/")
+    assert page.url.endswith("/dashboard/login")  # redirected: no session yet
+    page.get_by_label("Dashboard token").fill(TOKEN)
+    page.get_by_label("Your name").fill(name)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/dashboard/")
+
+
+def expect_text(locator: Locator, text: str | re.Pattern[str]) -> None:
+    """Wait until the element shows ``text`` (polled by playwright; no script is evaluated,
+    which the dashboards' Content-Security-Policy would refuse)."""
+    from playwright.sync_api import expect
+
+    expect(locator).to_have_text(text, timeout=WAIT_MS)
+
+
+def rows(page: Page, table_id: str) -> list[list[str]]:
+    cells: list[list[str]] = page.eval_on_selector_all(
+        f"#{table_id} tbody tr",
+        "rows => rows.map(r => [...r.querySelectorAll('th,td')]"
+        ".map(c => c.textContent.trim().replace(/\\s+/g, ' ')))",
+    )
+    return cells
+
+
+class TestDspDashboard:
+    """Sign in, read the roll-out, open a CH, replay a dead letter."""
+
+    def test_firmware_distribution_shows_the_database_counts(
+        self, page: Page, dsp_base: str, loaded: LoadedDsp
+    ) -> None:
+        settle(loaded.engine, dead=3, retrying=4)
+        sign_in(page, dsp_base)
+        page.wait_for_selector("#firmware-distribution")
+        with loaded.engine.connect() as conn:
+            distribution = estate.firmware_distribution(conn)
+        shown = {r[0]: number(r[1]) for r in rows(page, "firmware-distribution")}
+        assert shown == {
+            (v if v is not None else "not reported"): n for v, n in distribution.items()
+        }
+        assert page.get_by_role("img", name="Activation outcomes over time").count() == 1
+        assert page.locator("header").get_by_text("Signed in as Ada").is_visible()
+        screenshot(page, "dsp-dashboard.png")
+
+    def test_figures_update_live(self, page: Page, dsp_base: str, loaded: LoadedDsp) -> None:
+        sign_in(page, dsp_base)
+        pending = page.locator('dd[data-live="outbox.pending"]')
+        with loaded.engine.connect() as conn:
+            before = outbox.counts(conn)["pending"]
+        assert number(pending.inner_text()) == before > 0
+        settle(loaded.engine, dead=0, retrying=0)  # the worker delivers everything meanwhile
+        expect_text(pending, "0")  # the page's script polls live.json every 3 s
+        expect_text(page.locator("#live-status"), re.compile(r"^Live: updated at \d\d:\d\d"))
+        delivered = page.locator('a[data-live$=".dead"]')
+        assert delivered.count() > 0
+
+    def test_sign_in_link_from_the_terminal(self, page: Page, dsp_base: str) -> None:
+        page.goto(DashboardAuth(TOKEN).login_url(dsp_base))
+        page.wait_for_url(f"{dsp_base}/dashboard/")
+        assert "token" not in page.url
+        assert page.locator("h1").inner_text() == "Firmware roll-out"
+
+    def test_a_hub_page_shows_its_history(
+        self, page: Page, dsp_base: str, loaded: LoadedDsp
+    ) -> None:
+        with loaded.engine.begin() as conn:
+            # A CH whose activation was future-dated: "accepted", then the outcome alert.
+            device_hex = conn.execute(
+                sa.select(firmware_history.c.device_id)
+                .where(firmware_history.c.source == "alert", firmware_history.c.alerts_created > 0)
+                .order_by(firmware_history.c.id)
+                .limit(1)
+            ).scalar_one()
+            device = DeviceId.parse(device_hex)
+            for alert in outbox.list_rows(conn, device_id=device_hex):  # one failed try first
+                tried = alert.created_at + timedelta(seconds=1)
+                outbox.mark_retry(
+                    conn,
+                    alert.id,
+                    tried + timedelta(seconds=2),
+                    "503 Service Unavailable",
+                    attempted_at=tried,
+                    status_code=503,
+                    duration_ms=41.0,
+                )
+        settle(loaded.engine, dead=0, retrying=0)
+        with loaded.engine.connect() as conn:
+            history = inventory.history_for(conn, device)
+            alerts = outbox.list_rows(conn, device_id=device.hex)
+        assert [e.event.value for e in history] == ["accepted", "outcome"]
+        sign_in(page, dsp_base)
+        page.get_by_label("Find a Communications Hub").fill(device.hex.lower())
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url(f"{dsp_base}/dashboard/hubs/{device}")
+        assert page.locator("h1").inner_text() == f"Communications Hub {device}"
+        shown = rows(page, "hub-history")
+        assert [r[1] for r in shown] == [str(e.originator_counter) for e in history]
+        assert [r[2] for r in shown] == ["accepted", "outcome"]
+        assert [r[5] for r in shown] == [e.decision.value for e in history]
+        assert {r[0] for r in rows(page, "hub-alerts")} == {a.response_id for a in alerts}
+        outcomes = [r[2] for r in rows(page, "hub-attempts")]
+        assert sorted(outcomes) == sorted(["retry", "delivered"] * len(alerts))
+        screenshot(page, "dsp-hub.png")
+
+    def test_replaying_a_dead_letter_moves_it_back_to_pending(
+        self, page: Page, dsp_base: str, loaded: LoadedDsp
+    ) -> None:
+        settle(loaded.engine, dead=3, retrying=2)
+        with loaded.engine.connect() as conn:
+            dead = outbox.list_rows(conn, state="dead")
+        chosen = dead[1]
+        sign_in(page, dsp_base)
+        page.get_by_role("link", name="Dead letters").click()
+        page.wait_for_url(f"{dsp_base}/dashboard/dead-letters")
+        assert len(rows(page, "dead-letters")) == 3
+        screenshot(page, "dsp-dead-letters.png")
+        page.get_by_label(f"Select alert {chosen.response_id}").check()
+        page.get_by_role("button", name="Replay selected").click()
+        notice = page.get_by_role("status").filter(has_text="put back to pending")
+        notice.wait_for(timeout=WAIT_MS)
+        assert notice.inner_text() == "1 alert(s) put back to pending."
+        listed = [r[1] for r in rows(page, "dead-letters")]
+        assert chosen.response_id not in listed
+        assert len(listed) == 2
+        assert rows(page, "replays")[0][1:] == ["dashboard:Ada", "1"]
+        with loaded.engine.connect() as conn:
+            found = outbox.get(conn, chosen.id)
+        assert found is not None
+        assert found.row.state == "pending"
+        assert found.row.display_state == "retrying"  # it had been tried once
+
+
+class TestSupplierDashboard:
+    """The supplier sees its pilot's progress and what it received."""
+
+    def test_pilot_progress(
+        self, page: Page, supplier_base: str, fed_supplier: tuple[Engine, int]
+    ) -> None:
+        engine, cohort = fed_supplier
+        with engine.connect() as conn:
+            _, figures = pilots.pilot_progress(conn, PILOT)
+        sign_in(page, supplier_base, name="Bo")
+        page.wait_for_selector("#pilot-statuses")
+        assert page.locator("h2", has_text=f"Pilot {PILOT}").count() == 1
+        activated = page.locator('dd[data-live="pilot.activated"]').inner_text()
+        assert number(activated) == figures.activated
+        assert 0 < figures.activated <= cohort
+        chart = page.get_by_role("img", name=f"Cumulative activations of pilot {PILOT}")
+        assert chart.count() == 1
+        assert len(rows(page, "rejections")) == 2
+        page.get_by_label("HAN readiness: minimum firmware version (hex)").fill("02010400")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_selector("text=HAN readiness at 02010400 or above")
+        assert page.locator('dd[data-live="ready.ready"]').first.inner_text() == "0"
+        page.goto(f"{supplier_base}/dashboard/")
+        page.wait_for_selector("#pilot-statuses")
+        screenshot(page, "supplier-dashboard.png")
