@@ -30,6 +30,7 @@ typecheck: $(STAMP)
 # stopped and deleted however pytest ends. CHFW_TEST_PG_URL=<server URL> uses a server of
 # your own instead; PG=0 runs SQLite only.
 unit: $(STAMP)
+	@scripts/ensure-chromium.sh
 	@if [ -n "$$CHFW_TEST_PG_URL" ] || [ "$(PG)" = 0 ]; then \
 		exec $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	fi; \

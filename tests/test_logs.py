@@ -47,6 +47,9 @@ DEVICE = re.compile(r"\b[0-9A-F]{2}(?:-[0-9A-F]{2}){7}\b")
 def logged(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """structlog at debug level, as JSON, onto the captured stderr; the standard library too."""
     configure_logging("debug", json=True)
+    # Module loggers that cache their configuration would keep this one after the test
+    # (and later tests' structlog.testing.capture_logs would see nothing).
+    structlog.configure(cache_logger_on_first_use=False)
     caplog.set_level(logging.DEBUG)
     # httpcore's debug trace echoes response headers to the *test's* clients, Set-Cookie
     # included: the test's own traffic, not a service's log.

@@ -48,5 +48,7 @@ def configure_logging(level: str | None = None, *, json: bool | None = None) -> 
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(name, logging.INFO)),
         logger_factory=structlog.WriteLoggerFactory(cast(TextIO, _CurrentStderr())),
-        cache_logger_on_first_use=True,
+        # Not cached: a reconfiguration (tests, CLI commands run in-process) must reach
+        # loggers that modules created earlier.
+        cache_logger_on_first_use=False,
     )
