@@ -139,7 +139,9 @@ outbox = sa.Table(
     sa.Column("lease_until", UTC_TIME, nullable=True),
     sa.Column("delivered_at", UTC_TIME, nullable=True),
     sa.Column("last_error", sa.String(1000), nullable=True),
-    sa.Index("ix_outbox_due", "state", "next_attempt_at"),
+    # id last: the claim orders by (next_attempt_at, id), so an index scan can stop at LIMIT
+    # instead of sorting every due row (a deep backlog shares few next_attempt_at values).
+    sa.Index("ix_outbox_due", "state", "next_attempt_at", "id"),
     sa.Index("ix_outbox_order", "device_id", "user_id", "id"),
 )
 
