@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from chfw.delivery.sender import TlsConfig, default_transport_factory
-from chfw.delivery.transport import KeepAliveTransport
+from chfw.delivery.transport import MAX_RESPONSE_BYTES, KeepAliveTransport
 from tests.delivery.conftest import Pki
 from tests.delivery.receiver import Answer, ScriptedReceiver, free_port
 
@@ -83,6 +83,19 @@ class TestAnswers:
             assert response.text == "schema validation failed"
             assert response.headers["content-type"] == "text/plain"
             assert response.http_version == "HTTP/1.1"
+
+        run(scenario)
+
+    def test_huge_answer_is_cut_and_connection_not_reused(self, receiver: ScriptedReceiver) -> None:
+        """A hostile endpoint cannot make us hold more than MAX_RESPONSE_BYTES of its answer."""
+        receiver.script(Answer(400, b"x" * (MAX_RESPONSE_BYTES * 4)), 204)
+
+        async def scenario(client: httpx.AsyncClient) -> None:
+            first = await client.post(receiver.url(), content=b"<x/>")
+            assert first.status_code == 400
+            assert len(first.content) == MAX_RESPONSE_BYTES
+            second = await client.post(receiver.url(), content=b"<x/>")
+            assert second.status_code == 204
 
         run(scenario)
 

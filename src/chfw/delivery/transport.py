@@ -32,6 +32,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NO_BODY_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 
 
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
 class _Stale(Exception):
     """The server closed the connection before answering (a reused idle connection)."""
 
@@ -51,6 +54,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
+        self.body_size = 0
         self.lost_reason: BaseException | None = None
         self._drain: asyncio.Future[None] | None = None
 
@@ -112,6 +116,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers = []
         self.body = []
+        self.body_size = 0
         self.headers_done = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -123,7 +128,15 @@ class _Connection(asyncio.Protocol):
         self.headers_done = True
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        # A DUIS endpoint answers 204, or 400 with a short reason: keep at most
+        # MAX_RESPONSE_BYTES of any answer, so a hostile endpoint cannot fill our memory,
+        # and never reuse a connection whose answer was cut.
+        room = MAX_RESPONSE_BYTES - self.body_size
+        if room > 0:
+            self.body.append(body[:room])
+        self.body_size += len(body)
+        if self.body_size > MAX_RESPONSE_BYTES:
+            self.keep_alive = False
 
     def on_message_complete(self) -> None:
         if 100 <= self.status < 200:
