@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from chfw.alerts import AlertBuilder
+from chfw.demo.run import seed_hubs
 from chfw.domain import UserId
 from chfw.duis import bundled_schemas
 from chfw.processing import ActivationService
@@ -26,13 +27,11 @@ from chfw.receiver.pipeline import AlertReceiver, ReceiverConfig
 from chfw.sim import generate_estate, generate_wave
 from chfw.sim.estate import SyntheticEstate
 from chfw.sim.wave import InventoryStart, Wave
-from chfw.store import csps, estate, outbox, users
-from chfw.store.schema import hubs
+from chfw.store import csps, outbox, users
 from chfw.store.schema import outbox as outbox_table
 from chfw.store.users import ServiceUser
 from tests.dsp import DCC, SIGNER, TRUST
 
-SEEDED_AT = datetime(2025, 6, 1, tzinfo=UTC)
 PILOT = "wave-pilot"
 
 
@@ -72,23 +71,7 @@ def build_service(engine: Engine, clock: SteppingClock | None = None) -> Activat
 def load_estate(engine: Engine, synthetic: SyntheticEstate) -> str:
     """CHs at their starting firmware (as the demo loads them), Service Users, a CSP credential."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.insert(hubs),
-            [
-                {
-                    "device_id": hub.device_id.hex,
-                    "csp_region": hub.csp_region,
-                    "status": "commissioned",
-                    "active_firmware": hub.firmware.hex if hub.firmware else None,
-                    "firmware_changed_at": SEEDED_AT if hub.firmware else None,
-                    "created_at": SEEDED_AT,
-                }
-                for hub in synthetic
-            ],
-        )
-        estate.upsert_meter_points(
-            conn, [(hub.device_id, point) for hub in synthetic for point in hub.meter_points]
-        )
+        seed_hubs(conn, list(synthetic))
         for supplier in synthetic.suppliers:
             users.upsert_user(
                 conn,

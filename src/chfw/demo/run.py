@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from chfw.deployment import create_deployment
 from chfw.domain import FirmwareVersion, UserId
 from chfw.exceptions import ChfwError
 from chfw.receiver import pilots
-from chfw.sim.estate import SyntheticEstate, generate_estate
+from chfw.sim.estate import SimHub, SyntheticEstate, generate_estate
 from chfw.sim.poster import post_wave
 from chfw.sim.wave import InventoryStart, Wave, generate_wave
 from chfw.store import csps, estate, outbox, users
@@ -205,24 +206,29 @@ def _load_estate(engine: sa.Engine, synthetic: SyntheticEstate, console: Console
         task = progress.add_task("estate", total=len(synthetic))
         for chunk in chunked(synthetic, 5000):
             with engine.begin() as conn:
-                conn.execute(
-                    sa.insert(hubs),
-                    [
-                        {
-                            "device_id": hub.device_id.hex,
-                            "csp_region": hub.csp_region,
-                            "status": "commissioned",
-                            "active_firmware": hub.firmware.hex if hub.firmware else None,
-                            "firmware_changed_at": SEEDED_AT if hub.firmware else None,
-                            "created_at": SEEDED_AT,
-                        }
-                        for hub in chunk
-                    ],
-                )
-                estate.upsert_meter_points(
-                    conn, [(hub.device_id, point) for hub in chunk for point in hub.meter_points]
-                )
+                seed_hubs(conn, chunk)
             progress.advance(task, len(chunk))
+
+
+def seed_hubs(conn: sa.Connection, simulated: Sequence[SimHub]) -> None:
+    """Simulated CHs at their starting firmware (in effect since SEEDED_AT), then their meters."""
+    conn.execute(
+        sa.insert(hubs),
+        [
+            {
+                "device_id": hub.device_id.hex,
+                "csp_region": hub.csp_region,
+                "status": "commissioned",
+                "active_firmware": hub.firmware.hex if hub.firmware else None,
+                "firmware_changed_at": SEEDED_AT if hub.firmware else None,
+                "created_at": SEEDED_AT,
+            }
+            for hub in simulated
+        ],
+    )
+    estate.upsert_meter_points(
+        conn, [(hub.device_id, point) for hub in simulated for point in hub.meter_points]
+    )
 
 
 PILOT_NAME = "demo-wave-pilot"
