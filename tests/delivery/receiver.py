@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+
+from tests.live import start_server, stop_server
 
 
 @dataclass(frozen=True)
@@ -130,19 +131,11 @@ class ScriptedReceiver:
             access_log=False,
             **self.ssl,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"receiver did not start on port {self.port}")
-            time.sleep(0.01)
+        self._server, self._thread = start_server(config)
         return self
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+            stop_server(self._server, self._thread)
         self._server = None
         self._thread = None

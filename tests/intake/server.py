@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-
 from chfw.serving import ClientLimits, server_config
+from tests.live import running as serving_in_thread
 
 
 @contextmanager
@@ -25,20 +22,9 @@ def running(
     config = server_config(
         app, "127.0.0.1", port, limits or ClientLimits(), tls, log_level="critical", lifespan="off"
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="chfw-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    try:
+    with serving_in_thread(config) as server:
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
         yield host, port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def read_answer(sock: socket.socket, limit: float = 10.0) -> bytes:

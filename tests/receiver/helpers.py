@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
@@ -18,6 +17,7 @@ from sqlalchemy.engine import Engine
 from chfw.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
 from chfw.duis import SR_NAMESPACE, ResponseId, render_n64, render_n999, response_date_time
 from chfw.signing import PemSigner, Signer, TrustStore, create_development_identity, sign_canonical
+from tests.live import start_server, stop_server
 
 DCC = UserId.parse("90-B3-D5-1F-30-00-00-02")
 CH = DeviceId.parse("00-1D-A1-00-00-00-00-42")
@@ -140,20 +140,12 @@ class Served:
             ws="none",
             **self.ssl,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"receiver did not start on port {self.port}")
-            time.sleep(0.01)
+        self._server, self._thread = start_server(config)
         return self
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+            stop_server(self._server, self._thread)
         self._server = None
         self._thread = None
 

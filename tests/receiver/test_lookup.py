@@ -6,7 +6,6 @@ import asyncio
 import json
 import math
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from chfw.store import inventory_access
 from chfw.store.engine import create_engine_for
 from chfw.store.schema import outbox
 from tests.dsp import BOB, CH1, TRUST, build_dsp
+from tests.live import running
 from tests.receiver.helpers import free_port
 from tests.receiver.recorded import START, device, hub_state, record
 
@@ -360,21 +360,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
 @contextmanager
 def served(app: Any, port: int) -> Iterator[str]:
     """Serve ``app`` with its lifespan (the lookup worker runs in it) until the block ends."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"server did not start on port {port}")
-        time.sleep(0.01)
-    try:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
+    with running(config):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 class Estate:
