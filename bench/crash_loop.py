@@ -54,14 +54,19 @@ import sqlalchemy as sa
 from rich.console import Console
 
 from chfw.demo.processes import chfw_command, free_port
-from chfw.demo.run import Supplier, _load_estate, _plan_suppliers  # the demo's own set-up
+from chfw.demo.run import (  # the demo's own set-up
+    Supplier,
+    _load_estate,
+    _plan_suppliers,
+    register_parties,
+)
 from chfw.demo.summary import build_summary
 from chfw.deployment import create_deployment
 from chfw.domain import FirmwareVersion, UserId
 from chfw.receiver.schema import bo_alerts, bo_firmware_events
 from chfw.sim.estate import generate_estate
 from chfw.sim.wave import InventoryStart, generate_wave
-from chfw.store import csps, outbox, users
+from chfw.store import outbox
 from chfw.store.engine import create_engine_for
 from chfw.store.schema import firmware_history
 from chfw.store.schema import outbox as outbox_table
@@ -300,19 +305,7 @@ def one_run(
     )
     _load_estate(engine, synthetic, Console(file=io.StringIO()))
     suppliers: list[Supplier] = _plan_suppliers(synthetic, folder)
-    with engine.begin() as conn:
-        credential = csps.add_csp(conn, "crash-csp")
-        for supplier, sim in zip(suppliers, synthetic.suppliers, strict=True):
-            users.upsert_user(
-                conn,
-                users.ServiceUser(
-                    user_id=sim.user_id,
-                    name=sim.name,
-                    roles=sim.roles,
-                    duis_version=sim.duis_version,
-                    endpoint_url=f"http://127.0.0.1:{supplier.port}/",
-                ),
-            )
+    credential = register_parties(engine, synthetic, suppliers, "crash-csp")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHFW_")}
     env.update(SERVICE_ENV)
     supervisor = Supervisor(env)

@@ -92,19 +92,7 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
             )
     _load_estate(engine, synthetic, console)
     suppliers = _plan_suppliers(synthetic, workdir)
-    with engine.begin() as conn:
-        credential = csps.add_csp(conn, "demo-csp")
-        for supplier, sim in zip(suppliers, synthetic.suppliers, strict=True):
-            users.upsert_user(
-                conn,
-                users.ServiceUser(
-                    user_id=sim.user_id,
-                    name=sim.name,
-                    roles=sim.roles,
-                    duis_version=sim.duis_version,
-                    endpoint_url=f"http://127.0.0.1:{supplier.port}/",
-                ),
-            )
+    credential = register_parties(engine, synthetic, suppliers, "demo-csp")
 
     intake_port = free_port()
     intake_url = f"http://127.0.0.1:{intake_port}"
@@ -266,6 +254,29 @@ def _pilot_summary(database_url: str) -> dict[str, Any]:
     data = pilots.progress_json(pilot, figures)
     data.pop("series", None)
     return data
+
+
+def register_parties(
+    engine: sa.Engine, synthetic: SyntheticEstate, suppliers: list[Supplier], csp: str
+) -> str:
+    """Each simulated supplier as a Service User at its local endpoint, and one CSP.
+
+    Returns the CSP's intake credential.
+    """
+    with engine.begin() as conn:
+        credential = csps.add_csp(conn, csp)
+        for supplier, sim in zip(suppliers, synthetic.suppliers, strict=True):
+            users.upsert_user(
+                conn,
+                users.ServiceUser(
+                    user_id=sim.user_id,
+                    name=sim.name,
+                    roles=sim.roles,
+                    duis_version=sim.duis_version,
+                    endpoint_url=f"http://127.0.0.1:{supplier.port}/",
+                ),
+            )
+    return credential
 
 
 def _plan_suppliers(synthetic: SyntheticEstate, workdir: Path) -> list[Supplier]:
