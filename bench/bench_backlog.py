@@ -48,16 +48,7 @@ def start_sinks(count: int) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
         port = free_port()
         processes.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "chfw.demo.sink:app",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
+                [sys.executable, "-m", "chfw.demo.sink", "--port", str(port)],
             )
         )
         urls.append(f"http://127.0.0.1:{port}/")

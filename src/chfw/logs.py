@@ -52,3 +52,14 @@ def configure_logging(level: str | None = None, *, json: bool | None = None) -> 
         # loggers that modules created earlier.
         cache_logger_on_first_use=False,
     )
+
+
+def cache_loggers() -> None:
+    """For a long-running service, configured once: loggers keep their configuration.
+
+    Uncached, every call on a module's logger rebuilds its bound logger (tens of
+    microseconds, also for a filtered-out debug line), a cost paid per alert by
+    servers that handle thousands a second. Only servers and workers turn this on;
+    in-process tools and tests stay reconfigurable.
+    """
+    structlog.configure(cache_logger_on_first_use=True)

@@ -353,28 +353,34 @@ class ReceiverMetrics:
             buckets=CHECK_BUCKETS,
             registry=r,
         )
-        for result in self.RESULTS:
-            self.posts.labels(result)
+        # Children looked up once: ``labels()`` costs a lock and a dict walk per call,
+        # paid per alert.
+        self._posts = {result: self.posts.labels(result) for result in self.RESULTS}
+        self._verified: dict[str, Any] = {}
 
     def checked(self, seconds: float) -> None:
         self.received.inc()
         self.check_seconds.observe(seconds)
 
     def unrecorded(self) -> None:
-        self.posts.labels("unrecorded").inc()
+        self._posts["unrecorded"].inc()
 
     def answered(self, outcome: Outcome) -> None:
         """Count one answered POST by its :class:`~chfw.receiver.pipeline.Outcome`."""
         if outcome.status == 413:
-            self.posts.labels("too_large").inc()
+            self._posts["too_large"].inc()
         elif outcome.status >= 400:
-            self.posts.labels("rejected").inc()
+            self._posts["rejected"].inc()
         elif outcome.duplicate:
-            self.posts.labels("duplicate").inc()
+            self._posts["duplicate"].inc()
         else:
-            self.posts.labels("verified").inc()
+            self._posts["verified"].inc()
             if outcome.facts is not None:
-                self.verified.labels(outcome.facts.alert_code).inc()
+                code = outcome.facts.alert_code
+                child = self._verified.get(code)
+                if child is None:
+                    child = self._verified[code] = self.verified.labels(code)
+                child.inc()
 
 
 class BackOfficeCollector(Collector):

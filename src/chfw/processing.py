@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -107,8 +108,25 @@ class ActivationService:
                 decoded.append(exc)
         with self.engine.begin() as conn:
             results = _Batch(conn, self.builder, csp, now).run(payloads, decoded)
-        for result in results:
-            log.info(
+        _log_batch(results, csp)
+        for observe in self.observers:
+            observe(results)
+        return results
+
+
+def _log_batch(results: Sequence[SubmissionResult], csp: str | None) -> None:
+    """One info line per batch; one line per outcome, at debug (a wave brings thousands
+    a second, each already in the firmware history) or, for a refusal, at warning."""
+    statuses = Counter(result.status.value for result in results)
+    alerts: Counter[str] = Counter()
+    for result in results:
+        alerts.update(result.alerts)
+    log.info("cs06_batch", csp=csp, messages=len(results), **statuses, alerts=dict(alerts))
+    debug = log.is_enabled_for(logging.DEBUG)
+    for result in results:
+        refused = result.status in (Status.MALFORMED, Status.UNKNOWN_DEVICE)
+        if refused or debug:
+            (log.warning if refused else log.debug)(
                 "cs06_outcome",
                 status=result.status.value,
                 device_id=result.device_id,
@@ -119,9 +137,6 @@ class ActivationService:
                 csp=csp,
                 error=result.error,
             )
-        for observe in self.observers:
-            observe(results)
-        return results
 
 
 @dataclass

@@ -9,11 +9,12 @@ import httpx
 import pytest
 
 from chfw.delivery.sender import TlsConfig, default_transport_factory
-from chfw.delivery.transport import MAX_RESPONSE_BYTES, KeepAliveTransport
+from chfw.delivery.transport import MAX_RESPONSE_BYTES, KeepAliveTransport, RawResponse, _head
 from tests.delivery.conftest import Pki
 from tests.delivery.receiver import Answer, ScriptedReceiver, free_port
 
 XML = {"content-type": "application/xml"}
+XML_RAW = [(b"content-type", b"application/xml")]
 
 
 def client_for(tls: TlsConfig | None = None, timeout: float = 5.0) -> httpx.AsyncClient:
@@ -232,3 +233,97 @@ class TestTls:
 
         run(scenario, tls=TlsConfig(ca_bundle=str(pki.ca)))
         assert tls_receiver.received == []
+
+
+def post(url: str, body: bytes, *, timeout: float = 5.0, tls: TlsConfig | None = None) -> object:
+    """One POST through the raw path the worker uses (``KeepAliveTransport.post``)."""
+
+    async def main() -> object:
+        transport = default_transport_factory(tls or TlsConfig())
+        assert isinstance(transport, KeepAliveTransport)
+        try:
+            return await transport.post(httpx.URL(url), body, XML_RAW, timeout)
+        finally:
+            await transport.aclose()
+
+    return asyncio.run(main())
+
+
+class TestRawPost:
+    """``post``, the worker's hot path without httpx's models, behaves as the httpx port does."""
+
+    def test_posts_share_a_connection_and_send_exact_headers(
+        self, receiver: ScriptedReceiver
+    ) -> None:
+        async def main() -> None:
+            transport = KeepAliveTransport()
+            try:
+                for n in range(3):
+                    answer = await transport.post(
+                        httpx.URL(receiver.url()), b"<n>%d</n>" % n, [(b"X-Test", b"yes")], 5.0
+                    )
+                    assert isinstance(answer, RawResponse)
+                    assert answer.status_code == 204
+            finally:
+                await transport.aclose()
+
+        asyncio.run(main())
+        assert [r.body for r in receiver.received] == [b"<n>%d</n>" % n for n in range(3)]
+        assert len({r.client_port for r in receiver.received}) == 1
+        headers = receiver.received[0].headers
+        assert headers["content-length"] == "8"
+        assert headers["x-test"] == "yes"
+        assert headers["host"] == receiver.url().split("/")[2]
+
+    def test_error_answer_reads_like_httpx(self, receiver: ScriptedReceiver) -> None:
+        receiver.script(Answer(400, b"schema validation failed"))
+        answer = post(receiver.url(), b"<x/>")
+        assert isinstance(answer, RawResponse)
+        assert (answer.status_code, answer.reason_phrase) == (400, "Bad Request")
+        assert answer.text == "schema validation failed"
+        assert answer.headers["content-type"] == "text/plain"
+
+    def test_huge_answer_is_cut(self, receiver: ScriptedReceiver) -> None:
+        receiver.script(Answer(400, b"x" * (MAX_RESPONSE_BYTES * 2)))
+        answer = post(receiver.url(), b"<x/>")
+        assert isinstance(answer, RawResponse)
+        assert len(answer.content) == MAX_RESPONSE_BYTES
+
+    def test_stale_connection_is_replaced_once(self, receiver: ScriptedReceiver) -> None:
+        async def main() -> None:
+            transport = KeepAliveTransport()
+            url = httpx.URL(receiver.url())
+            try:
+                assert (await transport.post(url, b"<a/>", [], 5.0)).status_code == 204
+                await asyncio.to_thread(receiver.stop)
+                await asyncio.to_thread(receiver.start)
+                assert (await transport.post(url, b"<b/>", [], 5.0)).status_code == 204
+            finally:
+                await transport.aclose()
+
+        asyncio.run(main())
+        assert [r.body for r in receiver.received] == [b"<a/>", b"<b/>"]
+
+    def test_failures_are_httpx_errors(self, receiver: ScriptedReceiver) -> None:
+        receiver.script(Answer(204, delay=1.0))
+        with pytest.raises(httpx.ReadTimeout, match="no answer within"):
+            post(receiver.url(), b"<slow/>", timeout=0.2)
+        with pytest.raises(httpx.ConnectError, match="cannot connect"):
+            post(f"http://127.0.0.1:{free_port()}/", b"<x/>")
+        with pytest.raises(httpx.UnsupportedProtocol, match="ftp"):
+            post("ftp://127.0.0.1/", b"<x/>")
+
+    def test_ipv6_literal_host_header(self) -> None:
+        assert _head(httpx.URL("http://[::1]:8443/duis"), []).startswith(
+            b"POST /duis HTTP/1.1\r\nHost: [::1]:8443\r\n"
+        )
+        assert b"Host: example.org\r\n" in _head(httpx.URL("https://example.org/"), [])
+
+    def test_closed_transport_refuses(self) -> None:
+        async def main() -> None:
+            transport = KeepAliveTransport()
+            await transport.aclose()
+            with pytest.raises(RuntimeError, match="closed"):
+                await transport.post(httpx.URL("http://127.0.0.1/"), b"", [], 1.0)
+
+        asyncio.run(main())

@@ -40,7 +40,7 @@ from typing import Literal
 import httpx
 
 from chfw.config import Settings
-from chfw.delivery.transport import KeepAliveTransport
+from chfw.delivery.transport import KeepAliveTransport, RawResponse
 from chfw.exceptions import ConfigError, PermanentDeliveryError, RetryableDeliveryError
 from chfw.store.outbox import ClaimedAlert
 
@@ -51,6 +51,10 @@ USER_AGENT = "chfw-delivery/0.1"
 _HEADERS = httpx.Headers(
     {"content-type": "application/xml", "accept": "*/*", "user-agent": USER_AGENT}
 )
+_RAW_HEADERS = tuple(_HEADERS.raw)
+
+Answer = httpx.Response | RawResponse
+"""An endpoint's answer: httpx's own from another transport, or :class:`RawResponse`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +121,12 @@ class Transports:
             await transport.aclose()
 
 
-def _snippet(response: httpx.Response) -> str:
+def _snippet(response: Answer) -> str:
     text = " ".join(response.text[: _SNIPPET * 2].split())
     return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
 
 
-def check_status(url: str, response: httpx.Response) -> None:
+def check_status(url: str, response: Answer) -> None:
     """Raise the delivery error a non-2xx answer means; return quietly on 2xx."""
     status = response.status_code
     if 200 <= status < 300:
@@ -159,12 +163,14 @@ def _timeouts(seconds: float) -> dict[str, dict[str, float]]:
 
 async def _post(
     transport: httpx.AsyncBaseTransport, url: str | httpx.URL, document: bytes, timeout: float
-) -> httpx.Response:
+) -> Answer:
     """The POST itself; transport failures come out as RetryableDeliveryError."""
-    request = httpx.Request(
-        "POST", _url(url), headers=_HEADERS, content=document, extensions=_timeouts(timeout)
-    )
     try:
+        if isinstance(transport, KeepAliveTransport):  # the hot path, without httpx's models
+            return await transport.post(_url(url), document, _RAW_HEADERS, timeout)
+        request = httpx.Request(
+            "POST", _url(url), headers=_HEADERS, content=document, extensions=_timeouts(timeout)
+        )
         response = await transport.handle_async_request(request)
         try:
             await response.aread()
@@ -188,7 +194,7 @@ async def post_document(
     url: str | httpx.URL,
     document: bytes,
     timeout: float = 10.0,
-) -> httpx.Response:
+) -> Answer:
     """POST ``document`` as application/xml; any failure raised as a chfw delivery error."""
     response = await _post(transport, url, document, timeout)
     check_status(str(url), response)

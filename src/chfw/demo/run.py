@@ -104,9 +104,9 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
             if options.sink_receivers:
                 services.start(
                     f"sink-{supplier.user_id}",
-                    ["chfw.demo.sink:app", "--port", str(supplier.port), "--log-level", "warning"],
+                    ["--port", str(supplier.port)],
                     health_url=f"http://127.0.0.1:{supplier.port}/healthz",
-                    command=[sys.executable, "-m", "uvicorn"],
+                    command=[sys.executable, "-m", "chfw.demo.sink"],
                 )
                 continue
             services.start(

@@ -11,6 +11,7 @@ record (204). Only a verified document can be a duplicate.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -207,16 +208,17 @@ class AlertReceiver:
             return Outcome(checked.status, reason=checked.reason)
         assert result is not None
         facts = checked.facts
-        log.debug(  # one per alert, thousands a second in a wave: debug, not info
-            "alert_received",
-            response_id=facts.response_id,
-            alert_code=facts.alert_code,
-            device_id=str(facts.device_id) if facts.device_id else None,
-            firmware_version=facts.firmware_version.hex if facts.firmware_version else None,
-            duplicate=result.duplicate,
-            applied=result.applied,
-            remote=checked.remote,
-        )
+        if log.is_enabled_for(logging.DEBUG):  # one per alert, thousands a second in a wave
+            log.debug(
+                "alert_received",
+                response_id=facts.response_id,
+                alert_code=facts.alert_code,
+                device_id=str(facts.device_id) if facts.device_id else None,
+                firmware_version=facts.firmware_version.hex if facts.firmware_version else None,
+                duplicate=result.duplicate,
+                applied=result.applied,
+                remote=checked.remote,
+            )
         if result.duplicate and not result.same_content:
             log.warning(
                 "alert_replayed_with_other_content",
@@ -267,6 +269,7 @@ def _subject(verified: VerifiedDocument) -> str:
     return _subject_text(verified.certificate)
 
 
+@lru_cache(maxsize=64)
 def _same_decimal(declared: str | None, expected: str) -> bool:
     """xs:decimal equality: ``5.10`` and ``05.1`` are DUIS 5.1 too."""
     if declared is None:
