@@ -38,6 +38,7 @@ restarts. A scrape costs a few aggregate queries, so results are kept for
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
@@ -141,15 +142,21 @@ class IntakeMetrics:
 
     def observe(self, results: Sequence[SubmissionResult]) -> None:
         """Count one processed batch (an :class:`ActivationService` observer)."""
+        # Added up first: one labelled increment per kind, not several per message.
+        statuses = collections.Counter(result.status.value for result in results)
+        decisions = collections.Counter(result.decision for result in results if result.decision)
+        alerts: collections.Counter[str] = collections.Counter()
         for result in results:
-            self.messages.labels(result.status.value).inc()
-            if result.status.value == "malformed":
-                self.decode_errors.inc()
-            if result.decision:
-                self.decisions.labels(result.decision).inc()
-            for code, count in result.alerts.items():
-                if count:
-                    self.alerts.labels(code).inc(count)
+            alerts.update(result.alerts)
+        for status, count in statuses.items():
+            self.messages.labels(status).inc(count)
+        if statuses["malformed"]:
+            self.decode_errors.inc(statuses["malformed"])
+        for decision, count in decisions.items():
+            self.decisions.labels(decision).inc(count)
+        for code, count in alerts.items():
+            if count:
+                self.alerts.labels(code).inc(count)
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """Time the CSP endpoints and count their answers (other paths pass untouched)."""
