@@ -42,13 +42,23 @@ USERS = [UserId.from_int(0x90B3D51F30010000 + n) for n in range(1, 7)]
 CHUNK = 20_000
 
 
-def start_sinks(count: int) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+def start_sinks(
+    count: int, delay_ms: float = 0.0
+) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
     processes, urls = [], []
     for _ in range(count):
         port = free_port()
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "chfw.demo.sink", "--port", str(port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "chfw.demo.sink",
+                    "--port",
+                    str(port),
+                    "--delay-ms",
+                    str(delay_ms),
+                ],
             )
         )
         urls.append(f"http://127.0.0.1:{port}/")
@@ -104,6 +114,15 @@ def fill(engine: sa.Engine, alerts: int, start: int) -> float:
     return time.perf_counter() - began
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -129,6 +148,7 @@ def drain(
     ]
     began = time.monotonic()
     samples: list[tuple[float, int, list[float]]] = []
+    cpu: list[float] = []  # the workers' CPU seconds at each sample
     try:
         while True:
             time.sleep(2.0)
@@ -139,6 +159,7 @@ def drain(
                     .where(outbox.c.state == "delivered")
                 ).scalar_one()
             samples.append((time.monotonic() - began, done, [rss_mb(p.pid) for p in procs]))
+            cpu.append(sum(cpu_seconds(p.pid) for p in procs))
             if done >= target:
                 break
             if any(p.poll() is not None for p in procs):
@@ -154,6 +175,9 @@ def drain(
     first = next(s for s in samples if s[1] > samples[0][1] or s is samples[-1])
     start_at, start_done = (0.0, target - total) if first is samples[0] else first[:2]
     steady = (samples[-1][1] - start_done) / max(1e-9, samples[-1][0] - start_at)
+    # CPU per alert over the same window (the workers' start-up excluded when sampled).
+    cpu_start = 0.0 if first is samples[0] else cpu[samples.index(first)]
+    cpu_steady = cpu[-1] - cpu_start
     return {
         "alerts": total,
         "seconds": round(seconds, 1),
@@ -161,6 +185,8 @@ def drain(
         "worker_rss_mb_first": round(rss[0], 1),
         "worker_rss_mb_max": round(max(rss), 1),
         "worker_rss_mb_last": round(rss[-1], 1),
+        "worker_cpu_seconds": round(cpu[-1], 2),
+        "worker_cpu_us_per_alert": round(cpu_steady / max(1, samples[-1][1] - start_done) * 1e6, 1),
     }
 
 
