@@ -45,32 +45,34 @@ CHUNK = 20_000
 def start_sinks(
     count: int, delay_ms: float = 0.0
 ) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """``count`` benchmark sinks, each answering on its own port once this returns."""
     processes, urls = [], []
     for _ in range(count):
+        process, url = _start_sink(delay_ms)
+        processes.append(process)
+        urls.append(url)
+    return processes, urls
+
+
+def _start_sink(delay_ms: float) -> tuple[subprocess.Popen[bytes], str]:
+    # A free port can be taken by someone else before the sink binds it: try another.
+    for _ in range(5):
         port = free_port()
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "chfw.demo.sink",
-                    "--port",
-                    str(port),
-                    "--delay-ms",
-                    str(delay_ms),
-                ],
-            )
-        )
-        urls.append(f"http://127.0.0.1:{port}/")
-    with httpx.Client(timeout=2) as client:
-        for url in urls:
-            for _ in range(200):
+        command = [sys.executable, "-m", "chfw.demo.sink", "--port", str(port)]
+        process = subprocess.Popen([*command, "--delay-ms", str(delay_ms)])
+        url = f"http://127.0.0.1:{port}/"
+        with httpx.Client(timeout=2) as client:
+            for _ in range(300):
+                if process.poll() is not None:
+                    break
                 try:
                     client.get(url + "healthz")
-                    break
+                    return process, url
                 except httpx.TransportError:
                     time.sleep(0.1)
-    return processes, urls
+        process.kill()
+        process.wait()
+    raise RuntimeError("could not start a benchmark sink")
 
 
 def fill(engine: sa.Engine, alerts: int, start: int) -> float:

@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
+from chfw.delivery import worker as worker_module
 from chfw.delivery.sender import TlsConfig
 from chfw.delivery.worker import Worker, WorkerStats
 from chfw.store import outbox
@@ -595,3 +596,45 @@ class TestFairness:
         order = response_ids(receiver)
         last_fast = max(order.index(a.response_id) for a in fast)
         assert last_fast < order.index("A-8")  # served while A's backlog was still queued
+
+
+class TestPlannerStatistics:
+    """A slow claim on PostgreSQL refreshes the outbox's statistics, at most every few minutes."""
+
+    def test_slow_claims_refresh_statistics_once(
+        self,
+        engine: Engine,
+        settings: Settings,
+        receiver: ScriptedReceiver,
+        clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setattr(worker_module, "SLOW_CLAIM_SECONDS", 0.0)  # every claim is "slow"
+        add_user(engine, SUPPLIER_A, receiver.url())
+        enqueue(
+            engine, [alert(f"R-{n}", hub=HUB_1 if n % 2 else HUB_2) for n in range(6)], clock.now
+        )
+        postgres = engine.dialect.name == "postgresql"
+        if postgres:
+            assert outbox_rows_known_to_planner(engine) != 6
+
+        with structlog.testing.capture_logs() as logs:
+            stats = drain(engine, settings, clock)
+
+        assert stats.delivered == 6
+        refreshed = [e for e in logs if e["event"] == "outbox_statistics_refreshed"]
+        if postgres:
+            (event,) = refreshed  # several claims, one refresh
+            assert event["log_level"] == "warning"
+            assert outbox_rows_known_to_planner(engine) == 6
+        else:
+            assert refreshed == []  # SQLite plans the claim well without statistics
+
+
+def outbox_rows_known_to_planner(engine: Engine) -> float:
+    with engine.connect() as conn:
+        return float(
+            conn.execute(
+                sa.text("SELECT reltuples FROM pg_class WHERE relname = 'outbox'")
+            ).scalar_one()
+        )

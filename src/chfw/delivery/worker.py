@@ -53,6 +53,8 @@ Clock = Callable[[], datetime]
 _TICK = 0.02  # seconds between settles/claims while busy: batches writes, bounds latency
 _REPORT_EVERY = 30.0  # seconds between progress log lines of a long run
 _QUEUE_FACTOR = 4  # a user's rows queued here, in multiples of its concurrency, before skipping
+SLOW_CLAIM_SECONDS = 0.5  # a claim this slow (PostgreSQL) refreshes the outbox's statistics
+REFRESH_EVERY_SECONDS = 300.0  # ... at most this often
 
 
 def utc_now() -> datetime:
@@ -132,6 +134,7 @@ class Worker:
         self._progress: asyncio.Event | None = None
         self._stopping = False
         self._stats = WorkerStats()
+        self._analyzed_at: float | None = None  # monotonic time of the last statistics refresh
 
     async def __aenter__(self) -> Worker:
         return self
@@ -270,10 +273,32 @@ class Worker:
             return fn(conn, *args)
 
     def _claim_sync(self, room: int, exclude: list[str]) -> list[ClaimedAlert]:
+        started = time.monotonic()
         with self.engine.begin() as conn:
-            return store.claim_due(
+            alerts = store.claim_due(
                 conn, self._clock(), room, self.settings.lease_seconds, exclude_users=exclude
             )
+        took = time.monotonic() - started
+        if took >= SLOW_CLAIM_SECONDS and self.engine.dialect.name == "postgresql":
+            self._refresh_statistics(took, len(alerts))
+        return alerts
+
+    def _refresh_statistics(self, took: float, claimed: int) -> None:
+        """A slow claim most often means stale planner statistics (see
+        :func:`chfw.store.outbox.refresh_statistics`): refresh them, at most every few
+        minutes, rather than run slow claims until autovacuum gets round to it."""
+        now = time.monotonic()
+        if self._analyzed_at is not None and now - self._analyzed_at < REFRESH_EVERY_SECONDS:
+            return
+        self._analyzed_at = now
+        log.warning(
+            "outbox_statistics_refreshed",
+            claim_seconds=round(took, 3),
+            claimed=claimed,
+            hint="a slow claim; if this repeats, look at autovacuum on the outbox table",
+        )
+        with self.engine.begin() as conn:
+            store.refresh_statistics(conn)
 
     async def _claim(self, room: int) -> int:
         exclude = [user for user, n in self._queued.items() if n >= self._user_cap.get(user, n + 1)]
