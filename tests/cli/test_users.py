@@ -145,6 +145,42 @@ class TestListAndChange:
         assert user.endpoint_url == "http://127.0.0.1:8999/alerts"
         assert entry.action == "users.set-endpoint"
 
+    def test_set_in_flight_and_back_to_the_default(self, cli: CliDb, engine: Engine) -> None:
+        add_alice(cli)
+        with engine.connect() as conn:
+            user = users.get_user(conn, UserId.parse(ALICE))
+        assert user is not None
+        assert user.max_in_flight is None
+
+        assert cli.invoke(app, "set-in-flight", ALICE, "4").exit_code == 0
+        with engine.connect() as conn:
+            user = users.get_user(conn, UserId.parse(ALICE))
+        assert user is not None
+        assert user.max_in_flight == 4
+        listed = cli.invoke(app, "list", "--json")
+        assert json.loads(listed.output)[0]["max_in_flight"] == 4
+
+        result = cli.invoke(app, "set-in-flight", ALICE, "default")
+        assert result.exit_code == 0, result.output
+        assert "4 -> default" in result.output
+        with engine.connect() as conn:
+            user = users.get_user(conn, UserId.parse(ALICE))
+            entry = audit.list_recent(conn, 1)[0]
+        assert user is not None
+        assert user.max_in_flight is None
+        assert (entry.action, entry.detail["before"], entry.detail["after"]) == (
+            "users.set-in-flight",
+            4,
+            None,
+        )
+
+    @pytest.mark.parametrize("limit", ["0", "-3", "many", "2.5"])
+    def test_set_in_flight_refuses_nonsense(self, cli: CliDb, limit: str) -> None:
+        add_alice(cli)
+        result = cli.invoke(app, "set-in-flight", ALICE, limit)
+        assert result.exit_code != 0
+        assert "in-flight limit" in result.output or "Usage" in result.output
+
     def test_changing_unknown_user_is_clean_and_not_audited(
         self, cli: CliDb, engine: Engine
     ) -> None:

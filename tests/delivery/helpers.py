@@ -27,7 +27,7 @@ def add_user(
     user: UserId,
     endpoint_url: str | None,
     *,
-    max_in_flight: int = 8,
+    max_in_flight: int | None = 8,
     ca_bundle: str | None = None,
     client_cert: str | None = None,
     client_key: str | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from datetime import timedelta
 
@@ -387,6 +388,18 @@ class TestConcurrency:
 
         assert stats.delivered == 8
         assert receiver.max_in_flight == 2
+
+    def test_user_without_a_limit_gets_the_deployment_setting(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url(), max_in_flight=None)
+        enqueue(engine, [alert(f"R-{n}", hub=type(HUB_1).from_int(n)) for n in range(9)], clock.now)
+        receiver.default = Answer(204, delay=0.05)
+
+        stats = drain(engine, dataclasses.replace(settings, delivery_max_in_flight=3), clock)
+
+        assert stats.delivered == 9
+        assert receiver.max_in_flight == 3
 
     def test_connections_are_reused(
         self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock

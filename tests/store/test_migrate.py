@@ -71,3 +71,28 @@ class TestScriptLocation:
     def test_percent_in_url_survives_config_interpolation(self) -> None:
         url = "postgresql://chfw:p%40ss@db.example/chfw"
         assert migrate.alembic_config(url).get_main_option("sqlalchemy.url") == url
+
+
+class TestInFlightMigration:
+    """0004: rows keep their in-flight limit; new users without one get the setting's."""
+
+    def test_existing_limit_kept_new_rows_unset(self, empty_database_url: str) -> None:
+        engine = create_engine_for(empty_database_url)
+        insert = sa.text(
+            "INSERT INTO service_users (user_id, name, roles, duis_version, created_at, "
+            "updated_at) VALUES (:id, 'x', 'IS', '5.1', :at, :at)"
+        )
+        at = "2026-11-25 12:00:00"
+        try:
+            assert migrate.upgrade(engine, "0003") == "0003"
+            with engine.begin() as conn:
+                conn.execute(insert, {"id": "90B3D51F30010001", "at": at})
+            migrate.upgrade(engine)
+            with engine.begin() as conn:
+                conn.execute(insert, {"id": "90B3D51F30010002", "at": at})
+                limits = dict(
+                    conn.execute(sa.text("SELECT user_id, max_in_flight FROM service_users")).all()
+                )
+        finally:
+            engine.dispose()
+        assert limits == {"90B3D51F30010001": 8, "90B3D51F30010002": None}

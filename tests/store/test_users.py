@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from chfw.domain import DuisVersion, UserId
 from chfw.exceptions import InvalidValueError, StoreError
@@ -115,3 +115,36 @@ class TestRepository:
             found = users.get_users(conn, (BOB, NOBODY))
         assert versions == {ALICE: DuisVersion(5, 1), BOB: DuisVersion(5, 0)}
         assert list(found) == [BOB]
+
+
+class TestInFlightLimit:
+    """A user's in-flight limit is optional: unset, the deployment's setting applies."""
+
+    def test_unset_by_default_then_set_and_cleared(self, engine: Engine) -> None:
+        uid = UserId.parse("90-B3-D5-1F-30-01-00-77")
+        with engine.begin() as conn:
+            users.add_user(
+                conn, users.ServiceUser(uid, "Zed", frozenset({"IS"}), DuisVersion(5, 1))
+            )
+            assert _get(conn, uid).max_in_flight is None
+            users.set_max_in_flight(conn, uid, 5)
+            assert _get(conn, uid).max_in_flight == 5
+            users.set_max_in_flight(conn, uid, None)
+            assert _get(conn, uid).max_in_flight is None
+
+    def test_limit_below_one_is_refused(self, engine: Engine) -> None:
+        uid = UserId.parse("90-B3-D5-1F-30-01-00-78")
+        with pytest.raises(InvalidValueError, match="at least 1"):
+            users.ServiceUser(uid, "Zed", frozenset({"IS"}), DuisVersion(5, 1), max_in_flight=0)
+        with engine.begin() as conn:
+            users.add_user(
+                conn, users.ServiceUser(uid, "Zed", frozenset({"IS"}), DuisVersion(5, 1))
+            )
+            with pytest.raises(InvalidValueError, match="at least 1"):
+                users.set_max_in_flight(conn, uid, 0)
+
+
+def _get(conn: Connection, uid: UserId) -> users.ServiceUser:
+    user = users.get_user(conn, uid)
+    assert user is not None
+    return user

@@ -12,6 +12,7 @@ from rich.table import Table
 from chfw.cli._context import run_guarded
 from chfw.cli._store import transaction
 from chfw.domain import DuisVersion, UserId
+from chfw.exceptions import InvalidValueError
 from chfw.store import audit, inventory_access, users
 from chfw.store.users import ServiceUser
 
@@ -47,8 +48,13 @@ def add(
     ] = None,
     client_key: Annotated[str | None, typer.Option(help="Key of --client-cert")] = None,
     max_in_flight: Annotated[
-        int, typer.Option(help="Alerts in flight to this endpoint at once", min=1)
-    ] = 8,
+        int | None,
+        typer.Option(
+            help="Alerts in flight to this endpoint at once "
+            "(default: the deployment's delivery_max_in_flight)",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Register a Service User."""
     with run_guarded():
@@ -95,7 +101,7 @@ def list_(
             str(user.duis_version),
             user.endpoint_url or "-",
             tls,
-            str(user.max_in_flight),
+            "default" if user.max_in_flight is None else str(user.max_in_flight),
         )
     Console().print(table)
 
@@ -141,6 +147,38 @@ def set_endpoint(
             {"user_id": str(uid), "before": before, "after": url},
         )
     typer.echo(f"Service User {uid}: endpoint {before or 'none'} -> {url}")
+
+
+@app.command("set-in-flight")
+def set_in_flight(
+    user_id: Annotated[str, typer.Argument(help="EUI-64 User ID")],
+    limit: Annotated[
+        str, typer.Argument(help="Alerts in flight at once, or 'default' for the setting")
+    ],
+) -> None:
+    """Change how many of a user's alerts a worker POSTs at once (audited)."""
+    with run_guarded():
+        uid = UserId.parse(user_id)
+        if limit.strip().lower() == "default":
+            new: int | None = None
+        elif limit.strip().isdigit() and int(limit) >= 1:
+            new = int(limit)
+        else:
+            raise InvalidValueError(
+                f"in-flight limit must be a whole number >= 1 or 'default', got {limit!r}"
+            )
+    with transaction() as conn:
+        old = users.get_user(conn, uid)
+        users.set_max_in_flight(conn, uid, new)
+        before = None if old is None else old.max_in_flight
+        audit.record(
+            conn,
+            audit.current_actor(),
+            "users.set-in-flight",
+            {"user_id": str(uid), "before": before, "after": new},
+        )
+    shown = "default" if new is None else str(new)
+    typer.echo(f"Service User {uid}: in flight {before or 'default'} -> {shown}")
 
 
 @app.command("token")

@@ -35,7 +35,7 @@ service_users = sa.Table(
     sa.Column("tls_client_cert", sa.String(2000), nullable=True),  # path to our client cert
     sa.Column("tls_client_key", sa.String(2000), nullable=True),
     sa.Column("inventory_token_hash", sa.String(200), nullable=True),  # for the read endpoint
-    sa.Column("max_in_flight", sa.Integer, nullable=False, server_default="8"),
+    sa.Column("max_in_flight", sa.Integer, nullable=True),  # None: delivery_max_in_flight
     sa.Column("created_at", UTC_TIME, nullable=False),
     sa.Column("updated_at", UTC_TIME, nullable=False),
 )

@@ -58,7 +58,7 @@ class ServiceUser:
     tls_ca_bundle: str | None = None  # path; None = the default trust store
     tls_client_cert: str | None = None  # path to the client certificate we present
     tls_client_key: str | None = None
-    max_in_flight: int = 8
+    max_in_flight: int | None = None  # None: the deployment's delivery_max_in_flight
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -71,7 +71,7 @@ class ServiceUser:
                 f"Service User {self.user_id}: give both a client certificate and its key, "
                 "or neither"
             )
-        if self.max_in_flight < 1:
+        if self.max_in_flight is not None and self.max_in_flight < 1:
             raise InvalidValueError(
                 f"Service User {self.user_id}: max_in_flight must be at least 1, "
                 f"got {self.max_in_flight}"
@@ -172,6 +172,14 @@ def set_duis_version(conn: Connection, user_id: UserId, version: DuisVersion) ->
 def set_endpoint(conn: Connection, user_id: UserId, url: str | None) -> None:
     """Change (or with None, remove) the URL alerts are delivered to."""
     _update(conn, user_id, endpoint_url=None if url is None else check_endpoint(url))
+
+
+def set_max_in_flight(conn: Connection, user_id: UserId, limit: int | None) -> None:
+    """Change how many of a user's alerts a worker POSTs at once (None: the deployment's
+    ``delivery_max_in_flight``)."""
+    if limit is not None and limit < 1:
+        raise InvalidValueError(f"max_in_flight must be at least 1, got {limit}")
+    _update(conn, user_id, max_in_flight=limit)
 
 
 def duis_versions_for(conn: Connection, user_ids: Iterable[UserId]) -> dict[UserId, DuisVersion]:
