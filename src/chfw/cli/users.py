@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import Connection
 
 from chfw.cli._context import run_guarded
 from chfw.cli._store import transaction
@@ -106,6 +108,28 @@ def list_(
     Console().print(table)
 
 
+def _change(
+    uid: UserId,
+    action: str,
+    apply: Callable[[Connection], None],
+    value_of: Callable[[ServiceUser], Any],
+    after: Any,
+) -> Any:
+    """Apply one change to a user and audit it with its before and after, in one
+    transaction; returns the value before (None for an unknown user, whose change fails)."""
+    with transaction() as conn:
+        old = users.get_user(conn, uid)
+        apply(conn)
+        before = None if old is None else value_of(old)
+        audit.record(
+            conn,
+            audit.current_actor(),
+            action,
+            {"user_id": str(uid), "before": before, "after": after},
+        )
+    return before
+
+
 @app.command("set-duis")
 def set_duis(
     user_id: Annotated[str, typer.Argument(help="EUI-64 User ID")],
@@ -114,16 +138,13 @@ def set_duis(
     """Change the DUIS version a user's alerts are rendered in (audited)."""
     with run_guarded():
         uid, new = UserId.parse(user_id), DuisVersion.parse(version)
-    with transaction() as conn:
-        old = users.get_user(conn, uid)
-        users.set_duis_version(conn, uid, new)
-        before = None if old is None else str(old.duis_version)
-        audit.record(
-            conn,
-            audit.current_actor(),
-            "users.set-duis",
-            {"user_id": str(uid), "before": before, "after": str(new)},
-        )
+    before = _change(
+        uid,
+        "users.set-duis",
+        lambda conn: users.set_duis_version(conn, uid, new),
+        lambda user: str(user.duis_version),
+        str(new),
+    )
     typer.echo(f"Service User {uid}: DUIS version {before} -> {new}")
 
 
@@ -136,16 +157,13 @@ def set_endpoint(
     with run_guarded():
         uid = UserId.parse(user_id)
         users.check_endpoint(url)
-    with transaction() as conn:
-        old = users.get_user(conn, uid)
-        users.set_endpoint(conn, uid, url)
-        before = None if old is None else old.endpoint_url
-        audit.record(
-            conn,
-            audit.current_actor(),
-            "users.set-endpoint",
-            {"user_id": str(uid), "before": before, "after": url},
-        )
+    before = _change(
+        uid,
+        "users.set-endpoint",
+        lambda conn: users.set_endpoint(conn, uid, url),
+        lambda user: user.endpoint_url,
+        url,
+    )
     typer.echo(f"Service User {uid}: endpoint {before or 'none'} -> {url}")
 
 
@@ -167,16 +185,13 @@ def set_in_flight(
             raise InvalidValueError(
                 f"in-flight limit must be a whole number >= 1 or 'default', got {limit!r}"
             )
-    with transaction() as conn:
-        old = users.get_user(conn, uid)
-        users.set_max_in_flight(conn, uid, new)
-        before = None if old is None else old.max_in_flight
-        audit.record(
-            conn,
-            audit.current_actor(),
-            "users.set-in-flight",
-            {"user_id": str(uid), "before": before, "after": new},
-        )
+    before = _change(
+        uid,
+        "users.set-in-flight",
+        lambda conn: users.set_max_in_flight(conn, uid, new),
+        lambda user: user.max_in_flight,
+        new,
+    )
     shown = "default" if new is None else str(new)
     typer.echo(f"Service User {uid}: in flight {before or 'default'} -> {shown}")
 
