@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Engine
 
 from chfw.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
@@ -199,3 +200,42 @@ class TestRejections:
             assert hub is not None
             assert hub.active_firmware == long_version
             assert outbox.counts(conn)["pending"] == 1
+
+
+class TestLogging:
+    """A batch is one info line; outcomes are debug lines, refusals warnings at any level."""
+
+    def test_info_level_logs_the_batch_and_the_refusals(self, dsp: Dsp) -> None:
+        from chfw.logs import configure_logging
+
+        unknown = DeviceId.parse("00-DB-00-00-00-00-00-99")
+        configure_logging("info", json=True)
+        try:
+            with structlog.testing.capture_logs() as logs:
+                dsp.service.submit(
+                    [response(CH1, 70), b"\x00\x01", response(unknown, 71), response(CH2, 72)],
+                    "north",
+                )
+        finally:
+            structlog.reset_defaults()
+        (batch,) = [e for e in logs if e["event"] == "cs06_batch"]
+        assert batch["log_level"] == "info"
+        assert (batch["messages"], batch["processed"]) == (4, 2)
+        assert (batch["malformed"], batch["unknown_device"]) == (1, 1)
+        assert batch["csp"] == "north"
+        outcomes = [e for e in logs if e["event"] == "cs06_outcome"]
+        assert sorted(e["status"] for e in outcomes) == ["malformed", "unknown_device"]
+        assert {e["log_level"] for e in outcomes} == {"warning"}
+
+    def test_debug_level_logs_every_outcome(self, dsp: Dsp) -> None:
+        from chfw.logs import configure_logging
+
+        configure_logging("debug", json=True)
+        try:
+            with structlog.testing.capture_logs() as logs:
+                dsp.service.submit([response(CH1, 80), response(CH2, 81)], "north")
+        finally:
+            structlog.reset_defaults()
+        outcomes = [e for e in logs if e["event"] == "cs06_outcome"]
+        assert [e["log_level"] for e in outcomes] == ["debug", "debug"]
+        assert {e["device_id"] for e in outcomes} == {str(CH1), str(CH2)}
