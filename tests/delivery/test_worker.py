@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 from datetime import timedelta
 
@@ -396,7 +395,7 @@ class TestConcurrency:
         enqueue(engine, [alert(f"R-{n}", hub=type(HUB_1).from_int(n)) for n in range(9)], clock.now)
         receiver.default = Answer(204, delay=0.05)
 
-        stats = drain(engine, dataclasses.replace(settings, delivery_max_in_flight=3), clock)
+        stats = drain(engine, settings.replace(delivery_max_in_flight=3), clock)
 
         assert stats.delivered == 9
         assert receiver.max_in_flight == 3
@@ -609,6 +608,39 @@ class TestFairness:
         order = response_ids(receiver)
         last_fast = max(order.index(a.response_id) for a in fast)
         assert last_fast < order.index("A-8")  # served while A's backlog was still queued
+
+
+class TestClaimPacing:
+    """With POSTs in flight and nothing left to claim, the worker asks the database once per
+    poll interval, not on every tick: a trickle of alerts must not cost a query per tick."""
+
+    def test_empty_claims_are_paced_by_the_poll_interval(
+        self,
+        engine: Engine,
+        settings: Settings,
+        receiver: ScriptedReceiver,
+        clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url())
+        enqueue(engine, [alert("R-1")], clock.now)
+        receiver.default = Answer(204, delay=1.0)  # in flight for a second
+        claims: list[int] = []
+        real_claim = outbox.claim_due
+
+        def counted(*args: object, **kwargs: object) -> list[outbox.ClaimedAlert]:
+            found = real_claim(*args, **kwargs)  # type: ignore[arg-type]
+            claims.append(len(found))
+            return found
+
+        monkeypatch.setattr(worker_module.store, "claim_due", counted)
+        stats = drain(engine, settings.replace(worker_poll_seconds=0.25), clock)
+
+        assert stats.delivered == 1
+        # One claim finds the row; while it is in flight (1 s) empty claims come every
+        # 0.25 s (about 4), not every 20 ms tick (about 50).
+        assert claims[0] == 1
+        assert 2 <= len(claims) <= 10, claims
 
 
 class TestPlannerStatistics:

@@ -195,6 +195,7 @@ class Worker:
         reported = 0
         backoff = poll
         full = False
+        drained = False  # the last claim found nothing: wait a poll interval before the next
         while not self._stopping:
             now = time.monotonic()
             if now - last_report >= _REPORT_EVERY and self._stats.settled != reported:
@@ -214,12 +215,17 @@ class Worker:
                 if self._unsettled and now - last_renew >= lease_renew_every:
                     await self._renew_leases()
                     last_renew = now
+                # While POSTs are in flight, claim again every tick -- unless the last claim
+                # came back empty: then once per poll interval, as when idle, so that a
+                # trickle of alerts does not cost every worker a claim query per tick.
+                pause = max(poll, _TICK) if drained else _TICK
                 if len(self._inflight) <= self._low_water and (
-                    not self._inflight or full or now - last_claim >= _TICK
+                    not self._inflight or full or now - last_claim >= pause
                 ):
                     room = self.batch_size - len(self._inflight)
                     claimed = await self._claim(room)
                     full = claimed == room
+                    drained = claimed == 0
                     last_claim = now
             except sa.exc.DBAPIError as exc:
                 if until_idle:
