@@ -15,6 +15,10 @@ does only what delivery needs, at a quarter of the cost:
 - a request on a reused connection that the server had already closed is
   sent once more on a fresh connection (receivers dedupe on the ResponseID).
 
+The worker itself calls :meth:`KeepAliveTransport.post`, the same exchange without
+an ``httpx.Request``/``httpx.Response`` per alert (those objects cost about a third
+of the worker's CPU); the httpx port serves everything else.
+
 Not supported, because delivery does not need them: proxies, HTTP/2, upgrades.
 Errors are raised as httpx's own exception types, so callers map one tree.
 """
