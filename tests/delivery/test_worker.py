@@ -683,3 +683,32 @@ def outbox_rows_known_to_planner(engine: Engine) -> float:
                 sa.text("SELECT reltuples FROM pg_class WHERE relname = 'outbox'")
             ).scalar_one()
         )
+
+
+class TestPlannerStatisticsFailure:
+    """A failed ANALYZE is logged; the rows that claim took are delivered all the same."""
+
+    def test_refresh_failure_does_not_strand_claimed_rows(
+        self,
+        engine: Engine,
+        settings: Settings,
+        receiver: ScriptedReceiver,
+        clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("statistics are refreshed on PostgreSQL only")
+
+        def refuse(_conn: object) -> None:
+            raise sa.exc.OperationalError("ANALYZE outbox", {}, Exception("permission denied"))
+
+        monkeypatch.setattr(worker_module, "SLOW_CLAIM_SECONDS", 0.0)
+        monkeypatch.setattr(worker_module.store, "refresh_statistics", refuse)
+        add_user(engine, SUPPLIER_A, receiver.url())
+        enqueue(engine, [alert(f"R-{n}", hub=type(HUB_1).from_int(n)) for n in range(4)], clock.now)
+
+        with structlog.testing.capture_logs() as logs:
+            stats = drain(engine, settings, clock)
+
+        assert stats.delivered == 4
+        assert [e["event"] for e in logs].count("outbox_statistics_refresh_failed") == 1

@@ -303,8 +303,11 @@ class Worker:
             claimed=claimed,
             hint="a slow claim; if this repeats, look at autovacuum on the outbox table",
         )
-        with self.engine.begin() as conn:
-            store.refresh_statistics(conn)
+        try:
+            with self.engine.begin() as conn:
+                store.refresh_statistics(conn)
+        except sa.exc.DBAPIError as exc:  # the claimed rows must still be dispatched
+            log.warning("outbox_statistics_refresh_failed", error=str(exc))
 
     async def _claim(self, room: int) -> int:
         exclude = [user for user, n in self._queued.items() if n >= self._user_cap.get(user, n + 1)]
