@@ -38,7 +38,6 @@ restarts. A scrape costs a few aggregate queries, so results are kept for
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
@@ -67,6 +66,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from chfw.processing import BatchTally
 from chfw.store import outbox, stats
 
 if TYPE_CHECKING:
@@ -143,18 +143,14 @@ class IntakeMetrics:
     def observe(self, results: Sequence[SubmissionResult]) -> None:
         """Count one processed batch (an :class:`ActivationService` observer)."""
         # Added up first: one labelled increment per kind, not several per message.
-        statuses = collections.Counter(result.status.value for result in results)
-        decisions = collections.Counter(result.decision for result in results if result.decision)
-        alerts: collections.Counter[str] = collections.Counter()
-        for result in results:
-            alerts.update(result.alerts)
-        for status, count in statuses.items():
+        tally = BatchTally.of(results)
+        for status, count in tally.statuses.items():
             self.messages.labels(status).inc(count)
-        if statuses["malformed"]:
-            self.decode_errors.inc(statuses["malformed"])
-        for decision, count in decisions.items():
+        if tally.statuses["malformed"]:
+            self.decode_errors.inc(tally.statuses["malformed"])
+        for decision, count in tally.decisions.items():
             self.decisions.labels(decision).inc(count)
-        for code, count in alerts.items():
+        for code, count in tally.alerts.items():
             if count:
                 self.alerts.labels(code).inc(count)
 

@@ -114,14 +114,37 @@ class ActivationService:
         return results
 
 
+@dataclass(frozen=True)
+class BatchTally:
+    """A batch's results added up: by status, by decision, alerts by DCC alert code.
+
+    One tally serves the batch's log line, its metrics and the batch answer.
+    """
+
+    statuses: Counter[str]
+    decisions: Counter[str]
+    alerts: Counter[str]
+
+    @classmethod
+    def of(cls, results: Sequence[SubmissionResult]) -> BatchTally:
+        statuses: Counter[str] = Counter()
+        decisions: Counter[str] = Counter()
+        alerts: Counter[str] = Counter()
+        for result in results:
+            statuses[result.status.value] += 1
+            if result.decision:
+                decisions[result.decision] += 1
+            alerts.update(result.alerts)
+        return cls(statuses, decisions, alerts)
+
+
 def _log_batch(results: Sequence[SubmissionResult], csp: str | None) -> None:
     """One info line per batch; one line per outcome, at debug (a wave brings thousands
     a second, each already in the firmware history) or, for a refusal, at warning."""
-    statuses = Counter(result.status.value for result in results)
-    alerts: Counter[str] = Counter()
-    for result in results:
-        alerts.update(result.alerts)
-    log.info("cs06_batch", csp=csp, messages=len(results), **statuses, alerts=dict(alerts))
+    tally = BatchTally.of(results)
+    log.info(
+        "cs06_batch", csp=csp, messages=len(results), **tally.statuses, alerts=dict(tally.alerts)
+    )
     debug = log.is_enabled_for(logging.DEBUG)
     for result in results:
         refused = result.status in (Status.MALFORMED, Status.UNKNOWN_DEVICE)

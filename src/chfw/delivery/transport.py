@@ -280,12 +280,13 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         """
         if self._closed:
             raise RuntimeError("the delivery transport is closed")
-        cached = self._heads.get((url, tuple(headers)))
+        wanted = (url, tuple(headers))
+        cached = self._heads.get(wanted)
         if cached is None:
             cached = (self._origin(url, None), _head(url, headers))
             if len(self._heads) >= 4096:
                 self._heads.clear()
-            self._heads[(url, tuple(headers))] = cached
+            self._heads[wanted] = cached
         key, head = cached
         data = b"%s%d\r\n\r\n%s" % (head, len(body), body)
         limits: dict[str, float | None] = {"connect": timeout, "read": timeout, "write": timeout}

@@ -36,7 +36,6 @@ class SinkProtocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
-        self.url = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -48,9 +47,6 @@ class SinkProtocol(asyncio.Protocol):
             assert self.transport is not None
             self.transport.write(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
             self.transport.close()
-
-    def on_url(self, url: bytes) -> None:
-        self.url = url
 
     def on_message_complete(self) -> None:
         assert self.transport is not None

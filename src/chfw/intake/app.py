@@ -23,7 +23,7 @@ from chfw.intake.backpressure import RETRY_AFTER_SECONDS, BacklogGate
 from chfw.intake.inventory_api import inventory_router
 from chfw.intake.limits import BodyLimit
 from chfw.metrics import install_intake_metrics
-from chfw.processing import ActivationService, Status, SubmissionResult
+from chfw.processing import ActivationService, BatchTally, Status, SubmissionResult
 from chfw.store import csps
 from chfw.web.auth import DashboardAuth
 from chfw.web.dsp import mount_dsp_dashboard
@@ -207,9 +207,7 @@ def create_app(
         results: list[SubmissionResult] = await run_in_threadpool(
             service.submit, batch.messages, csp
         )
-        counts: dict[str, int] = {}
-        for result in results:
-            counts[result.status.value] = counts.get(result.status.value, 0) + 1
+        counts = dict(BatchTally.of(results).statuses)
         # A JSONResponse, not a dict: FastAPI would re-validate every result against
         # BatchResult (still the documented schema), a cost per message of a big batch.
         return JSONResponse({"results": [r.to_json() for r in results], "counts": counts})

@@ -71,11 +71,10 @@ class ServiceUser:
                 f"Service User {self.user_id}: give both a client certificate and its key, "
                 "or neither"
             )
-        if self.max_in_flight is not None and self.max_in_flight < 1:
-            raise InvalidValueError(
-                f"Service User {self.user_id}: max_in_flight must be at least 1, "
-                f"got {self.max_in_flight}"
-            )
+        try:
+            check_max_in_flight(self.max_in_flight)
+        except InvalidValueError as exc:
+            raise InvalidValueError(f"Service User {self.user_id}: {exc}") from None
 
 
 def _row(user: ServiceUser) -> dict[str, Any]:
@@ -177,9 +176,14 @@ def set_endpoint(conn: Connection, user_id: UserId, url: str | None) -> None:
 def set_max_in_flight(conn: Connection, user_id: UserId, limit: int | None) -> None:
     """Change how many of a user's alerts a worker POSTs at once (None: the deployment's
     ``delivery_max_in_flight``)."""
+    _update(conn, user_id, max_in_flight=check_max_in_flight(limit))
+
+
+def check_max_in_flight(limit: int | None) -> int | None:
+    """``limit`` if it is a usable in-flight limit (None: the deployment's setting)."""
     if limit is not None and limit < 1:
         raise InvalidValueError(f"max_in_flight must be at least 1, got {limit}")
-    _update(conn, user_id, max_in_flight=limit)
+    return limit
 
 
 def duis_versions_for(conn: Connection, user_ids: Iterable[UserId]) -> dict[UserId, DuisVersion]:
