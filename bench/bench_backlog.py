@@ -36,6 +36,7 @@ from chfw.store import users
 from chfw.store.engine import create_engine_for
 from chfw.store.migrate import upgrade
 from chfw.store.schema import outbox
+from proc_stats import cpu_seconds
 
 DCC = UserId.parse("90-B3-D5-1F-30-00-00-02")
 USERS = [UserId.from_int(0x90B3D51F30010000 + n) for n in range(1, 7)]
@@ -116,15 +117,6 @@ def fill(engine: sa.Engine, alerts: int, start: int) -> float:
     return time.perf_counter() - began
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -161,7 +153,7 @@ def drain(
                     .where(outbox.c.state == "delivered")
                 ).scalar_one()
             samples.append((time.monotonic() - began, done, [rss_mb(p.pid) for p in procs]))
-            cpu.append(sum(cpu_seconds(p.pid) for p in procs))
+            cpu.append(sum(cpu_seconds(p.pid) or 0.0 for p in procs))
             if done >= target:
                 break
             if any(p.poll() is not None for p in procs):

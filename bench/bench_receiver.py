@@ -53,6 +53,7 @@ from chfw.signing import (
 )
 from chfw.store.engine import create_engine_for
 from chfw.store.migrate import upgrade
+from proc_stats import cpu_seconds
 
 TARGET_PER_CORE = 2000
 DCC = UserId.parse("90-B3-D5-1F-30-00-00-02")
@@ -91,15 +92,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_per_call(fn: Callable[[], object], calls: int) -> float:
@@ -243,11 +235,11 @@ def over_http(server: Server, bodies: list[bytes], connections: int) -> dict[str
     """Post ``bodies``: wall-clock rate, and rate per CPU-second of the server process."""
     asyncio.run(_post_all(server.port, bodies[:200], connections))  # warm up: caches
     measured = bodies[200:]
-    cpu_before = _cpu_seconds(server.process.pid)
+    cpu_before = cpu_seconds(server.process.pid)
     start = time.perf_counter()
     statuses = asyncio.run(_post_all(server.port, measured, connections))
     wall = time.perf_counter() - start
-    cpu_after = _cpu_seconds(server.process.pid)
+    cpu_after = cpu_seconds(server.process.pid)
     refused = [s for s in statuses if s != 204]
     if refused:
         raise RuntimeError(f"{len(refused)} posts not answered 204, e.g. {refused[0]}")
