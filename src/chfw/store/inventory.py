@@ -28,6 +28,7 @@ from chfw.domain import (
 )
 from chfw.exceptions import InvalidValueError, UnknownDeviceError
 from chfw.store._sql import chunked, from_db, from_db_opt, insert_for, to_db, to_db_opt
+from chfw.store.bulk import driver_value, insert_rows_returning, update_rows
 from chfw.store.schema import firmware_history, hubs
 
 NOTE_MAX = 500
@@ -239,48 +240,58 @@ def record_outcomes(
     """
     if not outcomes:
         return []
-    at = to_db(recorded_at)
+    at = driver_value(conn, firmware_history.c.recorded_at, to_db(recorded_at))
+    occurred = firmware_history.c.occurred_at
     rows = [
-        {
-            "device_id": o.key.device_id.hex,
-            "originator_counter": str(o.key.originator_counter),
-            "event": o.key.event.value,
-            "source": o.source,
-            "result": o.result,
-            "decision": o.decision,
-            "reported_version": o.reported_version,
-            "version_before": o.version_before,
-            "version_after": o.version_after,
-            "occurred_at": to_db_opt(o.occurred_at),
-            "recorded_at": at,
-            "csp": csp,
-            "alerts_created": o.alerts_created,
-            "note": _note(o.note),
-        }
+        (
+            o.key.device_id.hex,
+            str(o.key.originator_counter),
+            o.key.event.value,
+            o.source,
+            o.result,
+            o.decision,
+            o.reported_version,
+            o.version_before,
+            o.version_after,
+            driver_value(conn, occurred, to_db_opt(o.occurred_at)),
+            at,
+            csp,
+            o.alerts_created,
+            _note(o.note),
+        )
         for o in outcomes
     ]
-    result = conn.execute(
-        sa.insert(firmware_history).returning(firmware_history.c.id, sort_by_parameter_order=True),
-        rows,
+    returned = insert_rows_returning(
+        conn, firmware_history, _HISTORY_COLUMNS, rows, ("id", *_HISTORY_KEY)
     )
-    return [int(row[0]) for row in result]
+    ids = {tuple(row[1:]): int(row[0]) for row in returned}
+    return [ids[row[:3]] for row in rows]
+
+
+_HISTORY_KEY = ("device_id", "originator_counter", "event")
+_HISTORY_COLUMNS = (
+    *_HISTORY_KEY,
+    "source",
+    "result",
+    "decision",
+    "reported_version",
+    "version_before",
+    "version_after",
+    "occurred_at",
+    "recorded_at",
+    "csp",
+    "alerts_created",
+    "note",
+)
 
 
 def set_active_firmware_many(
     conn: Connection, changes: Iterable[tuple[DeviceId, FirmwareVersion, datetime]]
 ) -> None:
     """Set several CHs' active versions in one executemany."""
+    column = hubs.c.firmware_changed_at
     rows = [
-        {"b_device": device.hex, "b_version": version.hex, "b_at": to_db(at)}
+        (version.hex, driver_value(conn, column, to_db(at)), device.hex)
         for device, version, at in changes
     ]
-    if rows:
-        conn.execute(
-            sa.update(hubs)
-            .where(hubs.c.device_id == sa.bindparam("b_device"))
-            .values(
-                active_firmware=sa.bindparam("b_version"),
-                firmware_changed_at=sa.bindparam("b_at"),
-            ),
-            rows,
-        )
+    update_rows(conn, hubs, ("active_firmware", "firmware_changed_at"), "device_id", rows)

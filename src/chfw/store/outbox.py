@@ -42,6 +42,7 @@ from chfw.domain.values import DeviceId, UserId
 from chfw.exceptions import InvalidValueError
 from chfw.store import audit
 from chfw.store._sql import chunked, from_db, from_db_opt, to_db
+from chfw.store.bulk import driver_value, insert_rows
 from chfw.store.schema import delivery_attempts, outbox, service_users
 
 AlertCode = Literal["N64", "N999"]
@@ -222,28 +223,42 @@ def enqueue(conn: Connection, alerts: Sequence[NewAlert], now: datetime) -> int:
     """Write alerts as pending and due now, in one executemany; returns how many."""
     if not alerts:
         return 0
-    at = to_db(now)
-    conn.execute(
-        outbox.insert(),
-        [
-            {
-                "response_id": alert.response_id,
-                "user_id": alert.user_id.hex,
-                "device_id": alert.device_id.hex,
-                "alert_code": alert.alert_code,
-                "duis_version": alert.duis_version,
-                "firmware_version": alert.firmware_version,
-                "history_id": alert.history_id,
-                "document": alert.document,
-                "state": "pending",
-                "attempts": 0,
-                "created_at": at,
-                "next_attempt_at": at,
-            }
-            for alert in alerts
-        ],
-    )
+    at = driver_value(conn, outbox.c.created_at, to_db(now))
+    rows = [
+        (
+            alert.response_id,
+            alert.user_id.hex,
+            alert.device_id.hex,
+            alert.alert_code,
+            alert.duis_version,
+            alert.firmware_version,
+            alert.history_id,
+            alert.document,
+            "pending",
+            0,
+            at,
+            at,
+        )
+        for alert in alerts
+    ]
+    insert_rows(conn, outbox, _ENQUEUE_COLUMNS, rows)
     return len(alerts)
+
+
+_ENQUEUE_COLUMNS = (
+    "response_id",
+    "user_id",
+    "device_id",
+    "alert_code",
+    "duis_version",
+    "firmware_version",
+    "history_id",
+    "document",
+    "state",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+)
 
 
 def claim_due(

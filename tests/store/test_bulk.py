@@ -1,0 +1,181 @@
+"""Bulk writes through the driver store exactly what SQLAlchemy's own statements store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Engine
+
+from chfw.domain import DeviceId
+from chfw.estate_file import CspRegion
+from chfw.store import estate
+from chfw.store._sql import from_db, to_db
+from chfw.store.bulk import driver_value, insert_rows, insert_rows_returning, update_rows
+from chfw.store.schema import audit_log, firmware_history, hubs
+
+AT = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def _history_row(conn: sa.Connection, n: int, at: datetime | None) -> tuple[object, ...]:
+    return (
+        "001DA10000000042",
+        str(n),
+        "outcome",
+        "response",
+        "success",
+        "new_version",
+        None,
+        None,
+        None,
+        driver_value(conn, firmware_history.c.occurred_at, at),
+        driver_value(conn, firmware_history.c.recorded_at, AT),
+        "csp-north",
+        n % 3,
+        None,
+    )
+
+
+COLUMNS = (
+    "device_id",
+    "originator_counter",
+    "event",
+    "source",
+    "result",
+    "decision",
+    "reported_version",
+    "version_before",
+    "version_after",
+    "occurred_at",
+    "recorded_at",
+    "csp",
+    "alerts_created",
+    "note",
+)
+KEY = ("device_id", "originator_counter", "event")
+
+
+class TestInsertReturning:
+    def test_every_row_comes_back_once_with_its_own_id(self, engine: Engine) -> None:
+        # 1,201 rows: more than one statement's worth, and a short last statement.
+        with engine.begin() as conn:
+            rows = [_history_row(conn, n, AT + timedelta(seconds=n)) for n in range(1201)]
+            returned = insert_rows_returning(conn, firmware_history, COLUMNS, rows, ("id", *KEY))
+        assert len(returned) == 1201
+        ids = {row[2]: row[0] for row in returned}
+        assert sorted(ids) == sorted(str(n) for n in range(1201))
+        with engine.connect() as conn:
+            stored = {
+                row.originator_counter: row for row in conn.execute(sa.select(firmware_history))
+            }
+        for counter, row_id in ids.items():
+            row = stored[counter]
+            assert row.id == row_id
+            n = int(counter)
+            assert from_db(row.occurred_at) == AT + timedelta(seconds=n)
+            assert from_db(row.recorded_at) == AT
+            assert row.alerts_created == n % 3
+
+    def test_times_read_back_as_sqlalchemy_would_store_them(self, engine: Engine) -> None:
+        # The same moment in another zone is stored as UTC, to the microsecond.
+        elsewhere = AT.astimezone(timezone(timedelta(hours=5, minutes=30)))
+        with engine.begin() as conn:
+            insert_rows_returning(
+                conn, firmware_history, COLUMNS, [_history_row(conn, 1, to_db(elsewhere))], KEY
+            )
+            conn.execute(
+                sa.insert(firmware_history).values(
+                    dict(zip(COLUMNS, _history_row(conn, 2, None), strict=True))
+                    | {"occurred_at": to_db(elsewhere), "recorded_at": AT}
+                )
+            )
+        with engine.connect() as conn:
+            raw = conn.execute(
+                sa.select(firmware_history.c.occurred_at).order_by(
+                    firmware_history.c.originator_counter
+                )
+            ).scalars()
+            bulk, orm = list(raw)
+        assert bulk == orm
+        assert from_db(bulk) == AT
+
+    def test_null_time_stays_null(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            insert_rows_returning(
+                conn, firmware_history, COLUMNS, [_history_row(conn, 1, None)], KEY
+            )
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(firmware_history.c.occurred_at)).scalar_one() is None
+
+    def test_nothing_to_insert_runs_nothing(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            assert insert_rows_returning(conn, firmware_history, COLUMNS, [], KEY) == []
+
+    def test_a_duplicate_key_fails_the_statement(self, engine: Engine) -> None:
+        with engine.connect() as conn:
+            row = _history_row(conn, 7, None)
+            with pytest.raises(sa.exc.IntegrityError):
+                insert_rows_returning(conn, firmware_history, COLUMNS, [row, row], KEY)
+            conn.rollback()
+            count = sa.select(sa.func.count()).select_from(firmware_history)
+            assert conn.execute(count).scalar() == 0
+
+
+class TestInsertAndUpdate:
+    def test_executemany_insert(self, engine: Engine) -> None:
+        columns = ("at", "actor", "action", "detail")
+        with engine.begin() as conn:
+            at = driver_value(conn, audit_log.c.at, AT)
+            insert_rows(
+                conn,
+                audit_log,
+                columns,
+                [
+                    (at, "ops", f"test-{n}", driver_value(conn, audit_log.c.detail, {"n": n}))
+                    for n in range(3)
+                ],
+            )
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.action)).all()
+        assert [(r.action, r.detail) for r in rows] == [(f"test-{n}", {"n": n}) for n in range(3)]
+        assert all(from_db(r.at) == AT for r in rows)
+
+    def test_update_by_key(self, engine: Engine) -> None:
+        devices = [DeviceId.parse(f"00-1D-A1-00-00-00-00-{n:02X}") for n in (1, 2, 3)]
+        with engine.begin() as conn:
+            for device in devices:
+                estate.add_hub(conn, device, CspRegion.NORTH)
+            column = hubs.c.firmware_changed_at
+            update_rows(
+                conn,
+                hubs,
+                ("active_firmware", "firmware_changed_at"),
+                "device_id",
+                [
+                    ("0000000" + str(n), driver_value(conn, column, AT), d.hex)
+                    for n, d in enumerate(devices[:2])
+                ],
+            )
+        with engine.connect() as conn:
+            found = {
+                r.device_id: (r.active_firmware, r.firmware_changed_at)
+                for r in conn.execute(sa.select(hubs))
+            }
+        assert found[devices[0].hex][0] == "00000000"
+        assert found[devices[1].hex][0] == "00000001"
+        assert from_db(found[devices[1].hex][1]) == AT
+        assert found[devices[2].hex] == (None, None)
+
+
+class TestMistakes:
+    def test_unknown_column_is_named(self, engine: Engine) -> None:
+        with engine.begin() as conn, pytest.raises(ValueError, match="no column 'colour'"):
+            insert_rows(conn, hubs, ("device_id", "colour"), [("00", "red")])
+
+    def test_unsupported_parameter_style_is_refused(self) -> None:
+        from chfw.store.bulk import _insert_sql
+
+        with pytest.raises(NotImplementedError, match="numeric"):
+            _insert_sql(sqlite.dialect(paramstyle="numeric"), hubs, ("device_id",), 1)
