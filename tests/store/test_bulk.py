@@ -13,7 +13,13 @@ from chfw.domain import DeviceId
 from chfw.estate_file import CspRegion
 from chfw.store import estate
 from chfw.store._sql import from_db, to_db
-from chfw.store.bulk import driver_value, insert_rows, insert_rows_returning, update_rows
+from chfw.store.bulk import (
+    driver_value,
+    execute_many,
+    insert_rows,
+    insert_rows_returning,
+    update_rows,
+)
 from chfw.store.schema import audit_log, firmware_history, hubs
 
 AT = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -167,6 +173,53 @@ class TestInsertAndUpdate:
         assert found[devices[1].hex][0] == "00000001"
         assert from_db(found[devices[1].hex][1]) == AT
         assert found[devices[2].hex] == (None, None)
+
+
+class TestExecuteMany:
+    def test_fixed_values_and_expressions_keep_their_meaning(self, engine: Engine) -> None:
+        # Fixed values (a string, NULL, a time), an expression on the column and
+        # per-row bound values, compiled once and run through the driver.
+        statement = (
+            sa.update(hubs)
+            .where(hubs.c.device_id == sa.bindparam("b_device"))
+            .values(
+                active_firmware=sa.bindparam("b_version"),
+                status="retired",
+                firmware_changed_at=None,
+                created_at=AT,
+            )
+        )
+        devices = [DeviceId.parse(f"00-1D-A1-00-00-00-01-{n:02X}") for n in (1, 2, 3)]
+        with engine.begin() as conn:
+            for device in devices:
+                estate.add_hub(conn, device, CspRegion.NORTH)
+            conn.execute(sa.update(hubs).values(firmware_changed_at=AT + timedelta(days=1)))
+            execute_many(
+                conn,
+                statement,
+                [
+                    {"b_device": d.hex, "b_version": f"0000000{n}"}
+                    for n, d in enumerate(devices[:2])
+                ],
+            )
+        with engine.connect() as conn:
+            found = {r.device_id: r for r in conn.execute(sa.select(hubs))}
+        for n, device in enumerate(devices[:2]):
+            row = found[device.hex]
+            assert (row.active_firmware, row.status, row.firmware_changed_at) == (
+                f"0000000{n}",
+                "retired",
+                None,
+            )
+            assert from_db(row.created_at) == AT
+        untouched = found[devices[2].hex]
+        assert untouched.status != "retired"
+        assert from_db(untouched.firmware_changed_at) == AT + timedelta(days=1)
+
+    def test_no_rows_runs_nothing(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            execute_many(conn, sa.update(hubs).values(status="x"), [])
+            assert conn.execute(sa.select(hubs.c.status)).first() is None
 
 
 class TestMistakes:

@@ -14,12 +14,13 @@ are what chfw runs on.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.dml import UpdateBase
 
 Row = tuple[Any, ...]
 
@@ -30,10 +31,7 @@ def driver_value(conn: Connection, column: sa.Column[Any], value: Any) -> Any:
     Exactly what SQLAlchemy's own statements store, so reads through
     SQLAlchemy see no difference.
     """
-    if value is None:
-        return None
-    process = _bind_processor(conn.dialect, column.type)
-    return value if process is None else process(value)
+    return None if value is None else _driver(conn.dialect, column.type, value)
 
 
 def insert_rows(
@@ -70,6 +68,25 @@ def insert_rows_returning(
     return out
 
 
+def execute_many(
+    conn: Connection, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run a SQLAlchemy statement with bound parameters for each row, through the driver.
+
+    ``rows`` map the statement's ``bindparam`` names to driver values; parameters
+    the statement fixes itself (``state="delivered"``, ``attempts + 1``) keep
+    their values. The statement is compiled once per dialect.
+    """
+    if not rows:
+        return
+    sql, names, fixed = _compiled(conn.dialect, statement)
+    if names is None:  # named style (psycopg): dicts
+        params: list[Any] = [{**fixed, **row} for row in rows]
+    else:
+        params = [tuple(row[n] if n in row else fixed[n] for n in names) for row in rows]
+    conn.exec_driver_sql(sql, params)
+
+
 def update_rows(
     conn: Connection,
     table: sa.Table,
@@ -88,6 +105,27 @@ def _bind_processor(
     dialect: Dialect, type_: sa.types.TypeEngine[Any]
 ) -> Callable[[Any], Any] | None:
     return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
+@lru_cache(maxsize=64)
+def _compiled(
+    dialect: Dialect, statement: UpdateBase
+) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+    compiled = statement.compile(dialect=dialect)
+    fixed = {
+        name: _driver(dialect, bind.type, bind.effective_value)
+        for name, bind in compiled.binds.items()
+        if not bind.required
+    }
+    names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    if names is None and dialect.paramstyle not in ("pyformat", "named"):
+        raise NotImplementedError(f"execute_many does not support {dialect.paramstyle}")
+    return compiled.string, names, fixed
+
+
+def _driver(dialect: Dialect, type_: sa.types.TypeEngine[Any], value: Any) -> Any:
+    process = _bind_processor(dialect, type_)
+    return value if process is None else process(value)
 
 
 def _placeholder(dialect: Dialect) -> str:

@@ -42,7 +42,7 @@ from chfw.domain.values import DeviceId, UserId
 from chfw.exceptions import InvalidValueError
 from chfw.store import audit
 from chfw.store._sql import chunked, from_db, from_db_opt, to_db
-from chfw.store.bulk import driver_value, insert_rows
+from chfw.store.bulk import driver_value, execute_many, insert_rows
 from chfw.store.schema import delivery_attempts, outbox, service_users
 
 AlertCode = Literal["N64", "N999"]
@@ -446,9 +446,10 @@ def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
     delivered: list[dict[str, Any]] = []
     retry: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
-    attempts: list[dict[str, Any]] = []
+    attempts: list[tuple[Any, ...]] = []
+    time_column = delivery_attempts.c.attempted_at
     for result in results:
-        at = to_db(result.attempted_at)
+        at = driver_value(conn, time_column, to_db(result.attempted_at))
         error = _clip(result.error)
         if result.outcome == "delivered":
             delivered.append({"b_id": result.outbox_id, "b_at": at})
@@ -457,30 +458,26 @@ def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
             retry.append(
                 {
                     "b_id": result.outbox_id,
-                    "b_next": to_db(result.next_attempt_at),
+                    "b_next": driver_value(conn, time_column, to_db(result.next_attempt_at)),
                     "b_error": error,
                 }
             )
         else:
             dead.append({"b_id": result.outbox_id, "b_error": error})
         attempts.append(
-            {
-                "outbox_id": result.outbox_id,
-                "attempted_at": at,
-                "outcome": result.outcome,
-                "status_code": result.status_code,
-                "error": error,
-                "duration_ms": result.duration_ms,
-            }
+            (result.outbox_id, at, result.outcome, result.status_code, error, result.duration_ms)
         )
-    if delivered:
-        conn.execute(_SETTLE_DELIVERED, delivered)
+    execute_many(conn, _SETTLE_DELIVERED, delivered)
     if retry:
-        conn.execute(_SETTLE_RETRY, retry)
-        conn.execute(_HOLD_FOLLOWERS, [{"b_id": r["b_id"], "b_next": r["b_next"]} for r in retry])
-    if dead:
-        conn.execute(_SETTLE_DEAD, dead)
-    conn.execute(delivery_attempts.insert(), attempts)
+        execute_many(conn, _SETTLE_RETRY, retry)
+        execute_many(
+            conn, _HOLD_FOLLOWERS, [{"b_id": r["b_id"], "b_next": r["b_next"]} for r in retry]
+        )
+    execute_many(conn, _SETTLE_DEAD, dead)
+    insert_rows(conn, delivery_attempts, _ATTEMPT_COLUMNS, attempts)
+
+
+_ATTEMPT_COLUMNS = ("outbox_id", "attempted_at", "outcome", "status_code", "error", "duration_ms")
 
 
 def mark_delivered(conn: Connection, results: Sequence[AttemptResult]) -> None:
