@@ -1,0 +1,112 @@
+"""SQLite engines: each transaction takes the write lock at BEGIN, waiting in short steps."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from chfw.store.engine import BUSY_TIMEOUT_SECONDS, begin_immediate, create_engine_for
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+    return conn
+
+
+def _busy_timeout(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class TestBeginImmediate:
+    def test_waits_for_another_writer_then_takes_the_lock(self, tmp_path: Path) -> None:
+        holder, waiter = _connect(tmp_path / "db"), _connect(tmp_path / "db")
+        holder.execute("BEGIN IMMEDIATE")
+        tries = 0
+
+        def sleep(seconds: float) -> None:
+            nonlocal tries
+            tries += 1
+            if tries == 3:  # the other writer commits while we wait
+                holder.execute("INSERT INTO t VALUES (1)")
+                holder.execute("COMMIT")
+
+        begin_immediate(waiter, sleep=sleep)
+        assert waiter.in_transaction
+        waiter.execute("INSERT INTO t VALUES (2)")
+        waiter.execute("COMMIT")
+        assert tries == 3
+        assert [r[0] for r in waiter.execute("SELECT x FROM t ORDER BY x")] == [1, 2]
+        # Statements inside transactions keep SQLite's own busy timeout.
+        assert _busy_timeout(waiter) == int(BUSY_TIMEOUT_SECONDS * 1000)
+
+    def test_gives_up_after_the_timeout_as_sqlite_would(self, tmp_path: Path) -> None:
+        holder, waiter = _connect(tmp_path / "db"), _connect(tmp_path / "db")
+        holder.execute("BEGIN IMMEDIATE")
+        fake = FakeTime()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            begin_immediate(waiter, timeout=1.0, sleep=fake.sleep, clock=fake.clock)
+        assert not waiter.in_transaction
+        assert fake.now >= 1.0
+        # Short steps: 0.2 ms doubling, never more than 2 ms.
+        assert fake.sleeps[0] == pytest.approx(0.0002)
+        assert max(fake.sleeps) == pytest.approx(0.002)
+        assert _busy_timeout(waiter) == int(BUSY_TIMEOUT_SECONDS * 1000)
+        holder.execute("ROLLBACK")
+
+    def test_other_errors_are_not_retried(self, tmp_path: Path) -> None:
+        conn = _connect(tmp_path / "db")
+        conn.execute("BEGIN")
+        fake = FakeTime()
+        with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
+            begin_immediate(conn, sleep=fake.sleep, clock=fake.clock)
+        assert fake.sleeps == []
+
+
+class TestEngine:
+    def test_two_engines_take_turns_without_database_locked_errors(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'db'}"
+        engines = [create_engine_for(url) for _ in range(2)]
+        with engines[0].begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        errors: list[BaseException] = []
+
+        def write(engine: sa.Engine, base: int) -> None:
+            try:
+                for n in range(200):
+                    with engine.begin() as conn:
+                        conn.exec_driver_sql("INSERT INTO t VALUES (?)", (base + n,))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=write, args=(engine, 1000 * i))
+            for i, engine in enumerate(engines)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with engines[0].connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 400
+        for engine in engines:
+            engine.dispose()
