@@ -79,7 +79,7 @@ def post_loop_rate(requests: int = 3000) -> float:
 class CpuWatch:
     """CPU seconds of this process's descendants, by role, sampled until stopped.
 
-    A process's last sample before it exits is its total (within the 0.3 s
+    A process's last sample before it exits is its total (within the 1 s
     interval); on two cores this shows where the CPU of a run went.
     """
 
@@ -93,7 +93,7 @@ class CpuWatch:
 
     def _run(self) -> None:
         me, tick = os.getpid(), os.sysconf("SC_CLK_TCK")
-        while not self._stop.wait(0.3):
+        while not self._stop.wait(1.0):
             parents: dict[int, int] = {}
             stats: dict[int, float] = {}
             for entry in os.listdir("/proc"):
