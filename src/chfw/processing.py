@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +89,13 @@ class ActivationService:
         self.engine = engine
         self.builder = builder
         self.clock = clock
+        # SQLite has one writer at a time: this process's batches queue here, each
+        # waking the moment the one before commits, instead of polling SQLite's lock
+        # (which, between two threads of one process, cost ~20 % more CPU per batch).
+        # PostgreSQL locks only the batch's CHs, so its batches overlap.
+        self._one_writer: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
         # Called with each batch's results after its commit (e.g. chfw.metrics counts them).
         self.observers: list[Callable[[Sequence[SubmissionResult]], None]] = []
 
@@ -106,7 +115,7 @@ class ActivationService:
                 decoded.append(decode_outcome(payload))
             except GbcsDecodeError as exc:
                 decoded.append(exc)
-        with self.engine.begin() as conn:
+        with self._one_writer, self.engine.begin() as conn:
             results = _Batch(conn, self.builder, csp, now).run(payloads, decoded)
         _log_batch(results, csp)
         for observe in self.observers:
