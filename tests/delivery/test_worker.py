@@ -548,6 +548,60 @@ class TestWithMockTransport:
             assert sent == [a.document for a in alerts if a.device_id == hub]
 
 
+class TestSettleAndClaimTogether:
+    """Settling finished attempts and claiming the next rows share one transaction when both
+    are due: on SQLite every transaction waits its turn for the one write lock."""
+
+    def test_one_transaction_settles_then_claims_the_next_in_line(
+        self, engine: Engine, settings: Settings, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, "https://a.example/duis")
+        # One CH, one user: each alert is claimable only once the one before is settled.
+        alerts = [alert(f"R-{n}") for n in range(5)]
+        enqueue(engine, alerts, clock.now)
+        transactions: list[list[str]] = []
+        current: dict[int, list[str]] = {}
+
+        def on_begin(conn: sa.Connection) -> None:
+            current[id(conn)] = []
+
+        def on_statement(conn: sa.Connection, _cursor: object, statement: str, *_: object) -> None:
+            if id(conn) in current:
+                current[id(conn)].append(" ".join(statement.split())[:60])
+
+        def on_end(conn: sa.Connection) -> None:
+            if id(conn) in current:
+                transactions.append(current.pop(id(conn)))
+
+        sa.event.listen(engine, "begin", on_begin)
+        sa.event.listen(engine, "after_cursor_execute", on_statement)
+        sa.event.listen(engine, "commit", on_end)
+        order: list[bytes] = []
+
+        def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
+            def handler(request: httpx.Request) -> httpx.Response:
+                order.append(request.content)
+                return httpx.Response(204)
+
+            return httpx.MockTransport(handler)
+
+        assert drain(engine, settings, clock, transport_factory=factory).delivered == 5
+        assert order == [a.document for a in alerts]
+
+        def settles(statements: list[str]) -> bool:
+            return any(s.startswith("UPDATE outbox SET state") for s in statements)
+
+        def claims(statements: list[str]) -> bool:
+            return any(s.startswith("SELECT outbox.id, outbox.response_id") for s in statements)
+
+        both = [t for t in transactions if settles(t) and claims(t)]
+        assert len(both) >= 4  # every alert after the first: settled and its successor claimed
+        for statements in both:
+            first_settle = next(i for i, s in enumerate(statements) if s.startswith("UPDATE"))
+            first_claim = next(i for i, s in enumerate(statements) if s.startswith("SELECT"))
+            assert first_settle < first_claim
+
+
 class TestManyWorkers:
     """Workers running side by side share the outbox: every alert is POSTed exactly once."""
 

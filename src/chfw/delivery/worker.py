@@ -205,28 +205,33 @@ class Worker:
                 last_report, reported = now, self._stats.settled
             claimed: int | None = None
             try:
-                if self._results and (
-                    len(self._results) >= self._flush_size
-                    or len(self._inflight) <= self._low_water
-                    or now - last_flush >= _TICK
-                ):
-                    await self._flush()
-                    last_flush = now
                 if self._unsettled and now - last_renew >= lease_renew_every:
                     await self._renew_leases()
                     last_renew = now
+                flush = bool(self._results) and (
+                    len(self._results) >= self._flush_size
+                    or len(self._inflight) <= self._low_water
+                    or now - last_flush >= _TICK
+                )
                 # While POSTs are in flight, claim again every tick -- unless the last claim
                 # came back empty: then once per poll interval, as when idle, so that a
                 # trickle of alerts does not cost every worker a claim query per tick.
                 pause = max(poll, _TICK) if drained else _TICK
-                if len(self._inflight) <= self._low_water and (
+                claim = len(self._inflight) <= self._low_water and (
                     not self._inflight or full or now - last_claim >= pause
-                ):
+                )
+                if claim:
+                    # Settling and claiming share one transaction when both are due: on
+                    # SQLite each transaction waits its turn for the write lock.
                     room = self.batch_size - len(self._inflight)
-                    claimed = await self._claim(room)
+                    claimed = await self._claim(room, settle=flush)
                     full = claimed == room
                     drained = claimed == 0
                     last_claim = now
+                elif flush:
+                    await self._flush()
+                if flush:
+                    last_flush = now
             except sa.exc.DBAPIError as exc:
                 if until_idle:
                     raise
@@ -278,9 +283,13 @@ class Worker:
         with self.engine.begin() as conn:
             return fn(conn, *args)
 
-    def _claim_sync(self, room: int, exclude: list[str]) -> list[ClaimedAlert]:
+    def _claim_sync(
+        self, room: int, exclude: list[str], results: list[AttemptResult]
+    ) -> list[ClaimedAlert]:
+        """Settle ``results`` (if any) and claim up to ``room`` rows, in one transaction."""
         started = time.monotonic()
         with self.engine.begin() as conn:
+            store.record_results(conn, results)
             alerts = store.claim_due(
                 conn, self._clock(), room, self.settings.lease_seconds, exclude_users=exclude
             )
@@ -309,9 +318,17 @@ class Worker:
         except sa.exc.DBAPIError as exc:  # the claimed rows must still be dispatched
             log.warning("outbox_statistics_refresh_failed", error=str(exc))
 
-    async def _claim(self, room: int) -> int:
+    async def _claim(self, room: int, *, settle: bool = False) -> int:
+        """Claim up to ``room`` rows and dispatch them; with ``settle``, write back the
+        finished attempts in the same transaction first."""
         exclude = [user for user, n in self._queued.items() if n >= self._user_cap.get(user, n + 1)]
-        alerts = await asyncio.to_thread(self._claim_sync, room, exclude)
+        results, self._results = (self._results, []) if settle else ([], self._results)
+        try:
+            alerts = await asyncio.to_thread(self._claim_sync, room, exclude, results)
+        except BaseException:
+            self._results[:0] = results  # keep them for the next try
+            raise
+        self._unsettled.difference_update(r.outbox_id for r in results)
         taken = 0
         for alert in alerts:
             if alert.id in self._unsettled:
