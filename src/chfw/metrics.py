@@ -68,6 +68,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from chfw.processing import BatchTally
 from chfw.store import outbox, stats
+from chfw.store.engine import reading
 
 if TYPE_CHECKING:
     from chfw.processing import ActivationService, SubmissionResult
@@ -260,7 +261,7 @@ class OutboxCollector(Collector):
     def _read(self) -> list[Metric]:
         now = self.clock()
         try:
-            with self.engine.connect() as conn:
+            with reading(self.engine) as conn:
                 rows = outbox.counts_by(conn)
                 oldest = outbox.oldest_due_age(conn, now)
                 attempts = stats.attempts_by_outcome(conn)
@@ -401,7 +402,7 @@ class BackOfficeCollector(Collector):
         from chfw.receiver.schema import bo_hubs, bo_rejections
 
         try:
-            with self.engine.connect() as conn:
+            with reading(self.engine) as conn:
                 alerts = backoffice.alert_counts(conn)
                 rejections = conn.execute(
                     sa.select(sa.func.count()).select_from(bo_rejections)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from chfw.store.engine import BUSY_TIMEOUT_SECONDS, begin_immediate, create_engine_for
+from chfw.store import engine as store_engine
+from chfw.store.engine import BUSY_TIMEOUT_SECONDS, begin_immediate, create_engine_for, reading
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -110,3 +111,45 @@ class TestEngine:
             assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 400
         for engine in engines:
             engine.dispose()
+
+
+class Waited(Exception):
+    """Raised by a stand-in pause: the connection had to wait for the write lock."""
+
+
+def _no_waiting(_seconds: float) -> None:
+    raise Waited
+
+
+class TestReading:
+    def test_a_reader_neither_waits_for_nor_blocks_the_writer(
+        self, database_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(store_engine, "_pause", _no_waiting)
+        engine = create_engine_for(database_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE reading_t (x INTEGER)")
+            conn.exec_driver_sql("INSERT INTO reading_t VALUES (1)")
+        with engine.begin() as writer:  # on SQLite: holds the write lock
+            writer.exec_driver_sql("INSERT INTO reading_t VALUES (2)")
+            with reading(engine) as reader:
+                count = "SELECT count(*) FROM reading_t"
+                assert reader.exec_driver_sql(count).scalar() == 1  # the committed state
+                reader.rollback()
+        with reading(engine) as reader:
+            assert reader.exec_driver_sql("SELECT count(*) FROM reading_t").scalar() == 2
+        engine.dispose()
+
+    def test_an_ordinary_connection_waits_for_the_writer(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(store_engine, "_pause", _no_waiting)
+        engine = create_engine_for(f"sqlite:///{tmp_path / 'db'}")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        holder = _connect(tmp_path / "db")
+        holder.execute("BEGIN IMMEDIATE")
+        with engine.connect() as conn, pytest.raises(Waited):
+            conn.exec_driver_sql("SELECT count(*) FROM t")
+        holder.execute("ROLLBACK")
+        engine.dispose()

@@ -36,7 +36,7 @@ from chfw.sim.poster import post_wave
 from chfw.sim.wave import InventoryStart, Wave, generate_wave
 from chfw.store import csps, estate, outbox, users
 from chfw.store._sql import chunked
-from chfw.store.engine import create_engine_for
+from chfw.store.engine import create_engine_for, reading
 from chfw.store.schema import hubs
 
 SEEDED_AT = datetime(2025, 6, 1, tzinfo=UTC)  # when the estate's starting firmware took effect
@@ -248,7 +248,7 @@ def _create_pilot(synthetic: SyntheticEstate, supplier: Supplier, target: Firmwa
 
 def _pilot_summary(database_url: str) -> dict[str, Any]:
     supplier_engine = create_engine_for(database_url)
-    with supplier_engine.connect() as conn:
+    with reading(supplier_engine) as conn:
         pilot, figures = pilots.pilot_progress(conn, PILOT_NAME)
     supplier_engine.dispose()
     data = pilots.progress_json(pilot, figures)
@@ -344,7 +344,7 @@ def _drain(
     ) as progress:
         task = progress.add_task("drain", total=expected)
         while True:
-            with engine.connect() as conn:
+            with reading(engine) as conn:
                 counts = outbox.counts(conn)
             done = counts["delivered"] + counts["dead"]
             progress.update(task, completed=done)

@@ -13,7 +13,7 @@ from chfw.domain import AlertKind, UserId
 from chfw.receiver import backoffice
 from chfw.sim.wave import Wave
 from chfw.store import estate, inventory, outbox
-from chfw.store.engine import create_engine_for
+from chfw.store.engine import create_engine_for, reading
 from chfw.store.schema import firmware_history
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def build_summary(
     engine: sa.Engine, wave: Wave, suppliers: list[Supplier], intake: dict[str, Any]
 ) -> dict[str, Any]:
     truth = wave.ground_truth
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         outcomes = inventory.outcome_counts(conn)
         decisions: dict[str, int] = dict(
             conn.execute(
@@ -48,7 +48,7 @@ def build_summary(
     received: dict[str, dict[str, int]] = {}
     for supplier in suppliers:
         supplier_engine = create_engine_for(supplier.database_url)
-        with supplier_engine.connect() as conn:
+        with reading(supplier_engine) as conn:
             received[supplier.user_id] = backoffice.alert_counts(conn)
         supplier_engine.dispose()
     expected_distribution = {

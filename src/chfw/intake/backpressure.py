@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from chfw.store.backlog import pending_up_to
+from chfw.store.engine import reading
 
 #: Seconds a CSP is asked to wait when the backlog is over the limit.
 RETRY_AFTER_SECONDS = 30
@@ -80,7 +81,7 @@ class BacklogGate:
             if self._last is not None and self.clock() < self._next_refresh:
                 return self._last  # refreshed by another thread while this one waited
             started = self.clock()
-            with self.engine.connect() as conn:
+            with reading(self.engine) as conn:
                 pending = pending_up_to(conn, self.limit + 1)
             took = self.clock() - started
             self._last = Backlog(pending, self.limit)

@@ -44,6 +44,7 @@ from chfw.domain import DeviceId, FirmwareVersion
 from chfw.exceptions import ChfwError, InvalidValueError
 from chfw.receiver import backoffice
 from chfw.receiver.schema import bo_hubs
+from chfw.store.engine import reading
 
 log = structlog.get_logger("chfw.receiver.lookup")
 
@@ -301,7 +302,7 @@ class LookupWorker:
         return stats
 
     def _read_page(self, after: str | None) -> list[DeviceId]:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return pending_page(conn, after, self.page_size)
 
     async def lookup(self, devices: Iterable[DeviceId]) -> LookupStats:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+# Execution option marking a connection read-only (see reading()).
+READ_ONLY = "chfw_read_only"
 
 # How long a SQLite statement (or BEGIN) waits for another process's write lock.
 BUSY_TIMEOUT_SECONDS = 60.0
@@ -63,7 +67,26 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        begin_immediate(connection.connection.driver_connection)
+        dbapi_connection = connection.connection.driver_connection
+        if connection.get_execution_options().get(READ_ONLY):
+            # Deferred: in WAL mode a reader neither waits for the writer nor blocks it.
+            dbapi_connection.execute("BEGIN")
+        else:
+            begin_immediate(dbapi_connection)
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection whose transactions only read (dashboards, metrics, counts, the demo).
+
+    On SQLite they begin DEFERRED instead of taking the write lock, so a page
+    or a scrape never queues behind the intake's batch, nor holds up the
+    worker while it counts a large outbox. Do not write through it: SQLite
+    refuses to turn such a reader into a writer while another writer is busy.
+    Elsewhere: an ordinary connection.
+    """
+    with engine.connect() as conn:
+        yield conn.execution_options(**{READ_ONLY: True})
 
 
 def begin_immediate(

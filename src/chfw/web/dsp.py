@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chfw.domain import DeviceId
 from chfw.exceptions import InvalidValueError
+from chfw.store.engine import reading
 from chfw.web.auth import DashboardAuth, Viewer, read_form
 from chfw.web.common import (
     Recent,
@@ -114,7 +115,7 @@ def _router(
         )
 
     def read() -> Overview:
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             return read_overview(conn, clock())
 
     def overview() -> Overview:
@@ -173,7 +174,7 @@ def _router(
         except InvalidValueError as exc:
             main = Html(f'<p class="error" role="alert">{esc(exc)}</p>{find_form(prefix)}')
             return frame("Not a Device ID", main, viewer, "")
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             main_ = hub_main(conn, device, prefix)
         if main_ is None:
             missing = Html(
@@ -198,7 +199,7 @@ def _router(
                 text += f" {skipped:,} were no longer dead letters and were left alone."
             message = Html(f'<p class="notice" role="status">{esc(text)}</p>')
         chosen_user = user_hex(user)
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             main = dead_letters_main(conn, prefix, auth.csrf_token(viewer), chosen_user, message)
         return frame("Dead letters", main, viewer, f"{prefix}/dead-letters", True)
 

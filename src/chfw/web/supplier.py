@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from chfw.domain import FirmwareVersion
 from chfw.exceptions import InvalidValueError
 from chfw.receiver import backoffice, pilots, readiness
+from chfw.store.engine import reading
 from chfw.web import svg
 from chfw.web.auth import DashboardAuth, Viewer
 from chfw.web.common import (
@@ -370,7 +371,7 @@ def _router(
 
     def view(pilot: str, min_version: str) -> SupplierView:
         def read() -> SupplierView:
-            with engine.connect() as conn:
+            with reading(engine) as conn:
                 return read_view(conn, clock(), pilot, min_version)
 
         return recent.get((pilot, min_version), read)
