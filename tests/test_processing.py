@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 
+from chfw import processing
 from chfw.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
 from chfw.gbcs import encode_accepted, encode_alert, encode_response
-from chfw.processing import Status
+from chfw.processing import ActivationService, Status
 from chfw.signing import verify_document
 from chfw.store import estate, inventory, outbox, rejections
 from chfw.store.schema import outbox as outbox_table
-from tests.dsp import ALICE, BOB, CAROL, CH1, CH2, CH3, CH4, TRUST, Dsp, build_dsp
+from tests.dsp import ALICE, BOB, CAROL, CH1, CH2, CH3, CH4, SIGNER, TRUST, Dsp, build_dsp
 
 SENDER = Eui64.parse("90-B3-D5-1F-30-01-00-00")
 V1 = FirmwareVersion.parse("02010300")
@@ -239,3 +243,89 @@ class TestLogging:
         outcomes = [e for e in logs if e["event"] == "cs06_outcome"]
         assert [e["log_level"] for e in outcomes] == ["debug", "debug"]
         assert {e["device_id"] for e in outcomes} == {str(CH1), str(CH2)}
+
+
+class TestBuiltOutsideTheWriteTransaction:
+    """Alerts are rendered and signed before the write transaction; the transaction checks
+    that the state they were decided from still holds, and decides again if it does not."""
+
+    def test_signing_happens_with_no_write_transaction_open(self, dsp: Dsp) -> None:
+        writing: list[bool] = []
+        open_writes: set[int] = set()
+
+        def on_begin(conn: sa.Connection) -> None:
+            if not conn.get_execution_options().get("chfw_read_only"):
+                open_writes.add(id(conn))
+
+        def on_end(conn: sa.Connection) -> None:
+            open_writes.discard(id(conn))
+
+        sa.event.listen(dsp.engine, "begin", on_begin)
+        sa.event.listen(dsp.engine, "commit", on_end)
+        sa.event.listen(dsp.engine, "rollback", on_end)
+
+        class WatchedSigner:
+            issuer_name = SIGNER.issuer_name
+            serial_number = SIGNER.serial_number
+            certificate = SIGNER.certificate
+
+            def sign(self, data: bytes) -> bytes:
+                writing.append(bool(open_writes))
+                return SIGNER.sign(data)
+
+        builder = dataclasses.replace(dsp.service.builder, signer=WatchedSigner())
+        service = ActivationService(dsp.engine, builder)
+        results = service.submit([response(CH1, 10), response(CH2, 11)], "north")
+        assert [r.status for r in results] == [Status.PROCESSED, Status.PROCESSED]
+        assert writing == [False, False, False]  # CH1: N64 + N999, CH2: N64
+
+    def test_an_outcome_taken_in_between_is_decided_again_as_a_duplicate(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Two intake processes get the same CS06 answer: the second plans it while the
+        # first is still writing it. Its write transaction sees the outcome recorded and
+        # answers "duplicate" -- one set of alerts, as if the two had come one by one.
+        first = build_dsp(engine)
+        second = ActivationService(engine, first.service.builder)
+        real_plan = processing._Batch.plan
+        interleaved: list[bool] = []
+
+        def plan_then_let_the_other_write(self: processing._Batch, inputs: Any) -> Any:
+            planned = real_plan(self, inputs)
+            if not interleaved:
+                interleaved.append(True)
+                (other,) = first.service.submit([response(CH1, 10)], "north")
+                assert other.status is Status.PROCESSED
+            return planned
+
+        monkeypatch.setattr(processing._Batch, "plan", plan_then_let_the_other_write)
+        (result,) = second.submit([response(CH1, 10)], "north")
+        assert result.status is Status.DUPLICATE
+        assert len(outbox_rows(engine)) == 2  # N64 for Alice, N999 for Bob: once
+        with engine.connect() as conn:
+            assert len(inventory.history_for(conn, CH1)) == 1
+
+    def test_a_version_changed_in_between_is_decided_from_the_new_state(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Planned against V0 -> V1 (new version, alerts); before the write another
+        # process records V1 from another answer: this one is then "same version".
+        first = build_dsp(engine)
+        second = ActivationService(engine, first.service.builder)
+        real_plan = processing._Batch.plan
+        interleaved: list[bool] = []
+
+        def plan_then_let_the_other_write(self: processing._Batch, inputs: Any) -> Any:
+            planned = real_plan(self, inputs)
+            if not interleaved:
+                interleaved.append(True)
+                (other,) = first.service.submit([response(CH2, 20)], "north")
+                assert other.decision == "new_version"
+            return planned
+
+        monkeypatch.setattr(processing._Batch, "plan", plan_then_let_the_other_write)
+        (result,) = second.submit([response(CH2, 21)], "north")
+        assert result.status is Status.PROCESSED
+        assert result.decision == "same_version"
+        assert not any(result.alerts.values())
+        assert len(outbox_rows(engine)) == 1  # only the first answer's N64 to Alice

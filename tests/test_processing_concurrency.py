@@ -94,9 +94,9 @@ class TestOneWriterPerProcess:
         self, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         build_dsp(engine)
-        service = ActivationService(
-            engine, AlertBuilder(DCC, SIGNER, bundled_schemas(), CounterBlock(engine).next)
-        )
+        counter = CounterBlock(engine)
+        counter.reserve(100)  # ResponseID counters on hand: no block is fetched mid-test
+        service = ActivationService(engine, AlertBuilder(DCC, SIGNER, bundled_schemas(), counter))
         polls: list[str] = []
         real_pause = store_engine._pause
 

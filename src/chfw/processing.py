@@ -37,6 +37,8 @@ from chfw.domain.decide import decide
 from chfw.exceptions import FirmwareVersionNotCarriable, GbcsDecodeError, InvalidValueError
 from chfw.gbcs import decode_outcome
 from chfw.store import estate, inventory, outbox, rejections, users
+from chfw.store.engine import reading
+from chfw.store.estate import Hub
 
 log = structlog.get_logger("chfw.intake")
 
@@ -100,13 +102,22 @@ class ActivationService:
         self.observers: list[Callable[[Sequence[SubmissionResult]], None]] = []
 
     def submit(self, payloads: Sequence[bytes | str], csp: str | None) -> list[SubmissionResult]:
-        """Process a batch in one transaction; each payload gets its own result, in order.
+        """Process a batch; each payload gets its own result, in order, committed together.
 
-        Decoding happens before the transaction, so malformed messages never
-        hold the write lock. Inside it, the batch is processed set-wise (one
-        query per kind of read, one executemany per kind of write) but decided
-        message by message, in order, so two outcomes for one CH in one batch
-        behave exactly as if they had been posted one after the other.
+        The batch is processed set-wise (one query per kind of read, one
+        executemany per kind of write) but decided message by message, in
+        order, so two outcomes for one CH in one batch behave exactly as if
+        they had been posted one after the other.
+
+        The costly part -- rendering, validating and signing every alert --
+        happens before the write transaction, from a read of the CHs' state,
+        so the write lock (all of SQLite; the batch's CH rows on PostgreSQL)
+        is held only to check that state again and write. If a CH's firmware
+        or processed outcomes changed in between (another intake process
+        took an outcome for it), the batch is planned again inside the
+        transaction, from the locked state; alerts built for the first plan
+        are dropped, and their ResponseID counters skipped (unique, not dense).
+        Registration data (meter points, DUIS versions) is taken as read.
         """
         now = self.clock()
         decoded: list[ActivationOutcome | GbcsDecodeError] = []
@@ -115,8 +126,15 @@ class ActivationService:
                 decoded.append(decode_outcome(payload))
             except GbcsDecodeError as exc:
                 decoded.append(exc)
+        batch = _Batch(self.builder, csp, now, payloads, decoded)
+        with reading(self.engine) as conn:
+            inputs = batch.read(conn, lock=False)
+        plan = batch.plan(inputs)  # no transaction open here: the builder may take counters
         with self._one_writer, self.engine.begin() as conn:
-            results = _Batch(conn, self.builder, csp, now).run(payloads, decoded)
+            locked = batch.read_state(conn)
+            if not locked.same_state(inputs):
+                plan = batch.plan(batch.read(conn, lock=True, state=locked))
+            results = batch.write(conn, plan)
         _log_batch(results, csp)
         for observe in self.observers:
             observe(results)
@@ -186,36 +204,85 @@ class _Item:
     new_version: FirmwareVersion | None = None
 
 
+@dataclass
+class _State:
+    """What a batch's decisions depend on: each known CH's firmware, and the keys of the
+    outcomes already processed for those CHs."""
+
+    known: dict[DeviceId, Hub]
+    seen: set[tuple[str, str, str]]
+
+    def firmware(self) -> dict[DeviceId, tuple[FirmwareVersion | None, datetime | None]]:
+        return {d: (hub.active_firmware, hub.firmware_changed_at) for d, hub in self.known.items()}
+
+    def same_state(self, other: _Inputs) -> bool:
+        return self.seen == other.state.seen and self.firmware() == other.state.firmware()
+
+
+@dataclass
+class _Inputs:
+    """Everything a batch is planned from."""
+
+    state: _State
+    points: dict[DeviceId, list[MeterPoint]]
+    versions: dict[UserId, DuisVersion]
+
+
+@dataclass
+class _Plan:
+    """A batch decided, its alerts built: what the write transaction stores."""
+
+    results: list[SubmissionResult | None]
+    items: list[_Item]
+    rejections: list[tuple[int, DeviceId | None, str]]  # payload index, CH, reason
+
+
 class _Batch:
-    def __init__(self, conn: Connection, builder: AlertBuilder, csp: str | None, now: datetime):
-        self.conn = conn
+    def __init__(
+        self,
+        builder: AlertBuilder,
+        csp: str | None,
+        now: datetime,
+        payloads: Sequence[bytes | str],
+        decoded: Sequence[ActivationOutcome | GbcsDecodeError],
+    ):
         self.builder = builder
         self.csp = csp
         self.now = now
+        self.payloads = payloads
+        self.decoded = decoded
+        self.devices = {o.device_id for o in decoded if isinstance(o, ActivationOutcome)}
 
-    def run(
-        self,
-        payloads: Sequence[bytes | str],
-        decoded: Sequence[ActivationOutcome | GbcsDecodeError],
-    ) -> list[SubmissionResult]:
-        conn, now = self.conn, self.now
-        results: list[SubmissionResult | None] = [None] * len(decoded)
-        outcomes = [(i, o) for i, o in enumerate(decoded) if isinstance(o, ActivationOutcome)]
-        devices = {o.device_id for _, o in outcomes}
-        known = estate.lock_hubs(conn, devices)
-        seen = inventory.processed_keys(conn, known)
-        state = {
-            device: (hub.active_firmware, hub.firmware_changed_at) for device, hub in known.items()
-        }
+    def read_state(self, conn: Connection, *, lock: bool = True) -> _State:
+        known = estate.lock_hubs(conn, self.devices, lock=lock)
+        return _State(known, inventory.processed_keys(conn, known))
+
+    def read(self, conn: Connection, *, lock: bool, state: _State | None = None) -> _Inputs:
+        state = state or self.read_state(conn, lock=lock)
+        points = estate.meter_points_for_many(conn, state.known)
+        suppliers = {u for pts in points.values() for u in responsible_suppliers(pts)}
+        return _Inputs(state, points, users.duis_versions_for(conn, suppliers))
+
+    def plan(self, inputs: _Inputs) -> _Plan:
+        now = self.now
+        results: list[SubmissionResult | None] = [None] * len(self.decoded)
+        rejections: list[tuple[int, DeviceId | None, str]] = []
+        seen = set(inputs.state.seen)
+        state = inputs.state.firmware()
         items: list[_Item] = []
-        for i, item in enumerate(decoded):
+        for i, item in enumerate(self.decoded):
             if isinstance(item, GbcsDecodeError):
-                results[i] = self._malformed(payloads[i], item)
+                rejections.append((i, None, str(item)))
+                results[i] = SubmissionResult(Status.MALFORMED, error=str(item), offset=item.offset)
                 continue
             device = item.device_id
             key = item.key
             if device not in state:
-                results[i] = self._unknown(payloads[i], item)
+                reason = f"Communications Hub {device} is not in the estate"
+                rejections.append((i, device, reason))
+                results[i] = SubmissionResult(
+                    Status.UNKNOWN_DEVICE, key=str(key), device_id=str(device), error=reason
+                )
                 continue
             key_text = (device.hex, str(key.originator_counter), key.event.value)
             if key_text in seen:
@@ -230,14 +297,23 @@ class _Batch:
                 entry.new_version = item.firmware_version
                 state[device] = (item.firmware_version, item.occurred_at or now)
             items.append(entry)
-
-        due = [entry for entry in items if entry.decision.alerts_due]
-        points = estate.meter_points_for_many(conn, {e.outcome.device_id for e in due})
-        suppliers = {u for pts in points.values() for u in responsible_suppliers(pts)}
-        versions = users.duis_versions_for(conn, suppliers)
         for entry in items:
-            self._plan(entry, points.get(entry.outcome.device_id, []), versions)
+            self._plan(entry, inputs.points.get(entry.outcome.device_id, []), inputs.versions)
+        return _Plan(results, items, rejections)
 
+    def write(self, conn: Connection, plan: _Plan) -> list[SubmissionResult]:
+        now = self.now
+        for index, device, reason in plan.rejections:
+            rejections.record_rejection(
+                conn,
+                csp=self.csp,
+                device_id=device,
+                reason=reason,
+                payload=_as_bytes(self.payloads[index]),
+                received_at=now,
+            )
+        results = list(plan.results)
+        items = plan.items
         history_ids = inventory.record_outcomes(
             conn,
             [entry.history for entry in items if entry.history is not None],
@@ -319,32 +395,6 @@ class _Batch:
             occurred_at=outcome.occurred_at,
             alerts_created=len(entry.alerts),
             note="; ".join(entry.warnings) or None,
-        )
-
-    def _malformed(self, payload: bytes | str, error: GbcsDecodeError) -> SubmissionResult:
-        rejections.record_rejection(
-            self.conn,
-            csp=self.csp,
-            device_id=None,
-            reason=str(error),
-            payload=_as_bytes(payload),
-            received_at=self.now,
-        )
-        return SubmissionResult(Status.MALFORMED, error=str(error), offset=error.offset)
-
-    def _unknown(self, payload: bytes | str, outcome: ActivationOutcome) -> SubmissionResult:
-        device = outcome.device_id
-        reason = f"Communications Hub {device} is not in the estate"
-        rejections.record_rejection(
-            self.conn,
-            csp=self.csp,
-            device_id=device,
-            reason=reason,
-            payload=_as_bytes(payload),
-            received_at=self.now,
-        )
-        return SubmissionResult(
-            Status.UNKNOWN_DEVICE, key=str(outcome.key), device_id=str(device), error=reason
         )
 
 

@@ -205,18 +205,20 @@ def firmware_distribution_by_region(
     return result
 
 
-def lock_hubs(conn: Connection, device_ids: Iterable[DeviceId]) -> dict[DeviceId, Hub]:
+def lock_hubs(
+    conn: Connection, device_ids: Iterable[DeviceId], *, lock: bool = True
+) -> dict[DeviceId, Hub]:
     """Many CHs in one query; on PostgreSQL their rows stay locked until the transaction ends.
 
     Rows are locked in device order, so two intake processes with overlapping
-    batches queue on each other instead of deadlocking.
+    batches queue on each other instead of deadlocking. ``lock=False`` only reads.
     """
     ordered = sorted({device.hex: device for device in device_ids}.items())
     found: dict[DeviceId, Hub] = {}
     for chunk in chunked(ordered, 900):
         by_hex = dict(chunk)
         query = sa.select(hubs).where(hubs.c.device_id.in_(by_hex)).order_by(hubs.c.device_id)
-        if conn.dialect.name == "postgresql":
+        if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
         for row in conn.execute(query):
             device = by_hex[row.device_id]
