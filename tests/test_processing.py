@@ -290,8 +290,10 @@ class TestBuiltOutsideTheWriteTransaction:
         real_plan = processing._Batch.plan
         interleaved: list[bool] = []
 
-        def plan_then_let_the_other_write(self: processing._Batch, inputs: Any) -> Any:
-            planned = real_plan(self, inputs)
+        def plan_then_let_the_other_write(
+            self: processing._Batch, inputs: Any, **kwargs: Any
+        ) -> Any:
+            planned = real_plan(self, inputs, **kwargs)
             if not interleaved:
                 interleaved.append(True)
                 (other,) = first.service.submit([response(CH1, 10)], "north")
@@ -315,8 +317,10 @@ class TestBuiltOutsideTheWriteTransaction:
         real_plan = processing._Batch.plan
         interleaved: list[bool] = []
 
-        def plan_then_let_the_other_write(self: processing._Batch, inputs: Any) -> Any:
-            planned = real_plan(self, inputs)
+        def plan_then_let_the_other_write(
+            self: processing._Batch, inputs: Any, **kwargs: Any
+        ) -> Any:
+            planned = real_plan(self, inputs, **kwargs)
             if not interleaved:
                 interleaved.append(True)
                 (other,) = first.service.submit([response(CH2, 20)], "north")
@@ -329,3 +333,45 @@ class TestBuiltOutsideTheWriteTransaction:
         assert result.decision == "same_version"
         assert not any(result.alerts.values())
         assert len(outbox_rows(engine)) == 1  # only the first answer's N64 to Alice
+
+    def test_only_the_changed_ch_is_decided_again(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        first = build_dsp(engine)
+        signed: list[bytes] = []
+
+        class CountingSigner:
+            issuer_name = SIGNER.issuer_name
+            serial_number = SIGNER.serial_number
+            certificate = SIGNER.certificate
+
+            def sign(self, data: bytes) -> bytes:
+                signed.append(data)
+                return SIGNER.sign(data)
+
+        builder = dataclasses.replace(first.service.builder, signer=CountingSigner())
+        other, second = ActivationService(engine, builder), ActivationService(engine, builder)
+        real_plan = processing._Batch.plan
+        interleaved: list[bool] = []
+
+        def plan_then_let_the_other_write(
+            self: processing._Batch, inputs: Any, **kwargs: Any
+        ) -> Any:
+            planned = real_plan(self, inputs, **kwargs)
+            if not interleaved:
+                interleaved.append(True)
+                (taken,) = other.submit([response(CH2, 30)], "north")  # 1 alert: Alice
+                assert taken.status is Status.PROCESSED
+            return planned
+
+        monkeypatch.setattr(processing._Batch, "plan", plan_then_let_the_other_write)
+        results = second.submit([response(CH1, 30), response(CH2, 30)], "north")
+        assert [r.status for r in results] == [Status.PROCESSED, Status.DUPLICATE]
+        assert results[0].alerts == {"N64": 1, "N999": 1}
+        # First plan: CH1's two alerts and CH2's one; the other service: CH2's one. The
+        # second look decides CH2 again (a duplicate now, nothing built) and keeps CH1's.
+        assert len(signed) == 4
+        rows = outbox_rows(engine)
+        assert sorted((r.device_id, r.alert_code) for r in rows) == sorted(
+            [(CH1.hex, "N64"), (CH1.hex, "N999"), (CH2.hex, "N64")]
+        )

@@ -11,7 +11,7 @@ import enum
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -128,12 +128,14 @@ class ActivationService:
                 decoded.append(exc)
         batch = _Batch(self.builder, csp, now, payloads, decoded)
         with reading(self.engine) as conn:
-            inputs = batch.read(conn, lock=False)
+            inputs = batch.read(conn)
         plan = batch.plan(inputs)  # no transaction open here: the builder may take counters
         with self._one_writer, self.engine.begin() as conn:
             locked = batch.read_state(conn)
-            if not locked.same_state(inputs):
-                plan = batch.plan(batch.read(conn, lock=True, state=locked))
+            changed = locked.changed_since(inputs.state)
+            if changed:
+                fresh = batch.inputs_after_change(conn, inputs, locked, changed)
+                plan = batch.replan(plan, fresh, changed)
             results = batch.write(conn, plan)
         _log_batch(results, csp)
         for observe in self.observers:
@@ -215,8 +217,14 @@ class _State:
     def firmware(self) -> dict[DeviceId, tuple[FirmwareVersion | None, datetime | None]]:
         return {d: (hub.active_firmware, hub.firmware_changed_at) for d, hub in self.known.items()}
 
-    def same_state(self, other: _Inputs) -> bool:
-        return self.seen == other.state.seen and self.firmware() == other.state.firmware()
+    def changed_since(self, earlier: _State) -> set[DeviceId]:
+        """CHs whose firmware, processed outcomes or presence in the estate differ."""
+        mine, theirs = self.firmware(), earlier.firmware()
+        changed = {d for d in mine.keys() | theirs.keys() if mine.get(d) != theirs.get(d)}
+        if self.seen != earlier.seen:
+            by_hex = {d.hex: d for d in mine.keys() | theirs.keys()}
+            changed.update(by_hex[key[0]] for key in self.seen ^ earlier.seen if key[0] in by_hex)
+        return changed
 
 
 @dataclass
@@ -257,13 +265,50 @@ class _Batch:
         known = estate.lock_hubs(conn, self.devices, lock=lock)
         return _State(known, inventory.processed_keys(conn, known))
 
-    def read(self, conn: Connection, *, lock: bool, state: _State | None = None) -> _Inputs:
-        state = state or self.read_state(conn, lock=lock)
-        points = estate.meter_points_for_many(conn, state.known)
-        suppliers = {u for pts in points.values() for u in responsible_suppliers(pts)}
-        return _Inputs(state, points, users.duis_versions_for(conn, suppliers))
+    def read(self, conn: Connection) -> _Inputs:
+        """The CHs' state and registrations, without locking anything."""
+        state = self.read_state(conn, lock=False)
+        return _Inputs(state, *self.read_registrations(conn, state.known))
 
-    def plan(self, inputs: _Inputs) -> _Plan:
+    def read_registrations(
+        self, conn: Connection, devices: Iterable[DeviceId]
+    ) -> tuple[dict[DeviceId, list[MeterPoint]], dict[UserId, DuisVersion]]:
+        points = estate.meter_points_for_many(conn, devices)
+        suppliers = {u for pts in points.values() for u in responsible_suppliers(pts)}
+        return points, users.duis_versions_for(conn, suppliers)
+
+    def inputs_after_change(
+        self, conn: Connection, earlier: _Inputs, locked: _State, changed: set[DeviceId]
+    ) -> _Inputs:
+        """``locked`` state, with the registrations of changed CHs read again."""
+        points, versions = self.read_registrations(conn, changed & locked.known.keys())
+        return _Inputs(locked, {**earlier.points, **points}, {**earlier.versions, **versions})
+
+    def replan(self, earlier: _Plan, inputs: _Inputs, changed: set[DeviceId]) -> _Plan:
+        """Decide again the messages of the ``changed`` CHs; keep the rest of ``earlier``.
+
+        A CH's decisions depend only on its own state and its own messages, so
+        the others' alerts, already built, stand.
+        """
+        fresh = self.plan(inputs, only=changed)
+        results = [
+            fresh.results[i] if self._device_of(i) in changed else earlier.results[i]
+            for i in range(len(self.decoded))
+        ]
+        items = [e for e in earlier.items if e.outcome.device_id not in changed] + fresh.items
+        items.sort(key=lambda e: e.index)
+        rejections = [r for r in earlier.rejections if self._device_of(r[0]) not in changed]
+        rejections += fresh.rejections
+        rejections.sort()
+        return _Plan(results, items, rejections)
+
+    def _device_of(self, index: int) -> DeviceId | None:
+        item = self.decoded[index]
+        return item.device_id if isinstance(item, ActivationOutcome) else None
+
+    def plan(self, inputs: _Inputs, only: set[DeviceId] | None = None) -> _Plan:
+        """Decide every message in order (or only those of the CHs in ``only``) and build
+        the alerts due."""
         now = self.now
         results: list[SubmissionResult | None] = [None] * len(self.decoded)
         rejections: list[tuple[int, DeviceId | None, str]] = []
@@ -271,6 +316,8 @@ class _Batch:
         state = inputs.state.firmware()
         items: list[_Item] = []
         for i, item in enumerate(self.decoded):
+            if only is not None and self._device_of(i) not in only:
+                continue
             if isinstance(item, GbcsDecodeError):
                 rejections.append((i, None, str(item)))
                 results[i] = SubmissionResult(Status.MALFORMED, error=str(item), offset=item.offset)
