@@ -86,9 +86,8 @@ class TestConcurrentBatches:
 
 
 class TestOneWriterPerProcess:
-    """Threads of one intake process write one batch at a time on SQLite, each waking when
-    the one before commits: none of them polls SQLite's lock (between threads of one
-    process that cost ~20 % more CPU per batch). On PostgreSQL batches overlap."""
+    """Threads of one intake process work on one batch at a time on SQLite, each starting
+    when the one before commits: none of them polls SQLite's lock."""
 
     def test_batches_of_one_service_take_turns(
         self, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
