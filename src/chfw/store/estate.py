@@ -215,22 +215,30 @@ def lock_hubs(
     """
     ordered = sorted({device.hex: device for device in device_ids}.items())
     found: dict[DeviceId, Hub] = {}
+    # A wave's CHs share a handful of regions and versions: parse each text once.
+    regions: dict[str, CspRegion] = {}
+    versions: dict[str, FirmwareVersion] = {}
     for chunk in chunked(ordered, 900):
         by_hex = dict(chunk)
-        query = sa.select(hubs).where(hubs.c.device_id.in_(by_hex)).order_by(hubs.c.device_id)
+        query = sa.select(
+            hubs.c.device_id,
+            hubs.c.csp_region,
+            hubs.c.status,
+            hubs.c.active_firmware,
+            hubs.c.firmware_changed_at,
+        ).where(hubs.c.device_id.in_(by_hex))
+        query = query.order_by(hubs.c.device_id)
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        for row in conn.execute(query):
-            device = by_hex[row.device_id]
-            found[device] = Hub(
-                device_id=device,
-                csp_region=CspRegion(row.csp_region),
-                status=row.status,
-                active_firmware=(
-                    FirmwareVersion.parse(row.active_firmware) if row.active_firmware else None
-                ),
-                firmware_changed_at=from_db_opt(row.firmware_changed_at),
-            )
+        for device_hex, region_text, status, version_text, changed_at in conn.execute(query):
+            region = regions.get(region_text)
+            if region is None:
+                region = regions[region_text] = CspRegion(region_text)
+            version = versions.get(version_text) if version_text else None
+            if version is None and version_text:
+                version = versions[version_text] = FirmwareVersion.parse(version_text)
+            device = by_hex[device_hex]
+            found[device] = Hub(device, region, status, version, from_db_opt(changed_at))
     return found
 
 
@@ -250,20 +258,28 @@ def meter_points_for_many(
             found = users[text] = UserId.parse(text)
         return found
 
+    fuels = {fuel.value: fuel for fuel in Fuel}
     for chunk in chunked(sorted(by_hex), 900):
         rows = conn.execute(
-            sa.select(meter_points)
+            sa.select(
+                meter_points.c.device_id,
+                meter_points.c.identifier,
+                meter_points.c.fuel,
+                meter_points.c.import_supplier,
+                meter_points.c.export_supplier,
+                meter_points.c.gas_supplier,
+            )
             .where(meter_points.c.device_id.in_(chunk))
             .order_by(meter_points.c.device_id, meter_points.c.identifier)
         )
-        for row in rows:
-            out.setdefault(by_hex[row.device_id], []).append(
+        for device_hex, identifier, fuel, import_, export, gas in rows:
+            out.setdefault(by_hex[device_hex], []).append(
                 MeterPoint(
-                    identifier=row.identifier,
-                    fuel=Fuel(row.fuel),
-                    import_supplier=user(row.import_supplier),
-                    export_supplier=user(row.export_supplier),
-                    gas_supplier=user(row.gas_supplier),
+                    identifier=identifier,
+                    fuel=fuels[fuel] if fuel in fuels else Fuel(fuel),
+                    import_supplier=user(import_),
+                    export_supplier=user(export),
+                    gas_supplier=user(gas),
                 )
             )
     return out
