@@ -134,7 +134,7 @@ class CpuWatch:
 
 
 def measure(
-    hubs: int, workers: int, database_url: str | None, *, sink: bool = False
+    hubs: int, workers: int, database_url: str | None, *, sink: bool = False, intakes: int = 1
 ) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="chfw-bench-"))
     console = Console(stderr=True, quiet=True)
@@ -144,6 +144,7 @@ def measure(
             hubs=hubs,
             workdir=workdir,
             workers=workers,
+            intakes=intakes,
             database_url=database_url,
             sink_receivers=sink,
         ),
@@ -166,6 +167,7 @@ def measure(
     quantiles = statistics.quantiles(latencies, n=100)
     return {
         "hubs": hubs,
+        "intakes": intakes,
         "workers": workers,
         "backend": "postgresql" if database_url else "sqlite",
         "receivers": "sink (accept, no checks)" if sink else "chfw receiver (verify, record)",
@@ -187,6 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hubs", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--intakes", type=int, default=1, help="intake processes")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--json", type=Path)
     parser.add_argument(
@@ -194,7 +197,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     baseline = post_loop_rate()
-    result = measure(args.hubs, args.workers, args.database_url, sink=args.sink)
+    result = measure(
+        args.hubs, args.workers, args.database_url, sink=args.sink, intakes=args.intakes
+    )
     result["baseline_bare_posts_per_second"] = round(baseline, 1)
     rate = result["alerts_per_second"]
     assert isinstance(rate, float)

@@ -119,6 +119,36 @@ class TestBatching:
         run(intake, ["df09 02", "AB"], batch_size=10)  # type: ignore[list-item]
         assert intake.batches == [["df0902", "AB"]]
 
+    def test_several_intakes_share_the_batches(self) -> None:
+        # Two intake instances (as behind a load balancer): each sender keeps to one,
+        # every batch goes to exactly one of them, and both get their share.
+        by_host: dict[str, list[list[str]]] = {"a": [], "b": []}
+        intake = Intake()
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            response = intake(request)
+            by_host[request.url.host].append(json.loads(request.content)["messages"])
+            return response
+
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        stats = post_wave(
+            messages(100),
+            ["http://a:1", "http://b:2/csp/v1/messages"],
+            CREDENTIAL,
+            client=client,
+            batch_size=10,
+            concurrency=4,
+        )
+        assert stats.messages == 100
+        assert by_host["a"]
+        assert by_host["b"]
+        sent = sorted(m for batches in by_host.values() for batch in batches for m in batch)
+        assert sent == sorted(m.hex() for m in messages(100))
+
+    def test_no_intake_is_refused(self) -> None:
+        with pytest.raises(InvalidValueError, match="no intake URL"):
+            post_wave(messages(1), [], CREDENTIAL)
+
     def test_batch_url_from_any_form(self) -> None:
         expected = "http://h:1/csp/v1/messages/batch"
         for given in ("http://h:1", "http://h:1/", "http://h:1/csp/v1/messages", expected):

@@ -18,6 +18,9 @@ def demo(
         Path | None, typer.Option(help="Also write the summary as JSON here")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Delivery worker processes")] = 1,
+    intakes: Annotated[
+        int, typer.Option(min=1, help="Intake processes (the CSP's batches spread over them)")
+    ] = 1,
     directory: Annotated[
         Path | None, typer.Option("--dir", help="Work folder (default: a new temporary one)")
     ] = None,
@@ -51,6 +54,7 @@ def demo(
                 workdir=directory,
                 database_url=database_url,
                 workers=workers,
+                intakes=intakes,
                 wait=sys.stdin.isatty() if wait is None else wait,
             ),
             console,

@@ -122,7 +122,11 @@ def wave(
     hubs: HubsOpt,
     seed: SeedOpt = 0,
     url: Annotated[
-        str | None, typer.Option(help="Intake base URL, e.g. http://127.0.0.1:8064")
+        list[str] | None,
+        typer.Option(
+            help="Intake base URL, e.g. http://127.0.0.1:8064; repeat it for several intake "
+            "instances (the senders are spread over them)"
+        ),
     ] = None,
     credential: Annotated[
         str | None,
@@ -167,7 +171,7 @@ def wave(
     (what a fresh deployment must answer); exits 1 when messages could not be
     delivered to the intake.
     """
-    if not dry_run and (url is None or credential is None):
+    if not dry_run and (not url or credential is None):
         raise fail("give --url and --credential (or $CHFW_CSP_CREDENTIAL), or use --dry-run")
     target = _target(target_version)
     with run_guarded():

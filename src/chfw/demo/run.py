@@ -53,6 +53,7 @@ class DemoOptions:
     workdir: Path | None = None
     database_url: str | None = None
     workers: int = 1
+    intakes: int = 1  # intake processes, the CSP's batches spread over them
     target_version: str = "02010300"
     batch_size: int = 500
     drain_timeout: float = 600.0
@@ -94,8 +95,8 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     suppliers = _plan_suppliers(synthetic, workdir)
     credential = register_parties(engine, synthetic, suppliers, "demo-csp")
 
-    intake_port = free_port()
-    intake_url = f"http://127.0.0.1:{intake_port}"
+    intake_urls = [f"http://127.0.0.1:{free_port()}" for _ in range(max(1, options.intakes))]
+    intake_url = intake_urls[0]
     with ServiceGroup(workdir / "logs") as services:
         token = secrets.token_urlsafe(24)  # signs in to every dashboard of this run
         services.env["CHFW_DASHBOARD_TOKEN"] = token
@@ -127,19 +128,20 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
                 ],
                 health_url=f"http://127.0.0.1:{supplier.port}/healthz",
             )
-        services.start(
-            "intake",
-            [
-                "--config",
-                str(config_path),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(intake_port),
-            ],
-            health_url=f"{intake_url}/healthz",
-        )
+        for n, url in enumerate(intake_urls):
+            services.start(
+                "intake" if len(intake_urls) == 1 else f"intake-{n + 1}",
+                [
+                    "--config",
+                    str(config_path),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    url.rsplit(":", 1)[1],
+                ],
+                health_url=f"{url}/healthz",
+            )
         for n in range(options.workers):
             services.start(f"worker-{n + 1}", ["--config", str(config_path), "worker"])
         services.wait_healthy()
@@ -147,12 +149,12 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
             None if options.sink_receivers else _create_pilot(synthetic, suppliers[0], target)
         )
         console.print(
-            f"intake on {intake_url}, {options.workers} delivery worker(s), "
+            f"intake on {', '.join(intake_urls)}, {options.workers} delivery worker(s), "
             f"{len(suppliers)} supplier receivers"
         )
 
         post_started = time.monotonic()
-        stats = _post(wave, intake_url, credential, options.batch_size, console)
+        stats = _post(wave, intake_urls, credential, options.batch_size, console)
         post_seconds = time.monotonic() - post_started
         services.check_alive()
         drain_seconds = _drain(engine, wave, services, options.drain_timeout, console)
@@ -296,7 +298,7 @@ def _plan_suppliers(synthetic: SyntheticEstate, workdir: Path) -> list[Supplier]
     return out
 
 
-def _post(wave: Wave, url: str, credential: str, batch_size: int, console: Console) -> Any:
+def _post(wave: Wave, urls: list[str], credential: str, batch_size: int, console: Console) -> Any:
     total = wave.ground_truth.messages
     with Progress(
         TextColumn("[bold]CSP → intake[/]"),
@@ -309,10 +311,10 @@ def _post(wave: Wave, url: str, credential: str, batch_size: int, console: Conso
         task = progress.add_task("post", total=total)
         return post_wave(
             _prepared(wave),
-            url,
+            urls,
             credential,
             batch_size=batch_size,
-            concurrency=2,
+            concurrency=2 * len(urls),  # a batch in hand at each intake while one is answered
             progress=lambda n: progress.advance(task, n),
         )
 

@@ -19,7 +19,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,7 +149,7 @@ class _Poster:
     def __init__(
         self,
         client: httpx.AsyncClient,
-        url: str,
+        urls: Sequence[str],
         credential: str,
         retry: RetryPolicy,
         progress: Progress | None,
@@ -157,7 +157,7 @@ class _Poster:
         seed: int | None,
     ) -> None:
         self.client = client
-        self.url = batch_url(url)
+        self.urls = [batch_url(url) for url in urls]
         self.headers = {
             "Authorization": f"Bearer {credential}",
             "Content-Type": "application/json",
@@ -168,10 +168,10 @@ class _Poster:
         self.rng = random.Random(seed)
         self.stats = PostStats()
 
-    async def send(self, batch: list[str]) -> None:
+    async def send(self, batch: list[str], url: str) -> None:
         body = ('{"messages":["' + '","'.join(batch) + '"]}').encode("ascii")
         for attempt in range(1, self.retry.max_attempts + 1):
-            reason, retry_after = await self._attempt(body, batch)
+            reason, retry_after = await self._attempt(url, body, batch)
             if reason is None:
                 return
             self.stats.last_error = reason
@@ -185,27 +185,29 @@ class _Poster:
         if self.progress is not None:
             self.progress(len(batch))
 
-    async def _attempt(self, body: bytes, batch: list[str]) -> tuple[str | None, float | None]:
+    async def _attempt(
+        self, url: str, body: bytes, batch: list[str]
+    ) -> tuple[str | None, float | None]:
         """None when the batch was answered; else why it should be retried."""
         try:
-            response = await self.client.post(self.url, content=body, headers=self.headers)
+            response = await self.client.post(url, content=body, headers=self.headers)
         except httpx.TransportError as exc:  # connection refused/reset, timeouts
             return f"{type(exc).__name__}: {exc}", None
         if response.status_code in RETRY_STATUSES:
             return f"{response.status_code}: {_detail(response)}", _retry_after(response)
         if response.status_code != 200:
-            raise ConfigError(_refusal(self.url, response))
-        self._count(response, len(batch))
+            raise ConfigError(_refusal(url, response))
+        self._count(url, response, len(batch))
         return None, None
 
-    def _count(self, response: httpx.Response, sent: int) -> None:
+    def _count(self, url: str, response: httpx.Response, sent: int) -> None:
         try:
             results = response.json()["results"]
             if not isinstance(results, list) or len(results) != sent:
                 raise ValueError(f"{len(results)} results for {sent} messages")
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
-                f"{self.url} answered 200 but not with one result per message ({exc}); "
+                f"{url} answered 200 but not with one result per message ({exc}); "
                 "is this chfw's intake?"
             ) from None
         stats = self.stats
@@ -253,7 +255,7 @@ def _refusal(url: str, response: httpx.Response) -> str:
 
 async def post_wave_async(
     messages: Iterable[Message],
-    url: str,
+    url: str | Sequence[str],
     credential: str,
     *,
     batch_size: int = 500,
@@ -279,17 +281,25 @@ async def post_wave_async(
             timeout=httpx.Timeout(120.0, connect=10.0),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
-    poster = _Poster(client, url, credential, retry or RetryPolicy(), progress, sleep, seed)
+    urls = [url] if isinstance(url, str) else list(url)
+    if not urls:
+        raise InvalidValueError("no intake URL to post to")
+    poster = _Poster(client, urls, credential, retry or RetryPolicy(), progress, sleep, seed)
     pacer = _Pacer(rate, sleep, clock)
     queue: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=concurrency * 2)
     started = time.perf_counter()
 
-    async def sender() -> None:
+    async def sender(url: str) -> None:
         while (batch := await queue.get()) is not None:
-            await poster.send(batch)
+            await poster.send(batch, url)
 
     try:
-        senders = [asyncio.create_task(sender()) for _ in range(concurrency)]
+        # Sender n posts to intake n mod N, as a load balancer spreading the CSP's
+        # connections would: each intake instance gets its share of the batches.
+        senders = [
+            asyncio.create_task(sender(poster.urls[n % len(poster.urls)]))
+            for n in range(concurrency)
+        ]
         try:
             async for batch in _batches(messages, batch_size):
                 await pacer.wait(len(batch))
@@ -327,7 +337,7 @@ async def _put(
 
 def post_wave(
     messages: Iterable[Message],
-    url: str,
+    url: str | Sequence[str],
     credential: str,
     *,
     batch_size: int = 500,
@@ -342,12 +352,14 @@ def post_wave(
 ) -> PostStats:
     """Post ``messages`` (GBCS bytes or hex) to the intake at ``url`` in batches.
 
-    ``rate`` caps messages per second (None: as fast as the intake answers);
-    ``progress`` is called with the number of messages answered (or given up
-    on) after each batch; ``client`` replaces the default httpx client (tests
-    pass one over ``httpx.MockTransport``); ``sleep``, ``clock`` and ``seed``
-    make backoff and pacing testable. Raises ``ConfigError`` when the intake refuses in a way
-    no retry can fix.
+    ``url`` may list several intake instances: the ``concurrency`` senders are
+    spread over them in turn, each keeping to its own. ``rate`` caps messages
+    per second (None: as fast as the intake answers); ``progress`` is called
+    with the number of messages answered (or given up on) after each batch;
+    ``client`` replaces the default httpx client (tests pass one over
+    ``httpx.MockTransport``); ``sleep``, ``clock`` and ``seed`` make backoff
+    and pacing testable. Raises ``ConfigError`` when the intake refuses in a
+    way no retry can fix.
     """
     return asyncio.run(
         post_wave_async(
