@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -602,6 +603,39 @@ class TestSettleAndClaimTogether:
             assert first_settle < first_claim
 
 
+class TestClaimedOutsideTheLock:
+    def test_claimed_rows_become_alerts_after_the_commit(
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # Building ClaimedAlerts is Python work: done while no transaction is open, so
+        # that on SQLite the intake can write meanwhile.
+        add_user(engine, SUPPLIER_A, "https://a.example/duis")
+        enqueue(engine, [alert(f"R-{n}", hub=(HUB_1, HUB_2)[n % 2]) for n in range(6)], clock.now)
+        open_now: set[int] = set()
+        during: list[bool] = []
+        sa.event.listen(engine, "begin", lambda conn: open_now.add(id(conn)))
+        sa.event.listen(engine, "commit", lambda conn: open_now.discard(id(conn)))
+        sa.event.listen(engine, "rollback", lambda conn: open_now.discard(id(conn)))
+        real = outbox.claimed_alerts
+
+        def watched(rows: Any) -> list[outbox.ClaimedAlert]:
+            during.append(bool(open_now))
+            return real(rows)
+
+        monkeypatch.setattr(worker_module.store, "claimed_alerts", watched)
+
+        def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
+            return httpx.MockTransport(lambda _request: httpx.Response(204))
+
+        assert drain(engine, settings, clock, transport_factory=factory).delivered == 6
+        assert during
+        assert not any(during)
+
+
 class TestManyWorkers:
     """Workers running side by side share the outbox: every alert is POSTed exactly once."""
 
@@ -680,14 +714,14 @@ class TestClaimPacing:
         enqueue(engine, [alert("R-1")], clock.now)
         receiver.default = Answer(204, delay=1.0)  # in flight for a second
         claims: list[int] = []
-        real_claim = outbox.claim_due
+        real_claim = outbox.claim_due_rows
 
-        def counted(*args: object, **kwargs: object) -> list[outbox.ClaimedAlert]:
+        def counted(*args: object, **kwargs: object) -> Any:
             found = real_claim(*args, **kwargs)  # type: ignore[arg-type]
             claims.append(len(found))
             return found
 
-        monkeypatch.setattr(worker_module.store, "claim_due", counted)
+        monkeypatch.setattr(worker_module.store, "claim_due_rows", counted)
         stats = drain(engine, settings.replace(worker_poll_seconds=0.25), clock)
 
         assert stats.delivered == 1

@@ -290,10 +290,11 @@ class Worker:
         started = time.monotonic()
         with self.engine.begin() as conn:
             store.record_results(conn, results)
-            alerts = store.claim_due(
+            rows = store.claim_due_rows(
                 conn, self._clock(), room, self.settings.lease_seconds, exclude_users=exclude
             )
         took = time.monotonic() - started
+        alerts = store.claimed_alerts(rows)  # built after the commit: the lock is free again
         if took >= SLOW_CLAIM_SECONDS and self.engine.dialect.name == "postgresql":
             self._refresh_statistics(took, len(alerts))
         return alerts

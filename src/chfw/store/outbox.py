@@ -269,6 +269,20 @@ def claim_due(
     *,
     exclude_users: Collection[str] = (),
 ) -> list[ClaimedAlert]:
+    """Lease up to ``limit`` due rows (see :func:`claim_due_rows`) as ClaimedAlerts."""
+    return claimed_alerts(
+        claim_due_rows(conn, now, limit, lease_seconds, exclude_users=exclude_users)
+    )
+
+
+def claim_due_rows(
+    conn: Connection,
+    now: datetime,
+    limit: int,
+    lease_seconds: float,
+    *,
+    exclude_users: Collection[str] = (),
+) -> Sequence[Any]:
     """Lease up to ``limit`` due rows, each the earliest pending row of its (CH, user).
 
     ``exclude_users`` (hex User IDs) lets a worker skip users whose endpoint
@@ -329,25 +343,40 @@ def claim_due(
         conn.execute(
             sa.update(outbox).where(outbox.c.id.in_(chunk)).values(lease_until=lease_until)
         )
-    return [
-        ClaimedAlert(
-            id=row.id,
-            response_id=row.response_id,
-            user_id=UserId(bytes.fromhex(row.user_id)),
-            device_id=DeviceId(bytes.fromhex(row.device_id)),
-            alert_code=row.alert_code,
-            document=bytes(row.document),
-            attempts=row.attempts,
-            created_at=from_db(row.created_at),
-            user_known=row.known_user is not None,
-            endpoint_url=row.endpoint_url,
-            tls_ca_bundle=row.tls_ca_bundle,
-            tls_client_cert=row.tls_client_cert,
-            tls_client_key=row.tls_client_key,
-            max_in_flight=row.max_in_flight,
+    return rows
+
+
+def claimed_alerts(rows: Sequence[Any]) -> list[ClaimedAlert]:
+    """Rows of :func:`claim_due_rows` as ClaimedAlerts.
+
+    Apart from the claim so that a worker builds them after its transaction
+    commits, not while it holds SQLite's write lock.
+    """
+    users: dict[str, UserId] = {}
+    out: list[ClaimedAlert] = []
+    for row in rows:
+        user = users.get(row.user_id)
+        if user is None:
+            user = users[row.user_id] = UserId(bytes.fromhex(row.user_id))
+        out.append(
+            ClaimedAlert(
+                id=row.id,
+                response_id=row.response_id,
+                user_id=user,
+                device_id=DeviceId(bytes.fromhex(row.device_id)),
+                alert_code=row.alert_code,
+                document=bytes(row.document),
+                attempts=row.attempts,
+                created_at=from_db(row.created_at),
+                user_known=row.known_user is not None,
+                endpoint_url=row.endpoint_url,
+                tls_ca_bundle=row.tls_ca_bundle,
+                tls_client_cert=row.tls_client_cert,
+                tls_client_key=row.tls_client_key,
+                max_in_flight=row.max_in_flight,
+            )
         )
-        for row in rows
-    ]
+    return out
 
 
 def refresh_statistics(conn: Connection) -> None:
