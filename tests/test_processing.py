@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -245,6 +246,37 @@ class TestLogging:
         assert {e["device_id"] for e in outcomes} == {str(CH1), str(CH2)}
 
 
+def run_between_plan_and_write(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
+    """Make ``action`` run once, after the first batch is planned and before it is written:
+    another intake process taking its turn in between."""
+    real_plan = processing._Batch.plan
+    done: list[bool] = []
+
+    def plan(self: processing._Batch, inputs: Any, **kwargs: Any) -> Any:
+        planned = real_plan(self, inputs, **kwargs)
+        if not done:
+            done.append(True)
+            action()
+        return planned
+
+    monkeypatch.setattr(processing._Batch, "plan", plan)
+
+
+class WatchedSigner:
+    """The test signer, telling ``watch`` about every signature it makes."""
+
+    issuer_name = SIGNER.issuer_name
+    serial_number = SIGNER.serial_number
+    certificate = SIGNER.certificate
+
+    def __init__(self, watch: Callable[[bytes], None]) -> None:
+        self.watch = watch
+
+    def sign(self, data: bytes) -> bytes:
+        self.watch(data)
+        return SIGNER.sign(data)
+
+
 class TestBuiltOutsideTheWriteTransaction:
     """Alerts are rendered and signed before the write transaction; the transaction checks
     that the state they were decided from still holds, and decides again if it does not."""
@@ -264,16 +296,8 @@ class TestBuiltOutsideTheWriteTransaction:
         sa.event.listen(dsp.engine, "commit", on_end)
         sa.event.listen(dsp.engine, "rollback", on_end)
 
-        class WatchedSigner:
-            issuer_name = SIGNER.issuer_name
-            serial_number = SIGNER.serial_number
-            certificate = SIGNER.certificate
-
-            def sign(self, data: bytes) -> bytes:
-                writing.append(bool(open_writes))
-                return SIGNER.sign(data)
-
-        builder = dataclasses.replace(dsp.service.builder, signer=WatchedSigner())
+        signer = WatchedSigner(lambda _data: writing.append(bool(open_writes)))
+        builder = dataclasses.replace(dsp.service.builder, signer=signer)
         service = ActivationService(dsp.engine, builder)
         results = service.submit([response(CH1, 10), response(CH2, 11)], "north")
         assert [r.status for r in results] == [Status.PROCESSED, Status.PROCESSED]
@@ -287,20 +311,12 @@ class TestBuiltOutsideTheWriteTransaction:
         # answers "duplicate" -- one set of alerts, as if the two had come one by one.
         first = build_dsp(engine)
         second = ActivationService(engine, first.service.builder)
-        real_plan = processing._Batch.plan
-        interleaved: list[bool] = []
 
-        def plan_then_let_the_other_write(
-            self: processing._Batch, inputs: Any, **kwargs: Any
-        ) -> Any:
-            planned = real_plan(self, inputs, **kwargs)
-            if not interleaved:
-                interleaved.append(True)
-                (other,) = first.service.submit([response(CH1, 10)], "north")
-                assert other.status is Status.PROCESSED
-            return planned
+        def other_takes_it() -> None:
+            (other,) = first.service.submit([response(CH1, 10)], "north")
+            assert other.status is Status.PROCESSED
 
-        monkeypatch.setattr(processing._Batch, "plan", plan_then_let_the_other_write)
+        run_between_plan_and_write(monkeypatch, other_takes_it)
         (result,) = second.submit([response(CH1, 10)], "north")
         assert result.status is Status.DUPLICATE
         assert len(outbox_rows(engine)) == 2  # N64 for Alice, N999 for Bob: once
@@ -314,20 +330,12 @@ class TestBuiltOutsideTheWriteTransaction:
         # process records V1 from another answer: this one is then "same version".
         first = build_dsp(engine)
         second = ActivationService(engine, first.service.builder)
-        real_plan = processing._Batch.plan
-        interleaved: list[bool] = []
 
-        def plan_then_let_the_other_write(
-            self: processing._Batch, inputs: Any, **kwargs: Any
-        ) -> Any:
-            planned = real_plan(self, inputs, **kwargs)
-            if not interleaved:
-                interleaved.append(True)
-                (other,) = first.service.submit([response(CH2, 20)], "north")
-                assert other.decision == "new_version"
-            return planned
+        def other_records_v1() -> None:
+            (other,) = first.service.submit([response(CH2, 20)], "north")
+            assert other.decision == "new_version"
 
-        monkeypatch.setattr(processing._Batch, "plan", plan_then_let_the_other_write)
+        run_between_plan_and_write(monkeypatch, other_records_v1)
         (result,) = second.submit([response(CH2, 21)], "north")
         assert result.status is Status.PROCESSED
         assert result.decision == "same_version"
@@ -339,32 +347,14 @@ class TestBuiltOutsideTheWriteTransaction:
     ) -> None:
         first = build_dsp(engine)
         signed: list[bytes] = []
-
-        class CountingSigner:
-            issuer_name = SIGNER.issuer_name
-            serial_number = SIGNER.serial_number
-            certificate = SIGNER.certificate
-
-            def sign(self, data: bytes) -> bytes:
-                signed.append(data)
-                return SIGNER.sign(data)
-
-        builder = dataclasses.replace(first.service.builder, signer=CountingSigner())
+        builder = dataclasses.replace(first.service.builder, signer=WatchedSigner(signed.append))
         other, second = ActivationService(engine, builder), ActivationService(engine, builder)
-        real_plan = processing._Batch.plan
-        interleaved: list[bool] = []
 
-        def plan_then_let_the_other_write(
-            self: processing._Batch, inputs: Any, **kwargs: Any
-        ) -> Any:
-            planned = real_plan(self, inputs, **kwargs)
-            if not interleaved:
-                interleaved.append(True)
-                (taken,) = other.submit([response(CH2, 30)], "north")  # 1 alert: Alice
-                assert taken.status is Status.PROCESSED
-            return planned
+        def other_takes_ch2() -> None:
+            (taken,) = other.submit([response(CH2, 30)], "north")  # 1 alert: Alice
+            assert taken.status is Status.PROCESSED
 
-        monkeypatch.setattr(processing._Batch, "plan", plan_then_let_the_other_write)
+        run_between_plan_and_write(monkeypatch, other_takes_ch2)
         results = second.submit([response(CH1, 30), response(CH2, 30)], "north")
         assert [r.status for r in results] == [Status.PROCESSED, Status.DUPLICATE]
         assert results[0].alerts == {"N64": 1, "N999": 1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +34,19 @@ from tests.delivery.helpers import (
     row,
 )
 from tests.delivery.receiver import Answer, ScriptedReceiver, free_port
+
+
+def recording_endpoints(order: list[bytes]) -> Callable[[TlsConfig], httpx.AsyncBaseTransport]:
+    """Endpoints (any URL) that answer 204 and note each body, in the order POSTed."""
+
+    def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
+        def handler(request: httpx.Request) -> httpx.Response:
+            order.append(request.content)
+            return httpx.Response(204)
+
+        return httpx.MockTransport(handler)
+
+    return factory
 
 
 def response_ids(receiver: ScriptedReceiver) -> list[str]:
@@ -533,13 +547,7 @@ class TestWithMockTransport:
         alerts = [alert(f"R-{n}", hub=HUB_1 if n % 2 else HUB_2) for n in range(10)]
         enqueue(engine, alerts, clock.now)
         order: list[bytes] = []
-
-        def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
-            def handler(request: httpx.Request) -> httpx.Response:
-                order.append(request.content)
-                return httpx.Response(204)
-
-            return httpx.MockTransport(handler)
+        factory = recording_endpoints(order)
 
         assert drain(engine, settings, clock, transport_factory=factory).delivered == 10
         for hub in (HUB_1, HUB_2):
@@ -578,13 +586,7 @@ class TestSettleAndClaimTogether:
         sa.event.listen(engine, "after_cursor_execute", on_statement)
         sa.event.listen(engine, "commit", on_end)
         order: list[bytes] = []
-
-        def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
-            def handler(request: httpx.Request) -> httpx.Response:
-                order.append(request.content)
-                return httpx.Response(204)
-
-            return httpx.MockTransport(handler)
+        factory = recording_endpoints(order)
 
         assert drain(engine, settings, clock, transport_factory=factory).delivered == 5
         assert order == [a.document for a in alerts]

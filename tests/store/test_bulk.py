@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from chfw.domain import DeviceId
 from chfw.estate_file import CspRegion
-from chfw.store import estate
+from chfw.store import estate, inventory
 from chfw.store._sql import from_db, to_db
 from chfw.store.bulk import (
     driver_value,
@@ -44,22 +44,7 @@ def _history_row(conn: sa.Connection, n: int, at: datetime | None) -> tuple[obje
     )
 
 
-COLUMNS = (
-    "device_id",
-    "originator_counter",
-    "event",
-    "source",
-    "result",
-    "decision",
-    "reported_version",
-    "version_before",
-    "version_after",
-    "occurred_at",
-    "recorded_at",
-    "csp",
-    "alerts_created",
-    "note",
-)
+COLUMNS = inventory._HISTORY_COLUMNS  # the intake's own history insert
 KEY = ("device_id", "originator_counter", "event")
 
 
