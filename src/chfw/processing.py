@@ -305,7 +305,7 @@ class _Batch:
         items.sort(key=lambda e: e.index)
         rejections = [r for r in earlier.rejections if self._device_of(r[0]) not in changed]
         rejections += fresh.rejections
-        rejections.sort()
+        rejections.sort(key=lambda rejection: rejection[0])  # payload order
         return _Plan(results, items, rejections)
 
     def _device_of(self, index: int) -> DeviceId | None:
