@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
-from chfw.domain import DeviceId
+from chfw.domain import DeviceId, FirmwareVersion
 from chfw.estate_file import CspRegion
 from chfw.store import estate, inventory
 from chfw.store._sql import from_db, to_db
@@ -18,7 +18,6 @@ from chfw.store.bulk import (
     execute_many,
     insert_rows,
     insert_rows_returning,
-    update_rows,
 )
 from chfw.store.schema import audit_log, firmware_history, hubs
 
@@ -134,18 +133,15 @@ class TestInsertAndUpdate:
         assert all(from_db(r.at) == AT for r in rows)
 
     def test_update_by_key(self, engine: Engine) -> None:
+        # The intake's active-firmware update: execute_many with per-row keys.
         devices = [DeviceId.parse(f"00-1D-A1-00-00-00-00-{n:02X}") for n in (1, 2, 3)]
         with engine.begin() as conn:
             for device in devices:
                 estate.add_hub(conn, device, CspRegion.NORTH)
-            column = hubs.c.firmware_changed_at
-            update_rows(
+            inventory.set_active_firmware_many(
                 conn,
-                hubs,
-                ("active_firmware", "firmware_changed_at"),
-                "device_id",
                 [
-                    ("0000000" + str(n), driver_value(conn, column, AT), d.hex)
+                    (d, FirmwareVersion.parse("0000000" + str(n)), AT)
                     for n, d in enumerate(devices[:2])
                 ],
             )

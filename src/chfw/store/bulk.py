@@ -87,19 +87,6 @@ def execute_many(
     conn.exec_driver_sql(sql, params)
 
 
-def update_rows(
-    conn: Connection,
-    table: sa.Table,
-    set_columns: Sequence[str],
-    key_column: str,
-    rows: Sequence[Row],
-) -> None:
-    """``UPDATE table SET set_columns WHERE key_column = ?`` for each row (values, then key)."""
-    if rows:
-        sql = _update_sql(conn.dialect, table, tuple(set_columns), key_column)
-        conn.exec_driver_sql(sql, list(rows))
-
-
 @lru_cache(maxsize=256)
 def _bind_processor(
     dialect: Dialect, type_: sa.types.TypeEngine[Any]
@@ -161,22 +148,6 @@ def _insert_sql(
     if returning:
         sql += " RETURNING " + ", ".join(quote(name) for name in returning)
     return sql
-
-
-@lru_cache(maxsize=64)
-def _update_sql(
-    dialect: Dialect, table: sa.Table, set_columns: tuple[str, ...], key_column: str
-) -> str:
-    quote = dialect.identifier_preparer.quote
-    for name in (*set_columns, key_column):
-        if name not in table.c:
-            raise ValueError(f"table {table.name} has no column {name!r}")
-    mark = _placeholder(dialect)
-    assignments = ", ".join(f"{quote(name)} = {mark}" for name in set_columns)
-    return (
-        f"UPDATE {dialect.identifier_preparer.format_table(table)} SET {assignments} "  # noqa: S608
-        f"WHERE {quote(key_column)} = {mark}"
-    )
 
 
 # Bound parameters one statement may carry: SQLite before 3.32 allowed 999,

@@ -28,7 +28,7 @@ from chfw.domain import (
 )
 from chfw.exceptions import InvalidValueError, UnknownDeviceError
 from chfw.store._sql import chunked, from_db, from_db_opt, insert_for, to_db, to_db_opt
-from chfw.store.bulk import driver_value, insert_rows_returning, update_rows
+from chfw.store.bulk import driver_value, execute_many, insert_rows_returning
 from chfw.store.schema import firmware_history, hubs
 
 NOTE_MAX = 500
@@ -291,7 +291,18 @@ def set_active_firmware_many(
     """Set several CHs' active versions in one executemany."""
     column = hubs.c.firmware_changed_at
     rows = [
-        (version.hex, driver_value(conn, column, to_db(at)), device.hex)
+        {
+            "b_device": device.hex,
+            "b_version": version.hex,
+            "b_at": driver_value(conn, column, to_db(at)),
+        }
         for device, version, at in changes
     ]
-    update_rows(conn, hubs, ("active_firmware", "firmware_changed_at"), "device_id", rows)
+    execute_many(conn, _SET_ACTIVE_FIRMWARE, rows)
+
+
+_SET_ACTIVE_FIRMWARE = (
+    sa.update(hubs)
+    .where(hubs.c.device_id == sa.bindparam("b_device"))
+    .values(active_firmware=sa.bindparam("b_version"), firmware_changed_at=sa.bindparam("b_at"))
+)
