@@ -30,7 +30,8 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -323,13 +324,12 @@ class Worker:
         """Claim up to ``room`` rows and dispatch them; with ``settle``, write back the
         finished attempts in the same transaction first."""
         exclude = [user for user, n in self._queued.items() if n >= self._user_cap.get(user, n + 1)]
-        results, self._results = (self._results, []) if settle else ([], self._results)
-        try:
+        nothing: list[AttemptResult] = []
+        writing_back: AbstractContextManager[list[AttemptResult]] = (
+            self._writing_back() if settle else nullcontext(nothing)
+        )
+        with writing_back as results:
             alerts = await asyncio.to_thread(self._claim_sync, room, exclude, results)
-        except BaseException:
-            self._results[:0] = results  # keep them for the next try
-            raise
-        self._unsettled.difference_update(r.outbox_id for r in results)
         taken = 0
         for alert in alerts:
             if alert.id in self._unsettled:
@@ -340,11 +340,18 @@ class Worker:
         return len(alerts)
 
     async def _flush(self) -> None:
+        with self._writing_back() as results:
+            await asyncio.to_thread(self._in_transaction, store.record_results, results)
+
+    @contextmanager
+    def _writing_back(self) -> Iterator[list[AttemptResult]]:
+        """The finished attempts, taken for writing back: settled once the block succeeds,
+        kept for the next try when it fails."""
         results, self._results = self._results, []
         try:
-            await asyncio.to_thread(self._in_transaction, store.record_results, results)
+            yield results
         except BaseException:
-            self._results[:0] = results  # keep them for the next try
+            self._results[:0] = results
             raise
         self._unsettled.difference_update(r.outbox_id for r in results)
 
