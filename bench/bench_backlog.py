@@ -1,6 +1,6 @@
 """Issue 5: drain a large outbox backlog; compare with a small one; watch worker memory.
 
-Fills the outbox with N pending alerts (real signed N64 documents, distinct
+Fills the outbox with N pending alerts (one real signed N64 document, distinct
 ResponseIDs, ~2 alerts per CH and user), starts `chfw worker` process(es) against
 benchmark sinks (`chfw.demo.sink`, 204 without checks: the DSP's own cost), and
 samples delivered count and each worker's RSS every few seconds.
@@ -35,6 +35,7 @@ from chfw.signing import PemSigner, create_development_identity, sign_canonical
 from chfw.store import users
 from chfw.store.engine import create_engine_for
 from chfw.store.migrate import upgrade
+from chfw.store.outbox import NewAlert, enqueue
 from chfw.store.schema import outbox
 from proc_stats import cpu_seconds
 
@@ -93,27 +94,23 @@ def fill(engine: sa.Engine, alerts: int, start: int) -> float:
     )
     began = time.perf_counter()
     for offset in range(0, alerts, CHUNK):
-        rows: list[dict[str, Any]] = []
+        rows: list[NewAlert] = []
         for n in range(start + offset, start + min(alerts, offset + CHUNK)):
             device = DeviceId.from_int(0x001DA10000000000 + n // 2)
-            user = USERS[n % len(USERS)]
             rows.append(
-                {
-                    "response_id": f"{DCC}:{device}:{n}",
-                    "user_id": user.hex,
-                    "device_id": device.hex,
-                    "alert_code": "N64",
-                    "duis_version": "5.1",
-                    "firmware_version": "02010300",
-                    "document": template,
-                    "state": "pending",
-                    "attempts": 0,
-                    "created_at": now,
-                    "next_attempt_at": now,
-                }
+                NewAlert(
+                    response_id=f"{DCC}:{device}:{n}",
+                    user_id=USERS[n % len(USERS)],
+                    device_id=device,
+                    alert_code="N64",
+                    duis_version="5.1",
+                    firmware_version="02010300",
+                    history_id=None,
+                    document=template,
+                )
             )
         with engine.begin() as conn:
-            conn.execute(sa.insert(outbox), rows)
+            enqueue(conn, rows, now)
     return time.perf_counter() - began
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -636,6 +637,36 @@ class TestClaimedOutsideTheLock:
         assert drain(engine, settings, clock, transport_factory=factory).delivered == 6
         assert during
         assert not any(during)
+
+
+class TestWhereTransactionsRun:
+    def test_sqlite_on_the_loop_thread_postgresql_in_a_thread(
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # On SQLite a transaction run in a thread held the write lock while it waited for
+        # the GIL; PostgreSQL's round trips must not stall the POSTs in flight.
+        add_user(engine, SUPPLIER_A, "https://a.example/duis")
+        enqueue(engine, [alert(f"R-{n}", hub=(HUB_1, HUB_2)[n % 2]) for n in range(6)], clock.now)
+        threads: list[int] = []
+        real = outbox.record_results
+
+        def watched(conn: sa.Connection, results: Any) -> None:
+            threads.append(threading.get_ident())
+            real(conn, results)
+
+        monkeypatch.setattr(worker_module.store, "record_results", watched)
+
+        def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
+            return httpx.MockTransport(lambda _request: httpx.Response(204))
+
+        assert drain(engine, settings, clock, transport_factory=factory).delivered == 6
+        assert threads
+        on_loop = {ident == threading.get_ident() for ident in threads}
+        assert on_loop == ({True} if engine.dialect.name == "sqlite" else {False})
 
 
 class TestManyWorkers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from pathlib import Path
@@ -10,7 +11,14 @@ import pytest
 import sqlalchemy as sa
 
 from chfw.store import engine as store_engine
-from chfw.store.engine import BUSY_TIMEOUT_SECONDS, begin_immediate, create_engine_for, reading
+from chfw.store.engine import (
+    BUSY_TIMEOUT_SECONDS,
+    begin_immediate,
+    begin_immediate_async,
+    create_engine_for,
+    reading,
+    writing_on_loop,
+)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -152,4 +160,88 @@ class TestReading:
         with engine.connect() as conn, pytest.raises(Waited):
             conn.exec_driver_sql("SELECT count(*) FROM t")
         holder.execute("ROLLBACK")
+        engine.dispose()
+
+
+class TestWritingOnLoop:
+    """A coroutine's SQLite write transaction: waits for the lock without blocking the loop,
+    then runs on the loop's own thread."""
+
+    def test_waits_for_another_writer_while_the_loop_runs_on(self, tmp_path: Path) -> None:
+        engine = create_engine_for(f"sqlite:///{tmp_path / 'db'}")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        holder = _connect(tmp_path / "db")
+        holder.execute("BEGIN IMMEDIATE")
+        events: list[str] = []
+        threads: set[int] = set()
+
+        async def other_writer_commits_later() -> None:
+            for _ in range(5):
+                events.append("tick")  # the loop is not blocked by the waiting writer
+                await asyncio.sleep(0.01)
+            holder.execute("INSERT INTO t VALUES (1)")
+            holder.execute("COMMIT")
+            events.append("holder committed")
+
+        async def write() -> None:
+            async with writing_on_loop(engine) as conn:
+                threads.add(threading.get_ident())
+                events.append("writing")
+                conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+
+        async def main() -> None:
+            await asyncio.gather(write(), other_writer_commits_later())
+
+        asyncio.run(main())
+        assert events == ["tick"] * 5 + ["holder committed", "writing"]
+        assert threads == {threading.get_ident()}
+        with engine.connect() as conn:
+            assert [r[0] for r in conn.exec_driver_sql("SELECT x FROM t ORDER BY x")] == [1, 2]
+        holder.close()
+        engine.dispose()
+
+    def test_an_error_rolls_back_and_frees_the_lock(self, tmp_path: Path) -> None:
+        engine = create_engine_for(f"sqlite:///{tmp_path / 'db'}")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+
+        async def failing() -> None:
+            async with writing_on_loop(engine) as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            asyncio.run(failing())
+        other = _connect(tmp_path / "db")
+        assert store_engine.try_begin_immediate(other)  # the lock is free
+        assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+        other.execute("ROLLBACK")
+        other.close()
+        engine.dispose()
+
+    def test_gives_up_at_the_timeout(self, tmp_path: Path) -> None:
+        holder = _connect(tmp_path / "db")
+        waiter = _connect(tmp_path / "db")
+        holder.execute("BEGIN IMMEDIATE")
+        fake = FakeTime()
+
+        async def wait() -> None:
+            await begin_immediate_async(waiter, timeout=0.0, clock=fake.clock)
+
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            asyncio.run(wait())
+        assert not waiter.in_transaction
+        assert _busy_timeout(waiter) == int(BUSY_TIMEOUT_SECONDS * 1000)
+        holder.execute("ROLLBACK")
+
+    def test_only_for_sqlite(self) -> None:
+        engine = create_engine_for("postgresql+psycopg://nobody@127.0.0.1:9/none")
+
+        async def write() -> None:
+            async with writing_on_loop(engine):
+                pass
+
+        with pytest.raises(ValueError, match="SQLite"):
+            asyncio.run(write())
         engine.dispose()

@@ -19,9 +19,12 @@ are renewed every third of ``lease_seconds``, and a user with four times its
 concurrency (at most half a batch) already queued locally is left out of the
 next claims, so one slow endpoint cannot hold a whole batch.
 
-The database calls run in threads (``asyncio.to_thread``): on SQLite a claim
-may wait for the intake's write lock, and the POSTs in flight must not stall
-meanwhile.
+Each database call is one short transaction. On PostgreSQL it runs in a
+thread (``asyncio.to_thread``), so the POSTs in flight go on during its round
+trips. On SQLite the loop waits for the write lock with ``asyncio.sleep`` and
+then runs the transaction on its own thread: in a thread, the transaction held
+the lock while it waited for the GIL (see
+:func:`chfw.store.engine.writing_on_loop`).
 """
 
 from __future__ import annotations
@@ -30,26 +33,31 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from chfw.config import Settings
 from chfw.delivery.retry import RetryPolicy
 from chfw.delivery.sender import SendResult, TlsConfig, TransportFactory, Transports, send
 from chfw.exceptions import ConfigError
 from chfw.store import outbox as store
+from chfw.store.engine import writing_on_loop
 from chfw.store.outbox import AttemptResult, ClaimedAlert
 
 log = structlog.get_logger("chfw.delivery")
 
 Clock = Callable[[], datetime]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _TICK = 0.02  # seconds between settles/claims while busy: batches writes, bounds latency
 _REPORT_EVERY = 30.0  # seconds between progress log lines of a long run
@@ -136,6 +144,7 @@ class Worker:
         self._stopping = False
         self._stats = WorkerStats()
         self._analyzed_at: float | None = None  # monotonic time of the last statistics refresh
+        self._on_loop = engine.dialect.name == "sqlite"  # transactions on the loop's thread
 
     async def __aenter__(self) -> Worker:
         return self
@@ -272,33 +281,38 @@ class Worker:
                 await self._flush()
             if self._unstarted:
                 ids, self._unstarted = self._unstarted, []
-                await asyncio.to_thread(self._in_transaction, store.release, ids)
+                await self._write(store.release, ids)
                 self._unsettled.difference_update(ids)
                 self._stats.released += len(ids)
         except sa.exc.DBAPIError as exc:
             log.error("delivery_writeback_failed_at_stop", error=str(exc), leases="will expire")
 
-    # --- database (each call one short transaction, in a thread) -------------------------------
+    # --- database (each call one short transaction) --------------------------------------------
 
-    def _in_transaction(self, fn: Callable[..., object], *args: object) -> object:
-        with self.engine.begin() as conn:
-            return fn(conn, *args)
+    async def _write(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``fn(conn, *args)`` in one write transaction: on SQLite on the loop's thread once the
+        lock is ours (:func:`~chfw.store.engine.writing_on_loop`), elsewhere in a thread, so that
+        the POSTs in flight go on while the database answers."""
+        if self._on_loop:
+            async with writing_on_loop(self.engine) as conn:
+                return fn(conn, *args, **kwargs)
+        return await asyncio.to_thread(partial(self._in_transaction, fn, *args, **kwargs))
 
-    def _claim_sync(
-        self, room: int, exclude: list[str], results: list[AttemptResult]
-    ) -> list[ClaimedAlert]:
-        """Settle ``results`` (if any) and claim up to ``room`` rows, in one transaction."""
-        started = time.monotonic()
+    def _in_transaction(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         with self.engine.begin() as conn:
-            store.record_results(conn, results)
-            rows = store.claim_due_rows(
-                conn, self._clock(), room, self.settings.lease_seconds, exclude_users=exclude
-            )
-        took = time.monotonic() - started
-        alerts = store.claimed_alerts(rows)  # built after the commit: the lock is free again
-        if took >= SLOW_CLAIM_SECONDS and self.engine.dialect.name == "postgresql":
-            self._refresh_statistics(took, len(alerts))
-        return alerts
+            return fn(conn, *args, **kwargs)
+
+    def _settle_and_claim(
+        self, conn: Connection, room: int, exclude: list[str], results: list[AttemptResult]
+    ) -> Sequence[Any]:
+        store.record_results(conn, results)
+        return store.claim_due_rows(
+            conn, self._clock(), room, self.settings.lease_seconds, exclude_users=exclude
+        )
 
     def _refresh_statistics(self, took: float, claimed: int) -> None:
         """A slow claim most often means stale planner statistics (see
@@ -328,8 +342,13 @@ class Worker:
         writing_back: AbstractContextManager[list[AttemptResult]] = (
             self._writing_back() if settle else nullcontext(nothing)
         )
+        started = time.monotonic()
         with writing_back as results:
-            alerts = await asyncio.to_thread(self._claim_sync, room, exclude, results)
+            rows = await self._write(self._settle_and_claim, room, exclude, results)
+        took = time.monotonic() - started
+        alerts = store.claimed_alerts(rows)  # built after the commit: the lock is free again
+        if took >= SLOW_CLAIM_SECONDS and self.engine.dialect.name == "postgresql":
+            await asyncio.to_thread(self._refresh_statistics, took, len(alerts))
         taken = 0
         for alert in alerts:
             if alert.id in self._unsettled:
@@ -341,7 +360,7 @@ class Worker:
 
     async def _flush(self) -> None:
         with self._writing_back() as results:
-            await asyncio.to_thread(self._in_transaction, store.record_results, results)
+            await self._write(store.record_results, results)
 
     @contextmanager
     def _writing_back(self) -> Iterator[list[AttemptResult]]:
@@ -358,7 +377,7 @@ class Worker:
     async def _renew_leases(self) -> None:
         until = self._clock() + timedelta(seconds=self.settings.lease_seconds)
         ids = sorted(self._unsettled)
-        await asyncio.to_thread(self._in_transaction, store.extend_leases, ids, until)
+        await self._write(store.extend_leases, ids, until)
 
     # --- delivering one alert -----------------------------------------------------------------
 
