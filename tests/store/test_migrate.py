@@ -132,9 +132,7 @@ class TestOutboxDocumentsMigration:
 
             _downgrade(engine, "0004")
             with engine.connect() as conn:
-                back = dict(
-                    conn.execute(sa.text("SELECT response_id, document FROM outbox")).all()
-                )
+                back = dict(conn.execute(sa.text("SELECT response_id, document FROM outbox")).all())
                 tables = set(sa.inspect(conn).get_table_names())
             assert {rid: bytes(doc) for rid, doc in back.items()} == documents
             assert "outbox_documents" not in tables
