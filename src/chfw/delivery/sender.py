@@ -167,7 +167,8 @@ async def _post(
     """The POST itself; transport failures come out as RetryableDeliveryError."""
     try:
         if isinstance(transport, KeepAliveTransport):  # the hot path, without httpx's models
-            return await transport.post(_url(url), document, _RAW_HEADERS, timeout)
+            _url(url)  # a URL that does not parse fails here, as below (parsed once per URL)
+            return await transport.post(url, document, _RAW_HEADERS, timeout)
         request = httpx.Request(
             "POST", _url(url), headers=_HEADERS, content=document, extensions=_timeouts(timeout)
         )
