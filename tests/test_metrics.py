@@ -23,7 +23,6 @@ from chfw.store import outbox
 from chfw.store.engine import create_engine_for
 from chfw.store.migrate import upgrade
 from chfw.store.schema import outbox as outbox_table
-from chfw.store.schema import outbox_documents
 from tests.dsp import TRUST
 from tests.sim.live import serve
 from tests.web.wave import build_service, load_estate, load_wave, settle
@@ -182,9 +181,7 @@ class TestReceiverMetrics:
             documents = [
                 bytes(d)
                 for d in conn.execute(
-                    sa.select(outbox_documents.c.document)
-                    .join(outbox_table, outbox_table.c.id == outbox_documents.c.outbox_id)
-                    .where(outbox_table.c.user_id == user.hex)
+                    sa.select(outbox_table.c.document).where(outbox_table.c.user_id == user.hex)
                 ).scalars()
             ]
         assert documents

@@ -18,7 +18,6 @@ from chfw.processing import ActivationService, Status
 from chfw.signing import verify_document
 from chfw.store import estate, inventory, outbox, rejections
 from chfw.store.schema import outbox as outbox_table
-from chfw.store.schema import outbox_documents
 from tests.dsp import ALICE, BOB, CAROL, CH1, CH2, CH3, CH4, SIGNER, TRUST, Dsp, build_dsp
 
 SENDER = Eui64.parse("90-B3-D5-1F-30-01-00-00")
@@ -40,14 +39,8 @@ def dsp(engine: Engine) -> Dsp:
 
 
 def outbox_rows(engine: Engine) -> list[sa.Row]:
-    """Outbox rows with their documents."""
-    query = (
-        sa.select(outbox_table, outbox_documents.c.document)
-        .join(outbox_documents, outbox_documents.c.outbox_id == outbox_table.c.id)
-        .order_by(outbox_table.c.id)
-    )
     with engine.connect() as conn:
-        return list(conn.execute(query))
+        return list(conn.execute(sa.select(outbox_table).order_by(outbox_table.c.id)))
 
 
 class TestNewVersion:

@@ -36,7 +36,7 @@ from chfw.receiver.pipeline import ReceiverConfig
 from chfw.receiver.schema import bo_hubs
 from chfw.store import inventory_access
 from chfw.store.engine import create_engine_for
-from chfw.store.schema import outbox, outbox_documents
+from chfw.store.schema import outbox
 from tests.dsp import BOB, CH1, TRUST, build_dsp
 from tests.live import running
 from tests.receiver.helpers import free_port
@@ -389,9 +389,9 @@ class Estate:
         assert result.alerts == {"N64": 1, "N999": 1}
         with self.engine.connect() as conn:
             document: bytes = conn.execute(
-                sa.select(outbox_documents.c.document)
-                .join(outbox, outbox.c.id == outbox_documents.c.outbox_id)
-                .where(outbox.c.user_id == BOB.hex, outbox.c.alert_code == "N999")
+                sa.select(outbox.c.document).where(
+                    outbox.c.user_id == BOB.hex, outbox.c.alert_code == "N999"
+                )
             ).scalar_one()
         return document
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -97,52 +96,3 @@ class TestInFlightMigration:
         finally:
             engine.dispose()
         assert limits == {"90B3D51F30010001": 8, "90B3D51F30010002": None}
-
-
-class TestOutboxDocumentsMigration:
-    """0005: each outbox row's document moves to outbox_documents, byte for byte, and back."""
-
-    def test_documents_move_out_and_back(self, empty_database_url: str) -> None:
-        engine = create_engine_for(empty_database_url)
-        insert = sa.text(
-            "INSERT INTO outbox (response_id, user_id, device_id, alert_code, duis_version, "
-            "document, state, attempts, created_at, next_attempt_at) VALUES "
-            "(:rid, '90B3D51F30010001', '001DA10000000001', 'N64', '5.1', :doc, 'pending', 0, "
-            "'2026-11-25 12:00:00', '2026-11-25 12:00:00')"
-        )
-        documents = {"R-1": b"<signed>one</signed>", "R-2": b"\x00<two>\xff"}
-        try:
-            assert migrate.upgrade(engine, "0004") == "0004"
-            with engine.begin() as conn:
-                for rid, doc in documents.items():
-                    conn.execute(insert, {"rid": rid, "doc": doc})
-            migrate.upgrade(engine)
-            with engine.connect() as conn:
-                moved = dict(
-                    conn.execute(
-                        sa.text(
-                            "SELECT o.response_id, d.document FROM outbox o "
-                            "JOIN outbox_documents d ON d.outbox_id = o.id"
-                        )
-                    ).all()
-                )
-                columns = {c["name"] for c in sa.inspect(conn).get_columns("outbox")}
-            assert {rid: bytes(doc) for rid, doc in moved.items()} == documents
-            assert "document" not in columns
-
-            _downgrade(engine, "0004")
-            with engine.connect() as conn:
-                back = dict(conn.execute(sa.text("SELECT response_id, document FROM outbox")).all())
-                tables = set(sa.inspect(conn).get_table_names())
-            assert {rid: bytes(doc) for rid, doc in back.items()} == documents
-            assert "outbox_documents" not in tables
-        finally:
-            engine.dispose()
-
-
-def _downgrade(engine: sa.Engine, revision: str) -> None:
-    config = migrate.alembic_config()
-    with engine.connect() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
-        conn.commit()

@@ -29,7 +29,6 @@ from chfw.sim.estate import SyntheticEstate
 from chfw.sim.wave import InventoryStart, Wave
 from chfw.store import csps, outbox, users
 from chfw.store.schema import outbox as outbox_table
-from chfw.store.schema import outbox_documents
 from chfw.store.users import ServiceUser
 from tests.dsp import DCC, SIGNER, TRUST
 
@@ -160,8 +159,7 @@ def feed_supplier(
         documents = [
             bytes(d)
             for d in conn.execute(
-                sa.select(outbox_documents.c.document)
-                .join(outbox_table, outbox_table.c.id == outbox_documents.c.outbox_id)
+                sa.select(outbox_table.c.document)
                 .where(outbox_table.c.user_id == user.hex)
                 .order_by(outbox_table.c.id)
             ).scalars()

@@ -42,8 +42,8 @@ from chfw.domain.values import DeviceId, UserId
 from chfw.exceptions import InvalidValueError
 from chfw.store import audit
 from chfw.store._sql import chunked, from_db, from_db_opt, to_db
-from chfw.store.bulk import driver_value, execute_many, insert_rows, insert_rows_returning
-from chfw.store.schema import delivery_attempts, outbox, outbox_documents, service_users
+from chfw.store.bulk import driver_value, execute_many, insert_rows
+from chfw.store.schema import delivery_attempts, outbox, service_users
 
 AlertCode = Literal["N64", "N999"]
 State = Literal["pending", "delivered", "dead"]
@@ -220,7 +220,7 @@ class CountRow:
 
 
 def enqueue(conn: Connection, alerts: Sequence[NewAlert], now: datetime) -> int:
-    """Write alerts as pending and due now, each row's document beside it; returns how many."""
+    """Write alerts as pending and due now, in one executemany; returns how many."""
     if not alerts:
         return 0
     at = driver_value(conn, outbox.c.created_at, to_db(now))
@@ -233,6 +233,7 @@ def enqueue(conn: Connection, alerts: Sequence[NewAlert], now: datetime) -> int:
             alert.duis_version,
             alert.firmware_version,
             alert.history_id,
+            alert.document,
             "pending",
             0,
             at,
@@ -240,14 +241,7 @@ def enqueue(conn: Connection, alerts: Sequence[NewAlert], now: datetime) -> int:
         )
         for alert in alerts
     ]
-    ids = dict(
-        (response_id, outbox_id)
-        for outbox_id, response_id in insert_rows_returning(
-            conn, outbox, _ENQUEUE_COLUMNS, rows, ("id", "response_id")
-        )
-    )
-    documents = [(ids[alert.response_id], alert.document) for alert in alerts]
-    insert_rows(conn, outbox_documents, ("outbox_id", "document"), documents)
+    insert_rows(conn, outbox, _ENQUEUE_COLUMNS, rows)
     return len(alerts)
 
 
@@ -259,6 +253,7 @@ _ENQUEUE_COLUMNS = (
     "duis_version",
     "firmware_version",
     "history_id",
+    "document",
     "state",
     "attempts",
     "created_at",
@@ -315,7 +310,7 @@ def claim_due_rows(
             outbox.c.user_id,
             outbox.c.device_id,
             outbox.c.alert_code,
-            outbox_documents.c.document,
+            outbox.c.document,
             outbox.c.attempts,
             outbox.c.created_at,
             service_users.c.user_id.label("known_user"),
@@ -325,11 +320,7 @@ def claim_due_rows(
             service_users.c.tls_client_key,
             service_users.c.max_in_flight,
         )
-        .select_from(
-            outbox.join(outbox_documents, outbox_documents.c.outbox_id == outbox.c.id).outerjoin(
-                service_users, service_users.c.user_id == outbox.c.user_id
-            )
-        )
+        .select_from(outbox.outerjoin(service_users, service_users.c.user_id == outbox.c.user_id))
         .where(
             outbox.c.state == "pending",
             outbox.c.next_attempt_at <= at,
@@ -671,10 +662,8 @@ _ROW_COLUMNS = (
     outbox.c.lease_until,
     outbox.c.delivered_at,
     outbox.c.last_error,
-    sa.func.length(outbox_documents.c.document).label("document_size"),
+    sa.func.length(outbox.c.document).label("document_size"),
 )
-# Every row has its document; outer so that a row would still list if one were missing.
-_ROWS_WITH_SIZES = outbox.outerjoin(outbox_documents, outbox_documents.c.outbox_id == outbox.c.id)
 
 
 def _row(row: Any) -> OutboxRow:
@@ -706,12 +695,7 @@ def list_rows(
     limit: int = 50,
 ) -> list[OutboxRow]:
     """Newest rows first, filtered by state (or ``retrying``), user and CH (hex ids)."""
-    query = (
-        sa.select(*_ROW_COLUMNS)
-        .select_from(_ROWS_WITH_SIZES)
-        .order_by(outbox.c.id.desc())
-        .limit(limit)
-    )
+    query = sa.select(*_ROW_COLUMNS).order_by(outbox.c.id.desc()).limit(limit)
     if state is not None:
         if state not in LIST_STATES:
             raise InvalidValueError(
@@ -734,9 +718,7 @@ def get(conn: Connection, key: int | str) -> OutboxDetail | None:
     if outbox_id is None:
         return None
     row = conn.execute(
-        sa.select(*_ROW_COLUMNS, outbox_documents.c.document)
-        .select_from(_ROWS_WITH_SIZES)
-        .where(outbox.c.id == outbox_id)
+        sa.select(*_ROW_COLUMNS, outbox.c.document).where(outbox.c.id == outbox_id)
     ).one()
     attempts = conn.execute(
         sa.select(delivery_attempts)

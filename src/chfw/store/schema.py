@@ -131,6 +131,7 @@ outbox = sa.Table(
     sa.Column("duis_version", sa.String(8), nullable=False),
     sa.Column("firmware_version", sa.String(64), nullable=True),
     sa.Column("history_id", sa.BigInteger, nullable=True),
+    sa.Column("document", sa.LargeBinary, nullable=False),  # signed DUIS Response
     sa.Column("state", sa.String(16), nullable=False),  # pending | delivered | dead
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", UTC_TIME, nullable=False),
@@ -142,24 +143,6 @@ outbox = sa.Table(
     # instead of sorting every due row (a deep backlog shares few next_attempt_at values).
     sa.Index("ix_outbox_due", "state", "next_attempt_at", "id"),
     sa.Index("ix_outbox_order", "device_id", "user_id", "id"),
-)
-
-# The signed document of each outbox row, written once, never changed. Apart from
-# the row because the row changes (a lease, then a settle, per delivery) and the
-# document does not: inline, every one of those updates rewrote ~1.6 KB per alert
-# (SQLite rewrites the row's page, PostgreSQL copies the whole tuple), three
-# times the bytes a claim-and-settle needs; see migration 0005.
-outbox_documents = sa.Table(
-    "outbox_documents",
-    metadata,
-    sa.Column(
-        "outbox_id",
-        BIGID,
-        sa.ForeignKey("outbox.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    sa.Column("document", sa.LargeBinary, nullable=False),  # signed DUIS Response
 )
 
 delivery_attempts = sa.Table(
