@@ -50,6 +50,17 @@ def recording_endpoints(order: list[bytes]) -> Callable[[TlsConfig], httpx.Async
     return factory
 
 
+def deliver_six_on_two_hubs(engine: Engine, settings: Settings, clock: FakeClock) -> None:
+    """Six alerts for one user on two CHs, delivered to endpoints that answer 204."""
+    add_user(engine, SUPPLIER_A, "https://a.example/duis")
+    enqueue(engine, [alert(f"R-{n}", hub=(HUB_1, HUB_2)[n % 2]) for n in range(6)], clock.now)
+
+    def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
+        return httpx.MockTransport(lambda _request: httpx.Response(204))
+
+    assert drain(engine, settings, clock, transport_factory=factory).delivered == 6
+
+
 def response_ids(receiver: ScriptedReceiver) -> list[str]:
     """The ResponseIDs the receiver saw, in order of arrival."""
     return [r.body.split(b"<sr:ResponseID>")[1].split(b"<")[0].decode() for r in receiver.received]
@@ -616,8 +627,6 @@ class TestClaimedOutsideTheLock:
     ) -> None:
         # Building ClaimedAlerts is Python work: done while no transaction is open, so
         # that on SQLite the intake can write meanwhile.
-        add_user(engine, SUPPLIER_A, "https://a.example/duis")
-        enqueue(engine, [alert(f"R-{n}", hub=(HUB_1, HUB_2)[n % 2]) for n in range(6)], clock.now)
         open_now: set[int] = set()
         during: list[bool] = []
         sa.event.listen(engine, "begin", lambda conn: open_now.add(id(conn)))
@@ -631,10 +640,7 @@ class TestClaimedOutsideTheLock:
 
         monkeypatch.setattr(worker_module.store, "claimed_alerts", watched)
 
-        def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
-            return httpx.MockTransport(lambda _request: httpx.Response(204))
-
-        assert drain(engine, settings, clock, transport_factory=factory).delivered == 6
+        deliver_six_on_two_hubs(engine, settings, clock)
         assert during
         assert not any(during)
 
@@ -649,8 +655,6 @@ class TestWhereTransactionsRun:
     ) -> None:
         # On SQLite a transaction run in a thread held the write lock while it waited for
         # the GIL; PostgreSQL's round trips must not stall the POSTs in flight.
-        add_user(engine, SUPPLIER_A, "https://a.example/duis")
-        enqueue(engine, [alert(f"R-{n}", hub=(HUB_1, HUB_2)[n % 2]) for n in range(6)], clock.now)
         threads: list[int] = []
         real = outbox.record_results
 
@@ -660,10 +664,7 @@ class TestWhereTransactionsRun:
 
         monkeypatch.setattr(worker_module.store, "record_results", watched)
 
-        def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
-            return httpx.MockTransport(lambda _request: httpx.Response(204))
-
-        assert drain(engine, settings, clock, transport_factory=factory).delivered == 6
+        deliver_six_on_two_hubs(engine, settings, clock)
         assert threads
         on_loop = {ident == threading.get_ident() for ident in threads}
         assert on_loop == ({True} if engine.dialect.name == "sqlite" else {False})

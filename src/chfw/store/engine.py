@@ -109,12 +109,7 @@ def begin_immediate(
     error SQLite would raise. Statements inside the transaction keep
     SQLite's busy timeout.
     """
-    deadline = clock() + timeout
-    for pause in _pauses():
-        if try_begin_immediate(dbapi_connection):
-            return
-        if clock() >= deadline:
-            raise sqlite3.OperationalError("database is locked")
+    for pause in _lock_waits(dbapi_connection, timeout, clock):
         (sleep or _pause)(pause)
 
 
@@ -124,13 +119,21 @@ async def begin_immediate_async(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """:func:`begin_immediate` for an event loop: it waits with ``asyncio.sleep``."""
+    for pause in _lock_waits(dbapi_connection, timeout, clock):
+        await asyncio.sleep(pause)
+
+
+def _lock_waits(
+    dbapi_connection: sqlite3.Connection, timeout: float, clock: Callable[[], float]
+) -> Iterator[float]:
+    """Try for the write lock; between tries, yield how long to wait; end once it is taken."""
     deadline = clock() + timeout
-    for pause in _pauses():
-        if try_begin_immediate(dbapi_connection):
-            return
+    pause = 0.0002
+    while not try_begin_immediate(dbapi_connection):
         if clock() >= deadline:
             raise sqlite3.OperationalError("database is locked")
-        await asyncio.sleep(pause)
+        yield pause
+        pause = min(pause * 2, 0.002)
 
 
 def try_begin_immediate(dbapi_connection: sqlite3.Connection) -> bool:
@@ -145,13 +148,6 @@ def try_begin_immediate(dbapi_connection: sqlite3.Connection) -> bool:
         return False
     finally:
         dbapi_connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
-
-
-def _pauses() -> Iterator[float]:
-    pause = 0.0002
-    while True:
-        yield pause
-        pause = min(pause * 2, 0.002)
 
 
 @asynccontextmanager
