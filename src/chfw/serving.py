@@ -27,7 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from chfw.config import Settings
 from chfw.exceptions import ConfigError
-from chfw.logs import cache_loggers
+from chfw.longrunning import start_long_running
 
 
 @dataclass(frozen=True)
@@ -188,5 +188,5 @@ def serve(
     app: Any, host: str, port: int, limits: ClientLimits, tls: dict[str, Any] | None = None
 ) -> None:
     """Serve ``app`` until SIGINT/SIGTERM (uvicorn finishes the requests in progress)."""
-    cache_loggers()
+    start_long_running()
     uvicorn.Server(server_config(app, host, port, limits, tls)).run()

@@ -11,7 +11,7 @@ import typer
 
 from chfw.cli._context import engine, run_guarded, settings
 from chfw.delivery.worker import Worker, WorkerStats
-from chfw.logs import cache_loggers
+from chfw.longrunning import start_long_running
 from chfw.store import outbox
 from chfw.store.errors import translated
 
@@ -40,7 +40,7 @@ def worker(
         if once:
             stats = _run(_drain(delivery))
         else:
-            cache_loggers()  # a long-running service: configured once
+            start_long_running()
             typer.echo(f"chfw worker: delivering from {_database()} (Ctrl-C to stop)", err=True)
             stats = _run(_serve(delivery))
         typer.echo(stats.summary())
