@@ -312,7 +312,12 @@ def http_runs(
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--alerts", type=int, default=6000, help="alerts posted over HTTP")
-    parser.add_argument("--connections", type=int, default=8, help="keep-alive connections")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=16,
+        help="keep-alive connections (16: the DSP's delivery_max_in_flight per endpoint)",
+    )
     parser.add_argument("--json", type=Path, help="write results here")
     args = parser.parse_args()
 
