@@ -31,7 +31,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from chfw.receiver.facts import AlertFacts
 from chfw.receiver.schema import bo_alerts, bo_firmware_events, bo_hubs, bo_rejections
 from chfw.store._sql import from_db, insert_for, to_db
-from chfw.store.bulk import driver_value, execute_many
+from chfw.store.bulk import driver_time, driver_value, execute_many
 
 _SIGNER_MAX = 500
 _REASON_MAX = 1000
@@ -137,18 +137,13 @@ def _alert_row(conn: Connection, alert: NewAlert) -> dict[str, Any]:
         "b_firmware_version": facts.firmware_version.hex if facts.firmware_version else None,
         "b_mismatch_alert_code": facts.mismatch_alert_code,
         "b_schema_version": facts.schema_version,
-        "b_alert_time": _time(conn, facts.alert_time),
-        "b_received_at": _time(conn, alert.received_at),
+        "b_alert_time": driver_time(conn, bo_alerts.c.alert_time, facts.alert_time),
+        "b_received_at": driver_time(conn, bo_alerts.c.received_at, alert.received_at),
         "b_signer": alert.signer[:_SIGNER_MAX],
         "b_digest": alert.digest,
         "b_duplicates": 0,
         "b_document": alert.document,
     }
-
-
-def _time(conn: Connection, moment: datetime) -> Any:
-    """A time as the driver stores it (every time column of these tables has one type)."""
-    return driver_value(conn, bo_alerts.c.alert_time, to_db(moment))
 
 
 def _file_firmware(
@@ -175,7 +170,8 @@ def _file_firmware(
         device = facts.device_id.hex
         version = facts.firmware_version.hex if facts.firmware_version else None
         alert_time = to_db(facts.alert_time)
-        received_at = _time(conn, alert.received_at)
+        # The event's received_at, and the hub's updated_at below (the same time type).
+        received_at = driver_time(conn, bo_firmware_events.c.received_at, alert.received_at)
         hub = hubs.get(device)
         applied = hub is None or hub.latest_alert_at <= alert_time
         if applied:
@@ -186,8 +182,8 @@ def _file_firmware(
             changed[device] = {
                 "b_device_id": device,
                 "b_active_version": version,
-                "b_changed_at": _time(conn, changed_at),
-                "b_latest_alert_at": _time(conn, alert_time),
+                "b_changed_at": driver_time(conn, bo_hubs.c.changed_at, changed_at),
+                "b_latest_alert_at": driver_time(conn, bo_hubs.c.latest_alert_at, alert_time),
                 "b_latest_response_id": facts.response_id,
                 "b_updated_at": received_at,
                 "b_lookup_pending": pending if version is None else not_pending,
@@ -204,7 +200,7 @@ def _file_firmware(
                 "b_alert_code": facts.alert_code,
                 "b_firmware_version": version,
                 "b_version_source": "alert" if version else "unknown",
-                "b_alert_time": _time(conn, alert_time),
+                "b_alert_time": driver_time(conn, bo_firmware_events.c.alert_time, alert_time),
                 "b_received_at": received_at,
                 "b_applied": pending if applied else not_pending,
             }

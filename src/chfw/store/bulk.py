@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import UpdateBase
+
+from chfw.store._sql import to_db_opt
 
 Row = tuple[Any, ...]
 
@@ -32,6 +35,12 @@ def driver_value(conn: Connection, column: sa.Column[Any], value: Any) -> Any:
     SQLAlchemy see no difference.
     """
     return None if value is None else _driver(conn.dialect, column.type, value)
+
+
+def driver_time(conn: Connection, column: sa.Column[Any], moment: datetime | None) -> Any:
+    """A time for ``column`` as the driver wants it: stored as UTC (:func:`to_db`), then
+    converted by :func:`driver_value`; None stays None."""
+    return driver_value(conn, column, to_db_opt(moment))
 
 
 def insert_rows(

@@ -28,7 +28,7 @@ from chfw.domain import (
 )
 from chfw.exceptions import InvalidValueError, UnknownDeviceError
 from chfw.store._sql import chunked, from_db, from_db_opt, insert_for, to_db, to_db_opt
-from chfw.store.bulk import driver_value, execute_many, insert_rows_returning
+from chfw.store.bulk import driver_time, execute_many, insert_rows_returning
 from chfw.store.schema import firmware_history, hubs
 
 NOTE_MAX = 500
@@ -240,7 +240,7 @@ def record_outcomes(
     """
     if not outcomes:
         return []
-    at = driver_value(conn, firmware_history.c.recorded_at, to_db(recorded_at))
+    at = driver_time(conn, firmware_history.c.recorded_at, recorded_at)
     occurred = firmware_history.c.occurred_at
     rows = [
         (
@@ -253,7 +253,7 @@ def record_outcomes(
             o.reported_version,
             o.version_before,
             o.version_after,
-            driver_value(conn, occurred, to_db_opt(o.occurred_at)),
+            driver_time(conn, occurred, o.occurred_at),
             at,
             csp,
             o.alerts_created,
@@ -294,7 +294,7 @@ def set_active_firmware_many(
         {
             "b_device": device.hex,
             "b_version": version.hex,
-            "b_at": driver_value(conn, column, to_db(at)),
+            "b_at": driver_time(conn, column, at),
         }
         for device, version, at in changes
     ]

@@ -42,7 +42,7 @@ from chfw.domain.values import DeviceId, UserId
 from chfw.exceptions import InvalidValueError
 from chfw.store import audit
 from chfw.store._sql import chunked, from_db, from_db_opt, to_db
-from chfw.store.bulk import driver_value, execute_many, insert_rows
+from chfw.store.bulk import driver_time, execute_many, insert_rows
 from chfw.store.schema import delivery_attempts, outbox, service_users
 
 AlertCode = Literal["N64", "N999"]
@@ -223,7 +223,7 @@ def enqueue(conn: Connection, alerts: Sequence[NewAlert], now: datetime) -> int:
     """Write alerts as pending and due now, in one executemany; returns how many."""
     if not alerts:
         return 0
-    at = driver_value(conn, outbox.c.created_at, to_db(now))
+    at = driver_time(conn, outbox.c.created_at, now)
     rows = [
         (
             alert.response_id,
@@ -478,7 +478,7 @@ def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
     attempts: list[tuple[Any, ...]] = []
     time_column = delivery_attempts.c.attempted_at
     for result in results:
-        at = driver_value(conn, time_column, to_db(result.attempted_at))
+        at = driver_time(conn, time_column, result.attempted_at)
         error = _clip(result.error)
         if result.outcome == "delivered":
             delivered.append({"b_id": result.outbox_id, "b_at": at})
@@ -487,7 +487,7 @@ def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
             retry.append(
                 {
                     "b_id": result.outbox_id,
-                    "b_next": driver_value(conn, time_column, to_db(result.next_attempt_at)),
+                    "b_next": driver_time(conn, time_column, result.next_attempt_at),
                     "b_error": error,
                 }
             )
