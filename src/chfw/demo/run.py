@@ -95,7 +95,8 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     suppliers = _plan_suppliers(synthetic, workdir)
     credential = register_parties(engine, synthetic, suppliers, "demo-csp")
 
-    intake_urls = [f"http://127.0.0.1:{free_port()}" for _ in range(max(1, options.intakes))]
+    intake_ports = [free_port() for _ in range(max(1, options.intakes))]
+    intake_urls = [f"http://127.0.0.1:{port}" for port in intake_ports]
     intake_url = intake_urls[0]
     with ServiceGroup(workdir / "logs") as services:
         token = secrets.token_urlsafe(24)  # signs in to every dashboard of this run
@@ -128,7 +129,7 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
                 ],
                 health_url=f"http://127.0.0.1:{supplier.port}/healthz",
             )
-        for n, url in enumerate(intake_urls):
+        for n, (port, url) in enumerate(zip(intake_ports, intake_urls, strict=True)):
             services.start(
                 "intake" if len(intake_urls) == 1 else f"intake-{n + 1}",
                 [
@@ -138,7 +139,7 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
                     "--host",
                     "127.0.0.1",
                     "--port",
-                    url.rsplit(":", 1)[1],
+                    str(port),
                 ],
                 health_url=f"{url}/healthz",
             )
