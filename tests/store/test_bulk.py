@@ -12,8 +12,9 @@ from sqlalchemy.engine import Engine
 from chfw.domain import DeviceId, FirmwareVersion
 from chfw.estate_file import CspRegion
 from chfw.store import estate, inventory
-from chfw.store._sql import from_db, to_db
+from chfw.store._sql import among, from_db, to_db
 from chfw.store.bulk import (
+    ArrayRows,
     driver_value,
     execute_many,
     insert_rows,
@@ -112,6 +113,76 @@ class TestInsertReturning:
             count = sa.select(sa.func.count()).select_from(firmware_history)
             assert conn.execute(count).scalar() == 0
 
+    def test_a_value_too_long_for_its_column_is_refused_not_cut(self, engine: Engine) -> None:
+        # PostgreSQL gets one array per column; casting it to VARCHAR(n)[] would cut
+        # a longer value silently, where a plain INSERT refuses it. (SQLite keeps
+        # any length: the value is stored whole.)
+        with engine.connect() as conn:
+            row = list(_history_row(conn, 8, None))
+            row[COLUMNS.index("csp")] = "x" * 101  # csp is VARCHAR(100)
+            if conn.dialect.name == "postgresql":
+                with pytest.raises(sa.exc.DataError, match="too long"):
+                    insert_rows_returning(conn, firmware_history, COLUMNS, [tuple(row)], KEY)
+                return
+            insert_rows_returning(conn, firmware_history, COLUMNS, [tuple(row)], KEY)
+            assert conn.execute(sa.select(firmware_history.c.csp)).scalar_one() == "x" * 101
+
+
+class TestAmong:
+    """``column IN values``, as ``= ANY(array)`` on PostgreSQL: the same rows either way."""
+
+    def test_finds_exactly_the_listed_rows(self, engine: Engine) -> None:
+        devices = [DeviceId.parse(f"00-1D-A1-00-00-00-02-{n:02X}") for n in range(5)]
+        with engine.begin() as conn:
+            for device in devices:
+                estate.add_hub(conn, device, CspRegion.NORTH)
+            wanted = [devices[1].hex, devices[3].hex, "FFFFFFFFFFFFFFFF"]
+            found = conn.execute(
+                sa.select(hubs.c.device_id).where(among(conn, hubs.c.device_id, wanted))
+            ).scalars()
+            assert sorted(found) == [devices[1].hex, devices[3].hex]
+            nothing = sa.select(hubs.c.device_id).where(among(conn, hubs.c.device_id, []))
+            assert conn.execute(nothing).first() is None
+
+    def test_a_longer_value_does_not_match_its_prefix(self, engine: Engine) -> None:
+        # A cast to the column's VARCHAR(16)[] would cut the value to a real CH's ID.
+        device = DeviceId.parse("00-1D-A1-00-00-00-03-01")
+        with engine.begin() as conn:
+            estate.add_hub(conn, device, CspRegion.NORTH)
+            longer = sa.select(hubs.c.device_id).where(
+                among(conn, hubs.c.device_id, [device.hex + "00"])
+            )
+            assert conn.execute(longer).first() is None
+
+
+class TestArrayRows:
+    """PostgreSQL's set-based UPDATE ... FROM unnest(arrays): one statement for a batch."""
+
+    def test_update_from_rows(self, engine: Engine) -> None:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("one array per column is PostgreSQL's")
+        rows = ArrayRows("changes", {"device_id": sa.String(), "version": sa.String()})
+        update = (
+            sa.update(hubs)
+            .where(hubs.c.device_id == rows.c.device_id)
+            .values(active_firmware=rows.c.version)
+        )
+        devices = [DeviceId.parse(f"00-1D-A1-00-00-00-04-{n:02X}") for n in range(3)]
+        with engine.begin() as conn:
+            for device in devices:
+                estate.add_hub(conn, device, CspRegion.NORTH)
+            result = conn.execute(
+                update, rows.params([(devices[0].hex, "0A0B"), (devices[2].hex, "0C0D")])
+            )
+            assert result.rowcount == 2
+            found = dict(conn.execute(sa.select(hubs.c.device_id, hubs.c.active_firmware)).all())
+        assert found == {devices[0].hex: "0A0B", devices[1].hex: None, devices[2].hex: "0C0D"}
+
+    def test_rows_must_have_every_column(self) -> None:
+        rows = ArrayRows("changes", {"device_id": sa.String(), "version": sa.String()})
+        with pytest.raises(ValueError, match="argument 2 is shorter"):
+            rows.params([("001DA10000000001",)])
+
 
 class TestInsertAndUpdate:
     def test_executemany_insert(self, engine: Engine) -> None:
@@ -154,6 +225,23 @@ class TestInsertAndUpdate:
         assert found[devices[1].hex][0] == "00000001"
         assert from_db(found[devices[1].hex][1]) == AT
         assert found[devices[2].hex] == (None, None)
+
+    def test_a_ch_named_twice_ends_with_its_last_change(self, engine: Engine) -> None:
+        # PostgreSQL sets them in one statement, where a row may be changed only once.
+        device = DeviceId.parse("00-1D-A1-00-00-00-00-09")
+        later = AT + timedelta(minutes=1)
+        with engine.begin() as conn:
+            estate.add_hub(conn, device, CspRegion.NORTH)
+            inventory.set_active_firmware_many(
+                conn,
+                [
+                    (device, FirmwareVersion.parse("00000001"), AT),
+                    (device, FirmwareVersion.parse("00000002"), later),
+                ],
+            )
+            row = conn.execute(sa.select(hubs)).one()
+        assert row.active_firmware == "00000002"
+        assert from_db(row.firmware_changed_at) == later
 
 
 class TestExecuteMany:

@@ -25,6 +25,25 @@ def insert_for(conn: Connection, table: sa.Table) -> sqlite.Insert | postgresql.
     raise NotImplementedError(f"chfw supports SQLite and PostgreSQL, not {conn.dialect.name}")
 
 
+def among(
+    conn: Connection, column: sa.ColumnElement[T], values: Iterable[T]
+) -> sa.ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``.
+
+    One array parameter instead of one per value keeps the statement's text the
+    same for every batch: psycopg caches its parsing of a query only below 4 KB
+    (a 500-value IN list is re-parsed, placeholder by placeholder, on every
+    execution) and PostgreSQL plans it once. For 500 CHs the lookup took half
+    the CPU on both sides (client ~10 -> ~6 µs, server ~13 -> ~7 µs per row).
+    """
+    listed = list(values)
+    if conn.dialect.name == "postgresql":
+        # Strings without their length: a cast to VARCHAR(n)[] would cut longer values.
+        element = sa.String() if isinstance(column.type, sa.String) else column.type
+        return column == sa.any_(sa.bindparam(None, listed, type_=postgresql.ARRAY(element)))
+    return column.in_(listed)
+
+
 def to_db(moment: datetime) -> datetime:
     """A timezone-aware time as UTC, which is how every time is stored.
 

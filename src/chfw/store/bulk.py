@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -62,11 +63,16 @@ def insert_rows_returning(
 
     The rows come back in no promised order (neither SQLite nor PostgreSQL
     guarantees one), so return a column that identifies the row, such as a
-    unique key, and match on it.
+    unique key, and match on it. On PostgreSQL the rows go as one array per
+    column (:func:`_insert_unnest_sql`), whatever their number.
     """
     if not rows:
         return []
     names = tuple(columns)
+    if conn.dialect.name == "postgresql":  # one statement, one array per column
+        sql = _insert_unnest_sql(conn.dialect, table, names, tuple(returning))
+        arrays = tuple(list(column) for column in zip(*rows, strict=True))
+        return [tuple(row) for row in conn.exec_driver_sql(sql, arrays)]
     per_statement = _rows_per_statement(conn.dialect, len(names))
     out: list[Row] = []
     for start in range(0, len(rows), per_statement):
@@ -94,6 +100,44 @@ def execute_many(
     else:
         params = [tuple(row[n] if n in row else fixed[n] for n in names) for row in rows]
     conn.exec_driver_sql(sql, params)
+
+
+class ArrayRows:
+    """PostgreSQL: many rows as one array per column, a FROM source for set-based statements.
+
+    ``UPDATE t SET ... FROM <rows> WHERE t.key = rows.key`` is one statement
+    for any number of rows, where an executemany runs one per row: for the
+    worker's settles that was ~60 -> ~45 µs of server and ~28 -> ~13 µs of
+    client CPU per row. Use :attr:`c` for the columns in the statement and
+    :meth:`params` for its parameters.
+    """
+
+    def __init__(self, name: str, columns: Mapping[str, sa.types.TypeEngine[Any]]) -> None:
+        self.name = name
+        self.columns = tuple(columns)
+        self.source = sa.select(
+            *(
+                sa.func.unnest(
+                    sa.bindparam(f"{name}_{column}", type_=postgresql.ARRAY(type_))
+                ).label(column)
+                for column, type_ in columns.items()
+            )
+        ).subquery(name)
+
+    @property
+    def c(self) -> Any:
+        return self.source.c
+
+    def params(self, rows: Sequence[Row]) -> dict[str, list[Any]]:
+        """Parameters for ``rows`` (tuples in the order the columns were given)."""
+        arrays: list[list[Any]] = [[] for _ in self.columns]
+        for row in rows:
+            for array, value in zip(arrays, row, strict=True):
+                array.append(value)
+        return {
+            f"{self.name}_{column}": array
+            for column, array in zip(self.columns, arrays, strict=True)
+        }
 
 
 @lru_cache(maxsize=256)
@@ -157,6 +201,40 @@ def _insert_sql(
     if returning:
         sql += " RETURNING " + ", ".join(quote(name) for name in returning)
     return sql
+
+
+@lru_cache(maxsize=64)
+def _insert_unnest_sql(
+    dialect: Dialect, table: sa.Table, columns: tuple[str, ...], returning: tuple[str, ...]
+) -> str:
+    """PostgreSQL: INSERT ... SELECT * FROM unnest(one array per column) RETURNING ...
+
+    The same text for any number of rows, so psycopg parses it once and
+    PostgreSQL can prepare it; a multi-row VALUES of 500 rows x 14 columns was
+    re-parsed placeholder by placeholder on every batch (client ~60-90 -> ~30 µs,
+    server ~25-35 -> ~20 µs per row).
+    """
+    quote = dialect.identifier_preparer.quote
+    for name in columns + returning:
+        if name not in table.c:
+            raise ValueError(f"table {table.name} has no column {name!r}")
+    mark = _placeholder(dialect)
+    arrays = ", ".join(f"{mark}::{_element_type(dialect, table.c[name])}[]" for name in columns)
+    # Identifiers and types come from chfw's own table metadata; values are all bound.
+    sql = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "  # noqa: S608
+        f"({', '.join(quote(name) for name in columns)}) SELECT * FROM unnest({arrays})"
+    )
+    if returning:
+        sql += " RETURNING " + ", ".join(quote(name) for name in returning)
+    return sql
+
+
+def _element_type(dialect: Dialect, column: sa.Column[Any]) -> str:
+    """The column's type for an array cast, strings without their length: a cast to
+    VARCHAR(n) would cut a longer value silently, where the INSERT must refuse it."""
+    type_ = sa.String() if isinstance(column.type, sa.String) else column.type
+    return str(type_.compile(dialect=dialect))
 
 
 # Bound parameters one statement may carry: SQLite before 3.32 allowed 999,

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from chfw.domain import DeviceId, FirmwareVersion, Fuel, MeterPoint, UserId
 from chfw.estate_file import CspRegion, EstateRecord
-from chfw.store._sql import chunked, from_db_opt, insert_for, now
+from chfw.store._sql import among, chunked, from_db_opt, insert_for, now
 from chfw.store.schema import hubs, meter_points
 
 CHUNK = 5000
@@ -226,7 +226,7 @@ def lock_hubs(
             hubs.c.status,
             hubs.c.active_firmware,
             hubs.c.firmware_changed_at,
-        ).where(hubs.c.device_id.in_(by_hex))
+        ).where(among(conn, hubs.c.device_id, by_hex))
         query = query.order_by(hubs.c.device_id)
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
@@ -269,7 +269,7 @@ def meter_points_for_many(
                 meter_points.c.export_supplier,
                 meter_points.c.gas_supplier,
             )
-            .where(meter_points.c.device_id.in_(chunk))
+            .where(among(conn, meter_points.c.device_id, chunk))
             .order_by(meter_points.c.device_id, meter_points.c.identifier)
         )
         for device_hex, identifier, fuel, import_, export, gas in rows:

@@ -27,9 +27,9 @@ from chfw.domain import (
     OutcomeSource,
 )
 from chfw.exceptions import InvalidValueError, UnknownDeviceError
-from chfw.store._sql import chunked, from_db, from_db_opt, insert_for, to_db, to_db_opt
-from chfw.store.bulk import driver_time, execute_many, insert_rows_returning
-from chfw.store.schema import firmware_history, hubs
+from chfw.store._sql import among, chunked, from_db, from_db_opt, insert_for, to_db, to_db_opt
+from chfw.store.bulk import ArrayRows, driver_time, execute_many, insert_rows_returning
+from chfw.store.schema import UTC_TIME, firmware_history, hubs
 
 NOTE_MAX = 500
 E = TypeVar("E", bound=enum.Enum)
@@ -223,7 +223,7 @@ def processed_keys(conn: Connection, device_ids: Iterable[DeviceId]) -> set[tupl
                 firmware_history.c.device_id,
                 firmware_history.c.originator_counter,
                 firmware_history.c.event,
-            ).where(firmware_history.c.device_id.in_(chunk))
+            ).where(among(conn, firmware_history.c.device_id, chunk))
         )
         keys.update((row[0], row[1], row[2]) for row in rows)
     return keys
@@ -288,21 +288,32 @@ _HISTORY_COLUMNS = (
 def set_active_firmware_many(
     conn: Connection, changes: Iterable[tuple[DeviceId, FirmwareVersion, datetime]]
 ) -> None:
-    """Set several CHs' active versions in one executemany."""
+    """Set several CHs' active versions in one statement (SQLite: one executemany);
+    a CH named twice ends with its last change."""
     column = hubs.c.firmware_changed_at
-    rows = [
-        {
-            "b_device": device.hex,
-            "b_version": version.hex,
-            "b_at": driver_time(conn, column, at),
-        }
-        for device, version, at in changes
-    ]
-    execute_many(conn, _SET_ACTIVE_FIRMWARE, rows)
+    last = {
+        device.hex: (version.hex, driver_time(conn, column, at)) for device, version, at in changes
+    }
+    if conn.dialect.name == "postgresql":
+        rows = [(device, version, at) for device, (version, at) in last.items()]
+        if rows:
+            conn.execute(_SET_ACTIVE_FIRMWARE_SET, _CHANGES.params(rows))
+        return
+    execute_many(
+        conn,
+        _SET_ACTIVE_FIRMWARE,
+        [{"b_device": d, "b_version": v, "b_at": at} for d, (v, at) in last.items()],
+    )
 
 
 _SET_ACTIVE_FIRMWARE = (
     sa.update(hubs)
     .where(hubs.c.device_id == sa.bindparam("b_device"))
     .values(active_firmware=sa.bindparam("b_version"), firmware_changed_at=sa.bindparam("b_at"))
+)
+_CHANGES = ArrayRows("changes", {"device_id": sa.String(), "version": sa.String(), "at": UTC_TIME})
+_SET_ACTIVE_FIRMWARE_SET = (
+    sa.update(hubs)
+    .where(hubs.c.device_id == _CHANGES.c.device_id)
+    .values(active_firmware=_CHANGES.c.version, firmware_changed_at=_CHANGES.c.at)
 )

@@ -41,9 +41,9 @@ from sqlalchemy.engine import Connection
 from chfw.domain.values import DeviceId, UserId
 from chfw.exceptions import InvalidValueError
 from chfw.store import audit
-from chfw.store._sql import chunked, from_db, from_db_opt, to_db
-from chfw.store.bulk import driver_time, execute_many, insert_rows
-from chfw.store.schema import delivery_attempts, outbox, service_users
+from chfw.store._sql import among, chunked, from_db, from_db_opt, to_db
+from chfw.store.bulk import ArrayRows, driver_time, execute_many, insert_rows
+from chfw.store.schema import UTC_TIME, delivery_attempts, outbox, service_users
 
 AlertCode = Literal["N64", "N999"]
 State = Literal["pending", "delivered", "dead"]
@@ -341,7 +341,7 @@ def claim_due_rows(
     ids = [row.id for row in rows]
     for chunk in chunked(ids, _IN_CHUNK):
         conn.execute(
-            sa.update(outbox).where(outbox.c.id.in_(chunk)).values(lease_until=lease_until)
+            sa.update(outbox).where(among(conn, outbox.c.id, chunk)).values(lease_until=lease_until)
         )
     return rows
 
@@ -400,7 +400,7 @@ def extend_leases(conn: Connection, ids: Sequence[int], until: datetime) -> None
     for chunk in chunked(ids, _IN_CHUNK):
         conn.execute(
             sa.update(outbox)
-            .where(outbox.c.id.in_(chunk), outbox.c.state == "pending")
+            .where(among(conn, outbox.c.id, chunk), outbox.c.state == "pending")
             .values(lease_until=to_db(until))
         )
 
@@ -410,7 +410,7 @@ def release(conn: Connection, ids: Sequence[int]) -> None:
     for chunk in chunked(ids, _IN_CHUNK):
         conn.execute(
             sa.update(outbox)
-            .where(outbox.c.id.in_(chunk), outbox.c.state == "pending")
+            .where(among(conn, outbox.c.id, chunk), outbox.c.state == "pending")
             .values(lease_until=None)
         )
 
@@ -422,6 +422,18 @@ _SETTLE_DELIVERED = (
         state="delivered",
         attempts=outbox.c.attempts + 1,
         delivered_at=sa.bindparam("b_at"),
+        lease_until=None,
+        last_error=None,
+    )
+)
+_SETTLED = ArrayRows("settled", {"id": sa.BigInteger(), "at": UTC_TIME})
+_SETTLE_DELIVERED_SET = (  # PostgreSQL: every delivered row of a batch in one statement
+    sa.update(outbox)
+    .where(outbox.c.id == _SETTLED.c.id, outbox.c.state == "pending")
+    .values(
+        state="delivered",
+        attempts=outbox.c.attempts + 1,
+        delivered_at=_SETTLED.c.at,
         lease_until=None,
         last_error=None,
     )
@@ -496,7 +508,13 @@ def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
         attempts.append(
             (result.outbox_id, at, result.outcome, result.status_code, error, result.duration_ms)
         )
-    execute_many(conn, _SETTLE_DELIVERED, delivered)
+    if conn.dialect.name == "postgresql":
+        if delivered:
+            conn.execute(
+                _SETTLE_DELIVERED_SET, _SETTLED.params([(d["b_id"], d["b_at"]) for d in delivered])
+            )
+    else:
+        execute_many(conn, _SETTLE_DELIVERED, delivered)
     if retry:
         execute_many(conn, _SETTLE_RETRY, retry)
         execute_many(
@@ -567,7 +585,9 @@ def mark_dead(
 def _states_of(conn: Connection, ids: Sequence[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     for chunk in chunked(ids, _IN_CHUNK):
-        rows = conn.execute(sa.select(outbox.c.id, outbox.c.state).where(outbox.c.id.in_(chunk)))
+        rows = conn.execute(
+            sa.select(outbox.c.id, outbox.c.state).where(among(conn, outbox.c.id, chunk))
+        )
         found.update({row.id: row.state for row in rows})
     return found
 
@@ -581,7 +601,7 @@ def _change(
     for chunk in chunked(changed, _IN_CHUNK):
         conn.execute(
             sa.update(outbox)
-            .where(outbox.c.id.in_(chunk), outbox.c.state == from_state)
+            .where(among(conn, outbox.c.id, chunk), outbox.c.state == from_state)
             .values(**values)
         )
     return BulkChange(
