@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from chfw.domain import DeviceId, FirmwareVersion
 from chfw.estate_file import CspRegion
-from chfw.store import estate, inventory
+from chfw.store import bulk, estate, inventory
 from chfw.store._sql import among, from_db, to_db
 from chfw.store.bulk import (
     ArrayRows,
@@ -68,6 +68,30 @@ class TestInsertReturning:
             assert from_db(row.occurred_at) == AT + timedelta(seconds=n)
             assert from_db(row.recorded_at) == AT
             assert row.alerts_created == n % 3
+
+    def test_rows_over_several_array_statements(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # PostgreSQL sends at most _ARRAY_ROWS rows per statement: 1,201 make three.
+        monkeypatch.setattr(bulk, "_ARRAY_ROWS", 500)
+        with engine.begin() as conn:
+            rows = [_history_row(conn, n, AT) for n in range(1201)]
+            returned = insert_rows_returning(conn, firmware_history, COLUMNS, rows, ("id", *KEY))
+            at = driver_value(conn, audit_log.c.at, AT)
+            insert_rows(
+                conn,
+                audit_log,
+                ("at", "actor", "action", "detail"),
+                [
+                    (at, "ops", f"a{n}", driver_value(conn, audit_log.c.detail, {"n": n}))
+                    for n in range(1201)
+                ],
+            )
+        assert sorted(row[2] for row in returned) == sorted(str(n) for n in range(1201))
+        assert len({row[0] for row in returned}) == 1201
+        with engine.connect() as conn:
+            count = sa.select(sa.func.count()).select_from(audit_log)
+            assert conn.execute(count.where(audit_log.c.actor == "ops")).scalar() == 1201
 
     def test_times_read_back_as_sqlalchemy_would_store_them(self, engine: Engine) -> None:
         # The same moment in another zone is stored as UTC, to the microsecond.
