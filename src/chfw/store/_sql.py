@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,10 +38,16 @@ def among(
     """
     listed = list(values)
     if conn.dialect.name == "postgresql":
-        # Strings without their length: a cast to VARCHAR(n)[] would cut longer values.
-        element = sa.String() if isinstance(column.type, sa.String) else column.type
-        return column == sa.any_(sa.bindparam(None, listed, type_=postgresql.ARRAY(element)))
+        array = postgresql.ARRAY(unbounded(column.type))
+        return column == sa.any_(sa.bindparam(None, listed, type_=array))
     return column.in_(listed)
+
+
+def unbounded(type_: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
+    """``type_`` for casting an array of values: strings without their length, because a
+    cast to VARCHAR(n)[] cuts a longer value silently (a lookup would then match its
+    prefix) where the column itself refuses it."""
+    return sa.String() if isinstance(type_, sa.String) else type_
 
 
 def to_db(moment: datetime) -> datetime:

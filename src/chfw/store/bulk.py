@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import UpdateBase
 
-from chfw.store._sql import to_db_opt
+from chfw.store._sql import to_db_opt, unbounded
 
 Row = tuple[Any, ...]
 
@@ -201,20 +201,9 @@ def _insert_sql(
     rows: int,
     returning: tuple[str, ...] = (),
 ) -> str:
-    quote = dialect.identifier_preparer.quote
-    for name in columns + returning:
-        if name not in table.c:
-            raise ValueError(f"table {table.name} has no column {name!r}")
-    # Identifiers come from chfw's own table metadata, quoted; values are all bound.
     mark = _placeholder(dialect)
     one_row = "(" + ", ".join([mark] * len(columns)) + ")"
-    sql = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "  # noqa: S608
-        f"({', '.join(quote(name) for name in columns)}) VALUES " + ", ".join([one_row] * rows)
-    )
-    if returning:
-        sql += " RETURNING " + ", ".join(quote(name) for name in returning)
-    return sql
+    return _insert(dialect, table, columns, "VALUES " + ", ".join([one_row] * rows), returning)
 
 
 @lru_cache(maxsize=64)
@@ -230,16 +219,32 @@ def _insert_unnest_sql(
     history insert ~60-90 -> ~9 µs of client and ~25-35 -> ~20 µs of server
     CPU; the outbox insert (executemany) ~35 -> ~14 and ~51 -> ~37 µs.
     """
+    mark = _placeholder(dialect)
+    arrays = ", ".join(
+        f"{mark}::{unbounded(table.c[name].type).compile(dialect=dialect)}[]"
+        for name in columns
+        if name in table.c  # an unknown name is refused by _insert
+    )
+    # Types come from chfw's own table metadata; values are all bound.
+    return _insert(dialect, table, columns, f"SELECT * FROM unnest({arrays})", returning)  # noqa: S608
+
+
+def _insert(
+    dialect: Dialect,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    source: str,
+    returning: tuple[str, ...],
+) -> str:
+    """INSERT INTO table (columns) <source> [RETURNING ...], every name checked and quoted."""
     quote = dialect.identifier_preparer.quote
     for name in columns + returning:
         if name not in table.c:
             raise ValueError(f"table {table.name} has no column {name!r}")
-    mark = _placeholder(dialect)
-    arrays = ", ".join(f"{mark}::{_element_type(dialect, table.c[name])}[]" for name in columns)
-    # Identifiers and types come from chfw's own table metadata; values are all bound.
+    # Identifiers and types come from chfw's own table metadata, quoted; values are all bound.
     sql = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "  # noqa: S608
-        f"({', '.join(quote(name) for name in columns)}) SELECT * FROM unnest({arrays})"
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(quote(name) for name in columns)}) {source}"
     )
     if returning:
         sql += " RETURNING " + ", ".join(quote(name) for name in returning)
@@ -254,13 +259,6 @@ def _array_chunks(rows: Sequence[Row]) -> Iterator[tuple[list[Any], ...]]:
     at most :data:`_ARRAY_ROWS` rows at a time."""
     for start in range(0, len(rows), _ARRAY_ROWS):
         yield tuple(list(column) for column in zip(*rows[start : start + _ARRAY_ROWS], strict=True))
-
-
-def _element_type(dialect: Dialect, column: sa.Column[Any]) -> str:
-    """The column's type for an array cast, strings without their length: a cast to
-    VARCHAR(n) would cut a longer value silently, where the INSERT must refuse it."""
-    type_ = sa.String() if isinstance(column.type, sa.String) else column.type
-    return str(type_.compile(dialect=dialect))
 
 
 # Bound parameters one statement may carry: SQLite before 3.32 allowed 999,
