@@ -175,7 +175,9 @@ class TestClaim:
         settle(engine, AttemptResult(ids[0], "retry", T0, 503, "busy", None, retry_at))
         with engine.connect() as conn:
             due = {r.response_id: r.next_attempt_at for r in outbox.list_rows(conn)}
-        assert due == {"A1-1": retry_at, "A1-2": retry_at, "A1-3": retry_at, "B1-1": T0}
+        # B1-1 is still in flight: due again only when its lease runs out.
+        lease_end = T0 + timedelta(seconds=LEASE)
+        assert due == {"A1-1": retry_at, "A1-2": retry_at, "A1-3": retry_at, "B1-1": lease_end}
         # B1-1's lease has run out; of A's chain only its head is claimable.
         assert claim(engine, retry_at) == ["B1-1", "A1-1"]
 
@@ -195,10 +197,31 @@ class TestClaim:
         claim(engine)
         with engine.begin() as conn:
             outbox.extend_leases(conn, [ids[0]], T0 + timedelta(hours=1))
-            outbox.release(conn, [ids[1]])
+            outbox.release(conn, [ids[1]], T0)
+        with engine.connect() as conn:
+            due = {
+                r.response_id: (r.next_attempt_at, r.lease_until) for r in outbox.list_rows(conn)
+            }
+        assert due == {"R-1": (T0 + timedelta(hours=1),) * 2, "R-2": (T0, None)}
         assert claim(engine, T0) == ["R-2"]  # released: claimable at once
         assert claim(engine, T0 + timedelta(seconds=LEASE)) == ["R-2"]  # R-1's lease extended
         assert "R-1" in claim(engine, T0 + timedelta(hours=1))
+
+    def test_a_claim_moves_rows_out_of_the_due_range_until_the_lease_ends(
+        self, engine: Engine
+    ) -> None:
+        enqueue(engine, [alert("R-1"), alert("R-2", hub=HUB_2)], T0)
+        assert claim(engine, limit=1) == ["R-1"]
+        lease_end = T0 + timedelta(seconds=LEASE)
+        with engine.connect() as conn:
+            rows = {r.response_id: r for r in outbox.list_rows(conn)}
+            # The row in flight is not "waiting": only R-2 counts as due.
+            assert outbox.oldest_due_age(conn, T0 + timedelta(seconds=2)) == 2.0
+        assert (rows["R-1"].next_attempt_at, rows["R-1"].lease_until) == (lease_end, lease_end)
+        assert (rows["R-2"].next_attempt_at, rows["R-2"].lease_until) == (T0, None)
+        assert claim(engine, lease_end - timedelta(seconds=1)) == ["R-2"]
+        # A worker that died: its row is claimable again exactly when the lease ends.
+        assert claim(engine, lease_end) == ["R-1"]
 
 
 class TestSettle:
@@ -230,6 +253,10 @@ class TestSettle:
             assert list(outcomes) == ["delivered", "retry", "rejected", "dead"]
         assert retrying is not None
         assert retrying.row.next_attempt_at == later
+        with engine.connect() as conn:
+            finished = {r.id: r.next_attempt_at for r in outbox.list_rows(conn) if r.id != ids[1]}
+        # Finished rows keep their last attempt's time, not the lease's end set at the claim.
+        assert finished == {ids[0]: T0, ids[2]: T0, ids[3]: T0}
         assert retrying.row.lease_until is None
         assert retrying.row.last_error == "busy"
         (attempt,) = retrying.attempts

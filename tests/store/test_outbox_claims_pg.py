@@ -194,3 +194,30 @@ class TestManyClaimers:
         for outbox_id in delivered:
             by_chain.setdefault(chain_of[outbox_id], []).append(outbox_id)
         assert all(seq == sorted(seq) for seq in by_chain.values())
+
+
+class TestClaimPlans:
+    """A claim is planned for the outbox as it is now, never from a plan kept since it was empty."""
+
+    def test_claims_are_never_run_from_a_generic_plan(self, pg_database_url: str) -> None:
+        # psycopg prepares a statement from its fifth run; PostgreSQL may then switch the
+        # prepared statement to one generic plan, made while this outbox holds a handful of
+        # rows. Count the plans the claim statement got in this session.
+        engine = create_engine_for(pg_database_url)
+        try:
+            enqueue(engine, [new_alert(f"p{n}", HUB_X) for n in range(3)])
+            with engine.connect() as conn:
+                for _ in range(12):
+                    with conn.begin():
+                        outbox.claim_due(conn, NOW, 1, 0.0)  # lease 0: claimable again at once
+                plans = conn.execute(
+                    sa.text(
+                        "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                        " WHERE statement LIKE '%FOR UPDATE OF outbox SKIP LOCKED%'"
+                    )
+                ).all()
+        finally:
+            engine.dispose()
+        assert plans, "the claim was not prepared: this test no longer sees its plans"
+        assert [generic for generic, _ in plans] == [0] * len(plans)
+        assert sum(custom for _, custom in plans) >= 7

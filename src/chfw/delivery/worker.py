@@ -281,7 +281,7 @@ class Worker:
                 await self._flush()
             if self._unstarted:
                 ids, self._unstarted = self._unstarted, []
-                await self._write(store.release, ids)
+                await self._write(store.release, ids, self._clock())
                 self._unsettled.difference_update(ids)
                 self._stats.released += len(ids)
         except sa.exc.DBAPIError as exc:

@@ -34,7 +34,7 @@ from chfw.receiver import pilots
 from chfw.sim.estate import SimHub, SyntheticEstate, generate_estate
 from chfw.sim.poster import post_wave
 from chfw.sim.wave import InventoryStart, Wave, generate_wave
-from chfw.store import csps, estate, outbox, users
+from chfw.store import backlog, csps, estate, users
 from chfw.store._sql import chunked
 from chfw.store.engine import create_engine_for, reading
 from chfw.store.schema import hubs
@@ -331,10 +331,20 @@ def _prepared(wave: Wave) -> Iterable[str]:
     return list(payloads) if wave.ground_truth.messages <= PREPARE_LIMIT else payloads
 
 
+_COUNT_ALL = 2**62  # pending_up_to's cap when every pending row should be counted
+
+
 def _drain(
     engine: sa.Engine, wave: Wave, services: ServiceGroup, timeout: float, console: Console
 ) -> float:
-    """Wait until no alert is pending (delivered or dead); returns the seconds waited."""
+    """Wait until no alert is pending (delivered or dead); returns the seconds waited.
+
+    Polls only the pending rows (an index range that shrinks as the wave drains):
+    counting every state scans the whole outbox, documents and all, and on
+    PostgreSQL that took ~145 ms of the server's CPU twice a second while the
+    workers it measures were still delivering. Progress is the wave's expected
+    alerts less those pending; the summary counts them exactly afterwards.
+    """
     expected = sum(wave.ground_truth.alerts.values())
     started = time.monotonic()
     with Progress(
@@ -348,16 +358,15 @@ def _drain(
         task = progress.add_task("drain", total=expected)
         while True:
             with reading(engine) as conn:
-                counts = outbox.counts(conn)
-            done = counts["delivered"] + counts["dead"]
-            progress.update(task, completed=done)
-            if counts["pending"] == 0:
+                pending = backlog.pending_up_to(conn, _COUNT_ALL)
+            progress.update(task, completed=max(0, expected - pending))
+            if pending == 0:
                 return time.monotonic() - started
             services.check_alive()
             if time.monotonic() - started > timeout:
                 raise DemoError(
                     f"the outbox did not drain within {timeout:.0f}s "
-                    f"({counts['pending']} pending); see the worker logs in {services.log_dir}"
+                    f"({pending} pending); see the worker logs in {services.log_dir}"
                 )
             time.sleep(0.5)
 

@@ -15,7 +15,12 @@ without waiting on each other; on SQLite the engine begins every transaction
 with ``BEGIN IMMEDIATE``, so a claim transaction holds the write lock and is
 exclusive. A claim sets ``lease_until``; a worker that dies leaves its rows
 to be reclaimed once the lease expires (at-least-once delivery: the
-receiver dedupes on the ResponseID).
+receiver dedupes on the ResponseID). A claim also moves the row's
+``next_attempt_at`` to the lease's end -- when it could be claimed again --
+so rows in flight leave the claim query's due range: otherwise every claim
+walks (and fetches from the heap) every leased row ahead of the first free
+one, a cost that grows with the rows in flight and with the number of
+workers (measured: 1,700 leased rows skipped, 3.4 of a claim's 5.1 ms).
 
 Order per (CH, user): a row is claimable only when no earlier row (smaller
 id) for the same CH and user is still pending, so a later alert waits while
@@ -261,6 +266,15 @@ _ENQUEUE_COLUMNS = (
 )
 
 
+# psycopg prepares a statement run five times, and PostgreSQL may then keep one generic
+# plan for it, planned once. A worker's first claims meet a nearly empty outbox, where
+# every access path costs the same; the plan kept from then checked each candidate's
+# per-CH order by scanning every pending row (measured: 0.4-1.2 s a claim, 340 alerts/s,
+# until an ANALYZE invalidated it). Planned afresh, a claim costs ~1 ms more and its plan
+# follows the table's size. SET LOCAL: for the claim's transaction only.
+_PLAN_EACH_CLAIM = "SET LOCAL plan_cache_mode = force_custom_plan"
+
+
 def claim_due(
     conn: Connection,
     now: datetime,
@@ -334,6 +348,7 @@ def claim_due_rows(
         query = query.where(outbox.c.user_id.not_in(sorted(exclude_users)))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=outbox)
+        conn.exec_driver_sql(_PLAN_EACH_CLAIM)
     rows = conn.execute(query).all()
     if not rows:
         return []
@@ -341,7 +356,9 @@ def claim_due_rows(
     ids = [row.id for row in rows]
     for chunk in chunked(ids, _IN_CHUNK):
         conn.execute(
-            sa.update(outbox).where(among(conn, outbox.c.id, chunk)).values(lease_until=lease_until)
+            sa.update(outbox)
+            .where(among(conn, outbox.c.id, chunk))
+            .values(lease_until=lease_until, next_attempt_at=lease_until)
         )
     return rows
 
@@ -396,22 +413,31 @@ def refresh_statistics(conn: Connection) -> None:
 
 
 def extend_leases(conn: Connection, ids: Sequence[int], until: datetime) -> None:
-    """Push the lease of rows still being worked on, so a slow endpoint does not lose them."""
+    """Push the lease of rows still being worked on, so a slow endpoint does not lose them.
+
+    ``next_attempt_at`` moves with it, as at the claim: a row in flight stays out of
+    the due range until it could be claimed again.
+    """
+    at = to_db(until)
     for chunk in chunked(ids, _IN_CHUNK):
         conn.execute(
             sa.update(outbox)
             .where(among(conn, outbox.c.id, chunk), outbox.c.state == "pending")
-            .values(lease_until=to_db(until))
+            .values(lease_until=at, next_attempt_at=at)
         )
 
 
-def release(conn: Connection, ids: Sequence[int]) -> None:
-    """Give back leases of rows a stopping worker never started, so others claim them at once."""
+def release(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    """Give back leases of rows a stopping worker never started, so others claim them at once.
+
+    They were due when claimed, so they are due again from ``now``.
+    """
+    at = to_db(now)
     for chunk in chunked(ids, _IN_CHUNK):
         conn.execute(
             sa.update(outbox)
             .where(among(conn, outbox.c.id, chunk), outbox.c.state == "pending")
-            .values(lease_until=None)
+            .values(lease_until=None, next_attempt_at=at)
         )
 
 
@@ -422,6 +448,7 @@ _SETTLE_DELIVERED = (
         state="delivered",
         attempts=outbox.c.attempts + 1,
         delivered_at=sa.bindparam("b_at"),
+        next_attempt_at=sa.bindparam("b_at"),
         lease_until=None,
         last_error=None,
     )
@@ -434,6 +461,7 @@ _SETTLE_DELIVERED_SET = (  # PostgreSQL: every delivered row of a batch in one s
         state="delivered",
         attempts=outbox.c.attempts + 1,
         delivered_at=_SETTLED.c.at,
+        next_attempt_at=_SETTLED.c.at,
         lease_until=None,
         last_error=None,
     )
@@ -470,6 +498,7 @@ _SETTLE_DEAD = (
     .values(
         state="dead",
         attempts=outbox.c.attempts + 1,
+        next_attempt_at=sa.bindparam("b_at"),
         lease_until=None,
         last_error=sa.bindparam("b_error"),
     )
@@ -481,6 +510,8 @@ def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
 
     Only pending rows change, so a late result cannot undo another worker's
     delivery or an operator's decision. Every attempt is recorded regardless.
+    A delivered or dead row's ``next_attempt_at`` becomes its last attempt's time
+    (the claim had moved it to the lease's end).
     """
     if not results:
         return
@@ -504,7 +535,7 @@ def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
                 }
             )
         else:
-            dead.append({"b_id": result.outbox_id, "b_error": error})
+            dead.append({"b_id": result.outbox_id, "b_at": at, "b_error": error})
         attempts.append(
             (result.outbox_id, at, result.outcome, result.status_code, error, result.duration_ms)
         )

@@ -119,7 +119,8 @@ intake_rejections = sa.Table(
 # One row per alert per recipient. State machine:
 #   pending --2xx--> delivered
 #   pending --400 / horizon passed--> dead --operator replay--> pending
-# A row is claimed by setting lease_until; an expired lease makes it claimable again.
+# A row is claimed by setting lease_until (and next_attempt_at to the same time, so rows
+# in flight are outside the claim's due range); an expired lease makes it claimable again.
 outbox = sa.Table(
     "outbox",
     metadata,
