@@ -18,7 +18,7 @@ from chfw.intake import create_app
 from chfw.intake.backpressure import RETRY_AFTER_SECONDS, Backlog, BacklogGate
 from chfw.processing import ActivationService
 from chfw.store import csps, outbox
-from chfw.store.backlog import pending_up_to
+from chfw.store.backlog import pending, pending_up_to
 from chfw.store.engine import create_engine_for
 from chfw.store.schema import outbox as outbox_table
 from tests.dsp import Dsp, build_dsp
@@ -77,6 +77,7 @@ class TestPendingCount:
             assert pending_up_to(conn, 100) == 3
             assert pending_up_to(conn, 2) == 2
             assert pending_up_to(conn, 0) == 0
+            assert pending(conn) == 3
 
 
 class TestGate:

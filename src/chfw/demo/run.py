@@ -331,9 +331,6 @@ def _prepared(wave: Wave) -> Iterable[str]:
     return list(payloads) if wave.ground_truth.messages <= PREPARE_LIMIT else payloads
 
 
-_COUNT_ALL = 2**62  # pending_up_to's cap when every pending row should be counted
-
-
 def _drain(
     engine: sa.Engine, wave: Wave, services: ServiceGroup, timeout: float, console: Console
 ) -> float:
@@ -358,7 +355,7 @@ def _drain(
         task = progress.add_task("drain", total=expected)
         while True:
             with reading(engine) as conn:
-                pending = backlog.pending_up_to(conn, _COUNT_ALL)
+                pending = backlog.pending(conn)
             progress.update(task, completed=max(0, expected - pending))
             if pending == 0:
                 return time.monotonic() - started
