@@ -266,13 +266,39 @@ _ENQUEUE_COLUMNS = (
 )
 
 
-# psycopg prepares a statement run five times, and PostgreSQL may then keep one generic
-# plan for it, planned once. A worker's first claims meet a nearly empty outbox, where
-# every access path costs the same; the plan kept from then checked each candidate's
-# per-CH order by scanning every pending row (measured: 0.4-1.2 s a claim, 340 alerts/s,
-# until an ANALYZE invalidated it). Planned afresh, a claim costs ~1 ms more and its plan
-# follows the table's size. SET LOCAL: for the claim's transaction only.
-_PLAN_EACH_CLAIM = "SET LOCAL plan_cache_mode = force_custom_plan"
+# A claim has one right plan at every size of outbox: walk ix_outbox_due in order from the
+# oldest due row, check each candidate's per-CH order in ix_outbox_order, stop at the
+# limit. PostgreSQL chose others from statistics that no longer held, each costing in
+# proportion to the whole backlog rather than to the claim:
+# - psycopg prepares a statement run five times and PostgreSQL may then keep one generic
+#   plan, made while the outbox was nearly empty (measured: 0.4-1.2 s a claim, 340
+#   alerts/s, until an ANALYZE invalidated it);
+# - statistics taken while every row was delivered (a quiet day before a wave) make
+#   pending rows look rare: the order check then scanned every pending row for each
+#   candidate (2.5 s for a 500-row claim with 5,845 pending), or every due row was read,
+#   documents and all, hashed and sorted to return 500 (25-50 ms in a 23,000-alert wave).
+# So the claim's transaction turns off the plan cache and the plan shapes that read a
+# whole range (SET LOCAL: nothing else is affected), and the order check's state test
+# cannot use an index (see _still_pending). The planner also has fewer plans to cost:
+# ~0.5 ms instead of ~2 ms of planning a claim.
+_PIN_CLAIM_PLAN = (
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),"
+    " set_config('enable_seqscan', 'off', true),"
+    " set_config('enable_bitmapscan', 'off', true),"
+    " set_config('enable_sort', 'off', true),"
+    " set_config('enable_hashjoin', 'off', true),"
+    " set_config('enable_mergejoin', 'off', true)"
+)
+
+
+def _still_pending(table: sa.FromClause) -> sa.ColumnElement[bool]:
+    """``state = 'pending'`` as a filter only: ``state || ''`` matches no index.
+
+    For a row found by its id or its (CH, user). Left indexable, the test lets a
+    planner whose statistics say pending rows are rare read them all through
+    ``ix_outbox_due`` instead -- every pending row, once per row looked up.
+    """
+    return table.c.state.concat(sa.literal_column("''")) == "pending"
 
 
 def claim_due(
@@ -312,7 +338,7 @@ def claim_due_rows(
         .where(
             earlier.c.device_id == outbox.c.device_id,
             earlier.c.user_id == outbox.c.user_id,
-            earlier.c.state == "pending",
+            _still_pending(earlier),
             earlier.c.id < outbox.c.id,
         )
         .exists()
@@ -348,7 +374,7 @@ def claim_due_rows(
         query = query.where(outbox.c.user_id.not_in(sorted(exclude_users)))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=outbox)
-        conn.exec_driver_sql(_PLAN_EACH_CLAIM)
+        conn.exec_driver_sql(_PIN_CLAIM_PLAN)
     rows = conn.execute(query).all()
     if not rows:
         return []
@@ -422,7 +448,7 @@ def extend_leases(conn: Connection, ids: Sequence[int], until: datetime) -> None
     for chunk in chunked(ids, _IN_CHUNK):
         conn.execute(
             sa.update(outbox)
-            .where(among(conn, outbox.c.id, chunk), outbox.c.state == "pending")
+            .where(among(conn, outbox.c.id, chunk), _still_pending(outbox))
             .values(lease_until=at, next_attempt_at=at)
         )
 
@@ -436,14 +462,14 @@ def release(conn: Connection, ids: Sequence[int], now: datetime) -> None:
     for chunk in chunked(ids, _IN_CHUNK):
         conn.execute(
             sa.update(outbox)
-            .where(among(conn, outbox.c.id, chunk), outbox.c.state == "pending")
+            .where(among(conn, outbox.c.id, chunk), _still_pending(outbox))
             .values(lease_until=None, next_attempt_at=at)
         )
 
 
 _SETTLE_DELIVERED = (
     sa.update(outbox)
-    .where(outbox.c.id == sa.bindparam("b_id"), outbox.c.state == "pending")
+    .where(outbox.c.id == sa.bindparam("b_id"), _still_pending(outbox))
     .values(
         state="delivered",
         attempts=outbox.c.attempts + 1,
@@ -456,7 +482,7 @@ _SETTLE_DELIVERED = (
 _SETTLED = ArrayRows("settled", {"id": sa.BigInteger(), "at": UTC_TIME})
 _SETTLE_DELIVERED_SET = (  # PostgreSQL: every delivered row of a batch in one statement
     sa.update(outbox)
-    .where(outbox.c.id == _SETTLED.c.id, outbox.c.state == "pending")
+    .where(outbox.c.id == _SETTLED.c.id, _still_pending(outbox))
     .values(
         state="delivered",
         attempts=outbox.c.attempts + 1,
@@ -468,7 +494,7 @@ _SETTLE_DELIVERED_SET = (  # PostgreSQL: every delivered row of a batch in one s
 )
 _SETTLE_RETRY = (
     sa.update(outbox)
-    .where(outbox.c.id == sa.bindparam("b_id"), outbox.c.state == "pending")
+    .where(outbox.c.id == sa.bindparam("b_id"), _still_pending(outbox))
     .values(
         attempts=outbox.c.attempts + 1,
         next_attempt_at=sa.bindparam("b_next"),
@@ -482,7 +508,7 @@ _head = outbox.alias("head")
 _HOLD_FOLLOWERS = (
     sa.update(outbox)
     .where(
-        outbox.c.state == "pending",
+        _still_pending(outbox),
         outbox.c.device_id
         == sa.select(_head.c.device_id).where(_head.c.id == sa.bindparam("b_id")).scalar_subquery(),
         outbox.c.user_id
@@ -494,7 +520,7 @@ _HOLD_FOLLOWERS = (
 )
 _SETTLE_DEAD = (
     sa.update(outbox)
-    .where(outbox.c.id == sa.bindparam("b_id"), outbox.c.state == "pending")
+    .where(outbox.c.id == sa.bindparam("b_id"), _still_pending(outbox))
     .values(
         state="dead",
         attempts=outbox.c.attempts + 1,
