@@ -8,8 +8,13 @@ samples delivered count and each worker's RSS every few seconds.
 Reports, in one run: drain rate of a small backlog (the "empty queue" baseline),
 drain rate of the large backlog, their ratio, and worker RSS (first, max, last).
 
+With --stale-statistics (PostgreSQL), the outbox is ANALYZEd once the small
+backlog is delivered, as autovacuum would on a quiet day: the large backlog is
+then claimed under statistics that say pending rows are rare (a wave after a
+quiet spell).
+
 Run: .venv/bin/python bench/bench_backlog.py [--alerts 1000000] [--small 20000]
-     [--workers 1] [--database-url postgresql://...] [--json FILE]
+     [--workers 1] [--stale-statistics] [--database-url postgresql://...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -188,6 +193,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--database-url", default=os.environ.get("CHFW_BENCH_DATABASE_URL"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--stale-statistics",
+        action="store_true",
+        help="ANALYZE the outbox between the two backlogs, while every row is delivered",
+    )
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'backlog.db'}"
     upgrade(url)
@@ -205,6 +215,10 @@ def main() -> None:
                 )
         fill(engine, args.small, 0)
         small = drain(engine, args.small, args.small, args.workers, env)
+        if args.stale_statistics and engine.dialect.name == "postgresql":
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE outbox SET (autovacuum_enabled = false)")
+                conn.exec_driver_sql("ANALYZE outbox")
         fill_seconds = fill(engine, args.alerts, args.small)
         large = drain(engine, args.small + args.alerts, args.alerts, args.workers, env)
     finally:
@@ -213,6 +227,7 @@ def main() -> None:
     result = {
         "backend": engine.dialect.name,
         "workers": args.workers,
+        "stale_statistics": args.stale_statistics,
         "fill_seconds": round(fill_seconds, 1),
         "small_backlog": small,
         "large_backlog": large,
