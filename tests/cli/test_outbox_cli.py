@@ -139,7 +139,7 @@ class TestShow:
     def test_unknown(self, cli: CliDb, rows: list[int]) -> None:
         result = cli.invoke(app, "show", "R-404")
         assert result.exit_code == 1
-        assert "no outbox row with id or ResponseID 'R-404'" in result.stderr
+        assert "no outbox row or archived alert with id or ResponseID 'R-404'" in result.stderr
 
 
 class TestRetry:
@@ -212,6 +212,42 @@ class TestReplay:
         result = cli.invoke(app, "replay", *args)
         assert result.exit_code == 2
         assert words in result.stderr
+
+
+class TestArchive:
+    """archive moves old delivered rows away; show still finds them."""
+
+    def test_dry_run_then_archive_then_show(self, cli: CliDb, rows: list[int]) -> None:
+        dry = cli.invoke(app, "archive", "--older-than", "30", "--dry-run", "--json")
+        assert dry.exit_code == 0, dry.output
+        assert json.loads(dry.stdout)["would_move"] == 1
+        assert len(listed(cli)) == 4  # a dry run moves nothing
+
+        result = cli.invoke(app, "archive", "--older-than", "30", "--json")
+        assert result.exit_code == 0, result.output
+        moved = json.loads(result.stdout)
+        assert (moved["alerts"], moved["attempts"], moved["batches"]) == (1, 1, 1)
+        assert [r["response_id"] for r in listed(cli)] == ["R-3", "R-2", "R-1"]
+
+        shown = cli.invoke(app, "show", "R-0", "--json")
+        assert shown.exit_code == 0, shown.output
+        detail = json.loads(shown.stdout)
+        assert detail["state"] == "archived"
+        assert [a["outcome"] for a in detail["attempts_log"]] == ["delivered"]
+
+        again = cli.invoke(app, "archive", "--older-than", "30")
+        assert again.exit_code == 0, again.output
+        assert "0 delivered alert(s) and 0 attempt(s) archived" in again.stdout
+
+    def test_recent_deliveries_stay(self, cli: CliDb, rows: list[int]) -> None:
+        result = cli.invoke(app, "archive", "--older-than", "100000")
+        assert result.exit_code == 0, result.output
+        assert len(listed(cli)) == 4
+
+    def test_negative_retention_is_refused(self, cli: CliDb, rows: list[int]) -> None:
+        result = cli.invoke(app, "archive", "--older-than", "-1")
+        assert result.exit_code == 2
+        assert len(listed(cli)) == 4
 
 
 class TestDatabaseErrors:

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from chfw.cli._context import fail, run_guarded
+from chfw.cli._context import engine, fail, run_guarded
 from chfw.cli._store import transaction
 from chfw.domain import DeviceId, UserId
-from chfw.store import audit, outbox
+from chfw.store import archive, audit, outbox
+from chfw.store.errors import translated
 from chfw.store.outbox import BulkChange, OutboxDetail, OutboxRow
 
 app = typer.Typer(
-    help="The outbox of alerts: list, show, retry now, replay dead letters.",
+    help="The outbox of alerts: list, show, retry now, replay dead letters, archive.",
     no_args_is_help=True,
 )
 
@@ -129,11 +130,13 @@ def show(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Show one row: its state, every delivery attempt and the signed document."""
+    """Show one row: its state, every delivery attempt and the signed document.
+
+    Alerts moved by `chfw outbox archive` are found in the archive (state "archived")."""
     with transaction() as conn:
-        detail = outbox.get(conn, key)
+        detail = outbox.get(conn, key) or archive.get_archived(conn, key)
     if detail is None:
-        raise fail(f"no outbox row with id or ResponseID {key!r}")
+        raise fail(f"no outbox row or archived alert with id or ResponseID {key!r}")
     if as_json:
         typer.echo(json.dumps(_detail_json(detail), indent=2))
         return
@@ -213,3 +216,54 @@ def replay(
     with transaction() as conn:
         change = outbox.replay(conn, ids, audit.current_actor(), datetime.now(UTC))
     _report(change, unknown, "back to pending, due now")
+
+
+@app.command("archive")
+def archive_(
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than",
+            metavar="DAYS",
+            min=0,
+            help="Move alerts delivered more than DAYS ago (your retention period in the outbox)",
+        ),
+    ],
+    batch: Annotated[
+        int, typer.Option(min=1, help="Alerts moved per transaction")
+    ] = archive.DEFAULT_BATCH,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be moved")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+) -> None:
+    """Move old delivered alerts and their attempts to the archive tables (audited).
+
+    Pending and dead alerts stay. Safe to run while workers deliver, and to
+    interrupt: each batch moves in one transaction, and the next run carries on.
+    """
+    now = datetime.now(UTC)
+    before = now - timedelta(days=older_than)
+    if dry_run:
+        with transaction() as conn:
+            count = archive.archivable(conn, before)
+        result: dict[str, Any] = {"delivered_before": before.isoformat(), "would_move": count}
+        typer.echo(json.dumps(result) if as_json else f"{count} delivered alert(s) to archive")
+        return
+    with run_guarded(), translated():
+        moved = archive.archive_delivered(
+            engine(), before, now, actor=audit.current_actor(), batch=batch
+        )
+    result = {
+        "delivered_before": before.isoformat(),
+        "alerts": moved.alerts,
+        "attempts": moved.attempts,
+        "batches": moved.batches,
+    }
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(
+            f"{moved.alerts} delivered alert(s) and {moved.attempts} attempt(s) archived "
+            f"(delivered before {before:%Y-%m-%d %H:%M:%S} UTC)"
+        )

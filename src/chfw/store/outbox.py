@@ -5,7 +5,7 @@ State machine (see ``schema.outbox``)::
     pending --2xx--> delivered
     pending --400 / retry horizon passed--> dead --operator replay--> pending
 
-Rows never vanish here: delivered rows stay (archival is a separate concern).
+Rows never vanish here: delivered rows stay until ``chfw.store.archive`` moves old ones out.
 "Retrying" is not a state of its own but a view: a pending row with
 ``attempts > 0``; every count below keeps ``retrying`` inside ``pending``.
 

@@ -159,6 +159,42 @@ delivery_attempts = sa.Table(
     sa.Index("ix_delivery_attempts_outbox_id", "outbox_id"),
 )
 
+# Delivered alerts moved out of the outbox after the retention period (`chfw outbox
+# archive`), so the outbox holds only what is moving and the recent past: its indexes stay
+# the size of the working set, and nothing else in it changes. Rows keep their outbox id.
+outbox_archive = sa.Table(
+    "outbox_archive",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("response_id", sa.String(80), nullable=False, unique=True),
+    sa.Column("user_id", EUI64, nullable=False),
+    sa.Column("device_id", EUI64, nullable=False),
+    sa.Column("alert_code", sa.String(8), nullable=False),
+    sa.Column("duis_version", sa.String(8), nullable=False),
+    sa.Column("firmware_version", sa.String(64), nullable=True),
+    sa.Column("history_id", sa.BigInteger, nullable=True),
+    sa.Column("document", sa.LargeBinary, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("delivered_at", UTC_TIME, nullable=False),
+    sa.Column("archived_at", UTC_TIME, nullable=False),
+    sa.Index("ix_outbox_archive_device_id", "device_id", "id"),
+    sa.Index("ix_outbox_archive_delivered_at", "delivered_at"),
+)
+
+delivery_attempts_archive = sa.Table(
+    "delivery_attempts_archive",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("outbox_id", sa.BigInteger, nullable=False),
+    sa.Column("attempted_at", UTC_TIME, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(1000), nullable=True),
+    sa.Column("duration_ms", sa.Float, nullable=True),
+    sa.Index("ix_delivery_attempts_archive_outbox_id", "outbox_id"),
+)
+
 # Block allocation of never-repeating counters (e.g. ResponseID counters).
 counters = sa.Table(
     "counters",
