@@ -21,7 +21,9 @@ any number of them; their work is all in the outbox and the attempt log, so
 the intake reports it from there and the figures are right however many
 workers run, with nothing to aggregate and nothing lost when a worker
 restarts. A scrape costs a few aggregate queries, so results are kept for
-``min_interval`` seconds (5 by default):
+``min_interval`` seconds (5 by default), or ten times as long as the last read
+took if that is longer (:class:`chfw.recent.Recent`: a read that takes 2 s over
+a big outbox is made at most every 20 s), one read at a time:
 
 - ``chfw_outbox_alerts{alert_code,user_id,state}`` -- state waiting (pending, never tried),
   retrying (pending, tried), delivered, dead
@@ -38,7 +40,6 @@ restarts. A scrape costs a few aggregate queries, so results are kept for
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime
@@ -67,6 +68,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from chfw.processing import BatchTally
+from chfw.recent import Recent
 from chfw.store import outbox, stats
 from chfw.store.engine import reading
 
@@ -216,23 +218,6 @@ class _Middleware:
         await self._app(scope, receive, send)
 
 
-class _Cached:
-    """The last collected families, reused for ``min_interval`` seconds (scrapes are cheap)."""
-
-    def __init__(self, min_interval: float) -> None:
-        self.min_interval = min_interval
-        self._lock = threading.Lock()
-        self._at = -float("inf")
-        self._families: list[Metric] = []
-
-    def get(self, read: Callable[[], list[Metric]]) -> list[Metric]:
-        with self._lock:
-            if time.monotonic() - self._at >= self.min_interval:
-                self._families = read()
-                self._at = time.monotonic()
-            return self._families
-
-
 def _database_up(up: bool) -> GaugeMetricFamily:
     return GaugeMetricFamily(
         "chfw_metrics_database_up",
@@ -253,10 +238,10 @@ class OutboxCollector(Collector):
     ) -> None:
         self.engine = engine
         self.clock = clock
-        self._cache = _Cached(min_interval)
+        self._cache: Recent[list[Metric]] = Recent(min_interval)
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._cache.get(self._read)
+        yield from self._cache.get("families", self._read)
 
     def _read(self) -> list[Metric]:
         now = self.clock()
@@ -392,10 +377,10 @@ class BackOfficeCollector(Collector):
 
     def __init__(self, engine: Engine, *, min_interval: float = 5.0) -> None:
         self.engine = engine
-        self._cache = _Cached(min_interval)
+        self._cache: Recent[list[Metric]] = Recent(min_interval)
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._cache.get(self._read)
+        yield from self._cache.get("families", self._read)
 
     def _read(self) -> list[Metric]:
         from chfw.receiver import backoffice

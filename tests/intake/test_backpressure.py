@@ -124,9 +124,7 @@ def dsp(engine: Engine) -> Iterator[Dsp]:
 
 def intake(dsp: Dsp, limit: int, service: ActivationService | None = None) -> object:
     service = service or dsp.service
-    # Counted afresh on every request: with the default cost_factor a count that took
-    # 50 ms on a loaded machine would be reused for 0.5 s, and the test would race it.
-    gate = BacklogGate(service.engine, limit, min_interval=0, cost_factor=0)
+    gate = BacklogGate(service.engine, limit, min_interval=0)  # counted afresh every request
     return create_app(Settings(intake_max_backlog=limit), service, backlog=gate)
 
 

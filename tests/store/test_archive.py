@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from chfw.domain import DeviceId
 from chfw.exceptions import InvalidValueError
-from chfw.store import archive, audit, outbox
+from chfw.store import archive, audit, outbox, stats
 from chfw.store.outbox import AttemptResult
 from chfw.store.schema import delivery_attempts, delivery_attempts_archive, outbox_archive
 from tests.delivery.helpers import HUB_1, HUB_2, SUPPLIER_A, SUPPLIER_B, alert, enqueue
@@ -84,6 +84,8 @@ class TestArchive:
             (entry,) = audit.list_recent(conn)
         assert sorted(left) == sorted([mixed[2], mixed[4]])
         assert moved == [(mixed[0], "retry"), (mixed[1], "delivered"), (mixed[0], "delivered")]
+        with engine.connect() as conn:
+            assert stats.attempts_by_outcome(conn) == {"retry": 1, "delivered": 3, "rejected": 1}
         assert (entry.actor, entry.action) == ("ops", "outbox.archive")
         assert entry.detail["alerts"] == 2
         assert entry.detail["attempts"] == 3
@@ -133,6 +135,8 @@ class TestArchive:
         assert archived(engine) == [f"R{n}" for n in range(12)]
         again = archive.archive_delivered(engine, CUTOFF, LATER, actor="ops", batch=5)
         assert (again.alerts, again.batches) == (0, 0)
+        with engine.connect() as conn:  # all-time counts add up across batches and runs
+            assert stats.attempts_by_outcome(conn) == {"delivered": 12}
 
     def test_a_failed_batch_moves_nothing(self, engine: Engine, mixed: list[int]) -> None:
         moved: list[tuple[int, int]] = []

@@ -15,13 +15,13 @@ Other requests use the last value meanwhile.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from chfw.recent import Recent
 from chfw.store.backlog import pending_up_to
 from chfw.store.engine import reading
 
@@ -55,12 +55,7 @@ class BacklogGate:
     ) -> None:
         self.engine = engine
         self.limit = limit
-        self.min_interval = min_interval
-        self.cost_factor = cost_factor
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._last: Backlog | None = None
-        self._next_refresh = 0.0
+        self._recent: Recent[Backlog] = Recent(min_interval, clock, cost_factor=cost_factor)
 
     def current(self) -> Backlog:
         """The backlog, counted again if the cached value is due for a refresh.
@@ -70,22 +65,8 @@ class BacklogGate:
         """
         if self.limit <= 0:
             return Backlog(0, 0)
-        last = self._last
-        if last is not None and self.clock() < self._next_refresh:
-            return last
-        # One refresher at a time; the others answer from the last count, if there is one.
-        if not self._lock.acquire(blocking=last is None):
-            assert last is not None
-            return last
-        try:
-            if self._last is not None and self.clock() < self._next_refresh:
-                return self._last  # refreshed by another thread while this one waited
-            started = self.clock()
-            with reading(self.engine) as conn:
-                pending = pending_up_to(conn, self.limit + 1)
-            took = self.clock() - started
-            self._last = Backlog(pending, self.limit)
-            self._next_refresh = started + max(self.min_interval, took * self.cost_factor)
-            return self._last
-        finally:
-            self._lock.release()
+        return self._recent.get("backlog", self._count)
+
+    def _count(self) -> Backlog:
+        with reading(self.engine) as conn:
+            return Backlog(pending_up_to(conn, self.limit + 1), self.limit)

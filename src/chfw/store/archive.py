@@ -24,10 +24,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from chfw.exceptions import InvalidValueError
 from chfw.store import audit
-from chfw.store._sql import among, chunked, from_db, to_db
+from chfw.store._sql import among, chunked, from_db, insert_for, to_db
 from chfw.store.outbox import AttemptRow, OutboxDetail, OutboxRow
 from chfw.store.schema import (
     UTC_TIME,
+    archived_attempt_totals,
     delivery_attempts,
     delivery_attempts_archive,
     outbox,
@@ -105,7 +106,7 @@ def archive_batch(conn: Connection, before: datetime, now: datetime, limit: int)
                 ),
             )
         )
-        moved = conn.execute(
+        conn.execute(
             sa.insert(delivery_attempts_archive).from_select(
                 _ATTEMPT_COLUMNS,
                 sa.select(*delivery_attempts.c).where(
@@ -113,7 +114,7 @@ def archive_batch(conn: Connection, before: datetime, now: datetime, limit: int)
                 ),
             )
         )
-        attempts += moved.rowcount
+        attempts += _add_to_totals(conn, chunk)
         conn.execute(
             sa.delete(delivery_attempts).where(among(conn, delivery_attempts.c.outbox_id, chunk))
         )
@@ -121,6 +122,24 @@ def archive_batch(conn: Connection, before: datetime, now: datetime, limit: int)
             sa.delete(outbox).where(among(conn, outbox.c.id, chunk), outbox.c.state == "delivered")
         )
     return len(ids), attempts
+
+
+def _add_to_totals(conn: Connection, outbox_ids: Sequence[int]) -> int:
+    """Count the attempts of ``outbox_ids`` into the archived totals; how many there were."""
+    by_outcome = conn.execute(
+        sa.select(delivery_attempts.c.outcome, sa.func.count())
+        .where(among(conn, delivery_attempts.c.outbox_id, outbox_ids))
+        .group_by(delivery_attempts.c.outcome)
+    ).all()
+    for outcome, count in by_outcome:
+        insert = insert_for(conn, archived_attempt_totals).values(outcome=outcome, count=count)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[archived_attempt_totals.c.outcome],
+                set_={"count": archived_attempt_totals.c.count + insert.excluded.count},
+            )
+        )
+    return sum(int(count) for _, count in by_outcome)
 
 
 def archive_delivered(

@@ -195,6 +195,15 @@ delivery_attempts_archive = sa.Table(
     sa.Index("ix_delivery_attempts_archive_outbox_id", "outbox_id"),
 )
 
+# Attempts moved to the archive, by outcome: chfw_delivery_attempts_total counts every
+# attempt ever made, so it must not fall when the archiver moves some out.
+archived_attempt_totals = sa.Table(
+    "archived_attempt_totals",
+    metadata,
+    sa.Column("outcome", sa.String(16), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
 # Block allocation of never-repeating counters (e.g. ResponseID counters).
 counters = sa.Table(
     "counters",

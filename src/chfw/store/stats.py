@@ -23,7 +23,14 @@ from sqlalchemy.engine import Connection
 
 from chfw.domain import ActivationResult
 from chfw.store._sql import from_db, to_db
-from chfw.store.schema import audit_log, delivery_attempts, firmware_history, outbox, service_users
+from chfw.store.schema import (
+    archived_attempt_totals,
+    audit_log,
+    delivery_attempts,
+    firmware_history,
+    outbox,
+    service_users,
+)
 
 #: The outcome categories of the timeline, in legend order. ``pending``: future-dated
 #: activations accepted whose outcome alert has not come yet.
@@ -233,13 +240,17 @@ def delivery_health(
 
 
 def attempts_by_outcome(conn: Connection) -> dict[str, int]:
-    """Every delivery attempt ever recorded, by outcome (delivered, retry, rejected, dead)."""
+    """Every delivery attempt ever recorded, by outcome (delivered, retry, rejected, dead),
+    archived ones included."""
     rows = conn.execute(
         sa.select(delivery_attempts.c.outcome, sa.func.count()).group_by(
             delivery_attempts.c.outcome
         )
     )
-    return {str(outcome): int(n) for outcome, n in rows}
+    found = {str(outcome): int(n) for outcome, n in rows}
+    for outcome, n in conn.execute(sa.select(archived_attempt_totals)):
+        found[outcome] = found.get(outcome, 0) + int(n)
+    return found
 
 
 # --- a CH's alerts ----------------------------------------------------------------------------

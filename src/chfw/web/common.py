@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
-from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -25,37 +22,6 @@ from chfw.web.html import SECURITY_HEADERS, Html, esc, html_response, page
 log = structlog.get_logger("chfw.web")
 
 V = TypeVar("V")
-
-
-class Recent(Generic[V]):
-    """Values read in the last ``seconds``, by key: many viewers polling cost one read.
-
-    The dashboards' figures are aggregates over the whole estate and outbox;
-    every open tab polls every 3 s, so they are read at most once per
-    ``seconds`` per key (a page's query), whatever the number of tabs.
-    """
-
-    def __init__(
-        self, seconds: float, clock: Callable[[], float] = time.monotonic, size: int = 64
-    ) -> None:
-        self.seconds = seconds
-        self._clock = clock
-        self._size = size
-        self._lock = threading.Lock()
-        self._values: dict[Hashable, tuple[float, V]] = {}
-
-    def get(self, key: Hashable, read: Callable[[], V]) -> V:
-        now = self._clock()
-        with self._lock:
-            found = self._values.get(key)
-        if found is not None and now - found[0] < self.seconds:
-            return found[1]
-        value = read()
-        with self._lock:
-            if len(self._values) >= self._size:
-                self._values.clear()
-            self._values[key] = (now, value)
-        return value
 
 
 def install_login_redirect(app: FastAPI) -> None:

@@ -25,10 +25,10 @@ from starlette.concurrency import run_in_threadpool
 
 from chfw.domain import DeviceId
 from chfw.exceptions import InvalidValueError
+from chfw.recent import Recent
 from chfw.store.engine import reading
 from chfw.web.auth import DashboardAuth, Viewer, read_form
 from chfw.web.common import (
-    Recent,
     base_router,
     fingerprint,
     install_login_redirect,

@@ -22,11 +22,11 @@ from sqlalchemy.engine import Connection, Engine
 from chfw.domain import FirmwareVersion
 from chfw.exceptions import InvalidValueError
 from chfw.receiver import backoffice, pilots, readiness
+from chfw.recent import Recent
 from chfw.store.engine import reading
 from chfw.web import svg
 from chfw.web.auth import DashboardAuth, Viewer
 from chfw.web.common import (
-    Recent,
     base_router,
     fingerprint,
     install_login_redirect,

@@ -5,7 +5,8 @@ never change again, but every one of them keeps entries in the outbox's
 indexes and is read by anything that counts or lists the outbox. Moving those
 past the retention period into these tables keeps the outbox the size of the
 work in hand; the archive keeps each alert's signed document and attempts, so
-"was this alert delivered, when, to whom" can still be answered.
+"was this alert delivered, when, to whom" can still be answered. The attempts
+moved are also counted by outcome, so the all-time attempt counts stay whole.
 
 Revision ID: 0005
 Revises: 0004
@@ -60,8 +61,15 @@ def upgrade() -> None:
     op.create_index(
         "ix_delivery_attempts_archive_outbox_id", "delivery_attempts_archive", ["outbox_id"]
     )
+    op.create_table(
+        "archived_attempt_totals",
+        sa.Column("outcome", sa.String(16), nullable=False),
+        sa.Column("count", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("outcome", name="pk_archived_attempt_totals"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("archived_attempt_totals")
     op.drop_table("delivery_attempts_archive")
     op.drop_table("outbox_archive")
