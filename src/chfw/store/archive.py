@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from chfw.exceptions import InvalidValueError
 from chfw.store import audit
 from chfw.store._sql import among, chunked, from_db, insert_for, to_db
-from chfw.store.outbox import AttemptRow, OutboxDetail, OutboxRow
+from chfw.store.outbox import OutboxDetail, OutboxRow, attempt_rows
 from chfw.store.schema import (
     UTC_TIME,
     archived_attempt_totals,
@@ -218,14 +218,5 @@ def get_archived(conn: Connection, key: int | str) -> OutboxDetail | None:
             document_size=len(row.document),
         ),
         document=bytes(row.document),
-        attempts=tuple(
-            AttemptRow(
-                attempted_at=from_db(a.attempted_at),
-                outcome=a.outcome,
-                status_code=a.status_code,
-                error=a.error,
-                duration_ms=a.duration_ms,
-            )
-            for a in attempts
-        ),
+        attempts=attempt_rows(attempts),
     )

@@ -35,7 +35,7 @@ Times go in and come out timezone-aware, stored as UTC (``store._sql``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypedDict
@@ -803,18 +803,21 @@ def get(conn: Connection, key: int | str) -> OutboxDetail | None:
         .order_by(delivery_attempts.c.id)
     )
     return OutboxDetail(
-        row=_row(row),
-        document=bytes(row.document),
-        attempts=tuple(
-            AttemptRow(
-                attempted_at=from_db(a.attempted_at),
-                outcome=a.outcome,
-                status_code=a.status_code,
-                error=a.error,
-                duration_ms=a.duration_ms,
-            )
-            for a in attempts
-        ),
+        row=_row(row), document=bytes(row.document), attempts=attempt_rows(attempts)
+    )
+
+
+def attempt_rows(rows: Iterable[Any]) -> tuple[AttemptRow, ...]:
+    """Rows of ``delivery_attempts`` (or its archive) as AttemptRows."""
+    return tuple(
+        AttemptRow(
+            attempted_at=from_db(a.attempted_at),
+            outcome=a.outcome,
+            status_code=a.status_code,
+            error=a.error,
+            duration_ms=a.duration_ms,
+        )
+        for a in rows
     )
 
 
