@@ -38,20 +38,7 @@ from chfw.store.schema import (
 DEFAULT_BATCH = 5000
 _IN_CHUNK = 900  # ids per IN (...) list on SQLite, under its bind-parameter limit
 
-_KEPT = (
-    "id",
-    "response_id",
-    "user_id",
-    "device_id",
-    "alert_code",
-    "duis_version",
-    "firmware_version",
-    "history_id",
-    "document",
-    "attempts",
-    "created_at",
-    "delivered_at",
-)
+_KEPT = tuple(c.name for c in outbox_archive.c if c.name != "archived_at")  # as in the outbox
 _ATTEMPT_COLUMNS = tuple(c.name for c in delivery_attempts.c)
 
 
