@@ -24,8 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from chfw.exceptions import InvalidValueError
 from chfw.store import audit
-from chfw.store._sql import among, chunked, from_db, insert_for, to_db
-from chfw.store.outbox import OutboxDetail, OutboxRow, attempt_rows
+from chfw.store._sql import among, chunked, insert_for, to_db
+from chfw.store.outbox import OutboxDetail, attempt_rows, row_of
 from chfw.store.schema import (
     UTC_TIME,
     archived_attempt_totals,
@@ -176,34 +176,26 @@ def get_archived(conn: Connection, key: int | str) -> OutboxDetail | None:
         where = outbox_archive.c.id == int(key)
     else:
         where = outbox_archive.c.response_id == key.strip()
-    row = conn.execute(sa.select(outbox_archive).where(where)).first()
+    a = outbox_archive.c
+    row = conn.execute(
+        sa.select(
+            *(a[name] for name in _KEPT if name not in ("document", "delivered_at")),
+            sa.literal("archived").label("state"),
+            a.delivered_at.label("next_attempt_at"),
+            sa.null().label("lease_until"),
+            a.delivered_at,
+            sa.null().label("last_error"),
+            sa.func.length(a.document).label("document_size"),
+            a.document,
+        ).where(where)
+    ).first()
     if row is None:
         return None
-    delivered_at = from_db(row.delivered_at)
     attempts = conn.execute(
         sa.select(delivery_attempts_archive)
         .where(delivery_attempts_archive.c.outbox_id == row.id)
         .order_by(delivery_attempts_archive.c.id)
     )
     return OutboxDetail(
-        row=OutboxRow(
-            id=row.id,
-            response_id=row.response_id,
-            user_id=row.user_id,
-            device_id=row.device_id,
-            alert_code=row.alert_code,
-            duis_version=row.duis_version,
-            firmware_version=row.firmware_version,
-            history_id=row.history_id,
-            state="archived",
-            attempts=row.attempts,
-            created_at=from_db(row.created_at),
-            next_attempt_at=delivered_at,
-            lease_until=None,
-            delivered_at=delivered_at,
-            last_error=None,
-            document_size=len(row.document),
-        ),
-        document=bytes(row.document),
-        attempts=attempt_rows(attempts),
+        row=row_of(row), document=bytes(row.document), attempts=attempt_rows(attempts)
     )

@@ -743,7 +743,8 @@ _ROW_COLUMNS = (
 )
 
 
-def _row(row: Any) -> OutboxRow:
+def row_of(row: Any) -> OutboxRow:
+    """A row selected with the outbox's listing columns (or the same labels) as an OutboxRow."""
     return OutboxRow(
         id=row.id,
         response_id=row.response_id,
@@ -786,7 +787,7 @@ def list_rows(
         query = query.where(outbox.c.user_id == user_id)
     if device_id is not None:
         query = query.where(outbox.c.device_id == device_id)
-    return [_row(row) for row in conn.execute(query)]
+    return [row_of(row) for row in conn.execute(query)]
 
 
 def get(conn: Connection, key: int | str) -> OutboxDetail | None:
@@ -803,7 +804,7 @@ def get(conn: Connection, key: int | str) -> OutboxDetail | None:
         .order_by(delivery_attempts.c.id)
     )
     return OutboxDetail(
-        row=_row(row), document=bytes(row.document), attempts=attempt_rows(attempts)
+        row=row_of(row), document=bytes(row.document), attempts=attempt_rows(attempts)
     )
 
 
