@@ -20,6 +20,7 @@ RUNS = [
     ("pipeline-sqlite-sink", ["bench_pipeline.py", "--hubs", "20000", "--sink"]),
     ("pipeline-sqlite-receivers", ["bench_pipeline.py", "--hubs", "10000"]),
     ("backlog-sqlite", ["bench_backlog.py", "--alerts", "200000"]),
+    ("archive-sqlite", ["bench_archive.py", "--alerts", "200000"]),
 ]
 
 
