@@ -48,6 +48,7 @@ class TestRecent:
         for key in range(10):
             recent.get(key, partial(int, key))
         assert len(recent._values) <= 4
+        assert len(recent._reading) <= 4
 
     def test_a_slow_read_is_repeated_less_often(self) -> None:
         clock = Clock()

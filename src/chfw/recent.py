@@ -62,6 +62,8 @@ class Recent(Generic[V]):
             with self._lock:
                 if len(self._values) >= self._size and key not in self._values:
                     self._values.clear()
+                    self._reading = {k: lock for k, lock in self._reading.items() if lock.locked()}
+                    self._reading[key] = reading
                 self._values[key] = (due, value)
             return value
         finally:

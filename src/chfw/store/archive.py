@@ -117,6 +117,7 @@ def _add_to_totals(conn: Connection, outbox_ids: Sequence[int]) -> int:
         sa.select(delivery_attempts.c.outcome, sa.func.count())
         .where(among(conn, delivery_attempts.c.outbox_id, outbox_ids))
         .group_by(delivery_attempts.c.outcome)
+        .order_by(delivery_attempts.c.outcome)  # one lock order for concurrent archivers
     ).all()
     for outcome, count in by_outcome:
         insert = insert_for(conn, archived_attempt_totals).values(outcome=outcome, count=count)
