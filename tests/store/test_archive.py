@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import random
 import threading
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from chfw.domain import DeviceId, UserId
+from chfw.domain import DeviceId
 from chfw.exceptions import InvalidValueError
 from chfw.store import archive, audit, outbox, stats
 from chfw.store.engine import create_engine_for
 from chfw.store.outbox import AttemptResult
 from chfw.store.schema import delivery_attempts, delivery_attempts_archive, outbox_archive
 from tests.delivery.helpers import HUB_1, HUB_2, SUPPLIER_A, SUPPLIER_B, alert, enqueue
-from tests.store.test_outbox_claims_pg import NOW, new_alert
-from tests.store.test_outbox_claims_pg import deliver as claims_deliver
-from tests.store.test_outbox_claims_pg import enqueue as claims_enqueue
+from tests.store.test_outbox_claims_pg import NOW, Race, random_alerts
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LATER = T0 + timedelta(days=40)  # "now" when archiving
@@ -183,61 +181,27 @@ class TestArchiveWhileWorkersDeliver:
     in exactly one of the outbox and the archive, each chain in order."""
 
     def test_threads_with_their_own_engines(self, pg_database_url: str) -> None:
-        rng = random.Random(9)
-        hubs = [DeviceId(bytes([0, 0xDB, 0, 0, 0, 0, 0, n])) for n in range(1, 13)]
-        users = [UserId(bytes([0x90, 0xB3, 0xD5, 0x1F, 0x30, 1, 0, n])) for n in range(1, 4)]
-        alerts = [new_alert(f"r{n:04d}", rng.choice(hubs), rng.choice(users)) for n in range(400)]
-        setup = create_engine_for(pg_database_url)
-        ids = claims_enqueue(setup, alerts)
-        chain_of = {ids[a.response_id]: (a.device_id.hex, a.user_id.hex) for a in alerts}
-        delivered: list[int] = []
-        lock = threading.Lock()
-        errors: list[BaseException] = []
+        alerts = random_alerts(9, 400)
+        race = Race(pg_database_url, alerts, 6)
         workers_done = threading.Event()
-        start = threading.Barrier(6)
         cutoff, now = NOW + timedelta(seconds=1), NOW + timedelta(seconds=2)
-
-        def work(seed: int) -> None:
-            engine = create_engine_for(pg_database_url)
-            local = random.Random(seed)
-            try:
-                start.wait()
-                idle = 0
-                while idle < 20:
-                    with engine.begin() as conn:
-                        batch = outbox.claim_due(conn, NOW, local.randint(1, 8), 3600.0)
-                    if not batch:
-                        idle += 1
-                        continue
-                    idle = 0
-                    with lock:
-                        delivered.extend(a.id for a in batch)
-                    claims_deliver(engine, [a.id for a in batch])
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                engine.dispose()
 
         def archive_away() -> None:
             engine = create_engine_for(pg_database_url)
             try:
-                start.wait()
                 while not workers_done.is_set():
                     archive.archive_delivered(engine, cutoff, now, actor="ops", batch=7)
-            except BaseException as exc:
-                errors.append(exc)
             finally:
                 engine.dispose()
 
-        workers = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
-        archivers = [threading.Thread(target=archive_away) for _ in range(2)]
-        for thread in workers + archivers:
+        archivers = [threading.Thread(target=race.guarded, args=(archive_away,)) for _ in range(2)]
+        for thread in archivers:
             thread.start()
-        for thread in workers:
-            thread.join(timeout=120)
+        race.run([partial(race.worker, seed, 8) for seed in range(4)])
         workers_done.set()
         for thread in archivers:
             thread.join(timeout=60)
+        setup = create_engine_for(pg_database_url)
         last = archive.archive_delivered(setup, cutoff, now, actor="ops")
         with setup.connect() as conn:
             left = conn.execute(sa.select(sa.func.count()).select_from(outbox.outbox)).scalar()
@@ -246,14 +210,11 @@ class TestArchiveWhileWorkersDeliver:
             runs = [e for e in audit.list_recent(conn, 10_000) if e.action == "outbox.archive"]
         setup.dispose()
 
-        assert errors == []
-        assert sorted(delivered) == sorted(ids.values())  # each claimed and delivered once
+        assert race.errors == []
+        assert sorted(race.delivered) == sorted(race.ids.values())  # each delivered once
         assert left == 0
-        assert sorted(in_archive) == sorted(ids.values())  # each archived once
+        assert sorted(in_archive) == sorted(race.ids.values())  # each archived once
         assert len(attempts) == len(alerts)
         assert sum(run.detail["alerts"] for run in runs) == len(alerts)
         assert last.alerts < len(alerts)  # the archivers did move rows while workers ran
-        by_chain: dict[tuple[str, str], list[int]] = {}
-        for outbox_id in delivered:
-            by_chain.setdefault(chain_of[outbox_id], []).append(outbox_id)
-        assert all(seq == sorted(seq) for seq in by_chain.values())
+        assert race.chains_in_order()

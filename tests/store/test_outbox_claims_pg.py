@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -136,65 +137,88 @@ class TestStagedInterleavings:
             assert claim(conn_b) == ["y1"]
 
 
+def random_alerts(seed: int, count: int) -> list[outbox.NewAlert]:
+    """``count`` alerts over 12 CHs and 3 users, so that chains interleave."""
+    rng = random.Random(seed)
+    hubs = [DeviceId(bytes([0, 0xDB, 0, 0, 0, 0, 0, n])) for n in range(1, 13)]
+    users = [UserId(bytes([0x90, 0xB3, 0xD5, 0x1F, 0x30, 1, 0, n])) for n in range(1, 4)]
+    return [new_alert(f"r{n:04d}", rng.choice(hubs), rng.choice(users)) for n in range(count)]
+
+
+class Race:
+    """Threads, each with its own engine (as separate processes have), over one outbox.
+
+    :meth:`worker` drains the outbox as ``chfw worker`` does (claim, "POST", settle)
+    until its claims keep finding nothing; any thread's exception lands in ``errors``.
+    """
+
+    def __init__(self, url: str, alerts: list[outbox.NewAlert], threads: int) -> None:
+        self.url = url
+        setup = create_engine_for(url)
+        self.ids = enqueue(setup, alerts)
+        setup.dispose()
+        self.chain_of = {self.ids[a.response_id]: (a.device_id.hex, a.user_id.hex) for a in alerts}
+        self.delivered: list[int] = []  # in the order "POSTs" completed, across all workers
+        self.errors: list[BaseException] = []
+        self.start = threading.Barrier(threads)
+        self._lock = threading.Lock()
+
+    def run(self, targets: list[Callable[[], None]], timeout: float = 120) -> None:
+        threads = [threading.Thread(target=self.guarded, args=(t,)) for t in targets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=timeout)
+
+    def guarded(self, target: Callable[[], None]) -> None:
+        try:
+            self.start.wait()
+            target()
+        except BaseException as exc:
+            self.errors.append(exc)
+
+    def worker(self, seed: int, max_batch: int = 6) -> None:
+        engine = create_engine_for(self.url)
+        local = random.Random(seed)
+        try:
+            idle = 0
+            while idle < 20:
+                with engine.begin() as conn:
+                    conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+                    batch = outbox.claim_due(conn, NOW, local.randint(1, max_batch), LEASE)
+                if not batch:
+                    idle += 1
+                    continue
+                idle = 0
+                with self._lock:
+                    self.delivered.extend(a.id for a in batch)  # the POST: before settling
+                deliver(engine, [a.id for a in batch])
+        finally:
+            engine.dispose()
+
+    def chains_in_order(self) -> bool:
+        by_chain: dict[tuple[str, str], list[int]] = {}
+        for outbox_id in self.delivered:
+            by_chain.setdefault(self.chain_of[outbox_id], []).append(outbox_id)
+        return all(seq == sorted(seq) for seq in by_chain.values())
+
+
 class TestManyClaimers:
     """Eight workers race over one outbox: each row claimed once, each chain delivered in order."""
 
     def test_threads_with_their_own_engines(self, pg_database_url: str) -> None:
-        rng = random.Random(5)
-        hubs = [DeviceId(bytes([0, 0xDB, 0, 0, 0, 0, 0, n])) for n in range(1, 13)]
-        users = [UserId(bytes([0x90, 0xB3, 0xD5, 0x1F, 0x30, 1, 0, n])) for n in range(1, 4)]
-        alerts = [new_alert(f"r{n:04d}", rng.choice(hubs), rng.choice(users)) for n in range(600)]
-        setup = create_engine_for(pg_database_url)
-        ids = enqueue(setup, alerts)
-        setup.dispose()
-        chain_of = {ids[a.response_id]: (a.device_id.hex, a.user_id.hex) for a in alerts}
-
-        claimed: list[int] = []
-        delivered: list[int] = []  # in the order "POSTs" completed, across all workers
-        lock = threading.Lock()
-        errors: list[BaseException] = []
-        start = threading.Barrier(8)
-
-        def work(seed: int) -> None:
-            engine = create_engine_for(pg_database_url)
-            local = random.Random(seed)
-            try:
-                start.wait()
-                idle = 0
-                while idle < 20:
-                    with engine.begin() as conn:
-                        conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
-                        batch = outbox.claim_due(conn, NOW, local.randint(1, 6), LEASE)
-                    if not batch:
-                        idle += 1
-                        continue
-                    idle = 0
-                    with lock:
-                        claimed.extend(a.id for a in batch)
-                        delivered.extend(a.id for a in batch)  # the POST: before settling
-                    deliver(engine, [a.id for a in batch])
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                engine.dispose()
-
-        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        alerts = random_alerts(5, 600)
+        race = Race(pg_database_url, alerts, 8)
+        race.run([partial(race.worker, seed) for seed in range(8)])
         check = create_engine_for(pg_database_url)
         with check.connect() as conn:
             counts = outbox.counts(conn)
         check.dispose()
 
-        assert errors == []
-        assert sorted(claimed) == sorted(ids.values())  # every row, none twice
+        assert race.errors == []
+        assert sorted(race.delivered) == sorted(race.ids.values())  # every row, none twice
         assert (counts["delivered"], counts["pending"]) == (len(alerts), 0)
-        by_chain: dict[tuple[str, str], list[int]] = {}
-        for outbox_id in delivered:
-            by_chain.setdefault(chain_of[outbox_id], []).append(outbox_id)
-        assert all(seq == sorted(seq) for seq in by_chain.values())
+        assert race.chains_in_order()
 
 
 class TestClaimPlans:
