@@ -25,6 +25,11 @@ def insert_for(conn: Connection, table: sa.Table) -> sqlite.Insert | postgresql.
     raise NotImplementedError(f"chfw supports SQLite and PostgreSQL, not {conn.dialect.name}")
 
 
+IN_LIST_MAX = 900
+"""Values per :func:`among` list, well under every backend's bind-parameter limit (SQLite's
+IN list takes one parameter per value)."""
+
+
 def among(
     conn: Connection, column: sa.ColumnElement[T], values: Iterable[T]
 ) -> sa.ColumnElement[bool]:

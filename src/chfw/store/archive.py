@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from chfw.exceptions import InvalidValueError
 from chfw.store import audit
-from chfw.store._sql import among, chunked, insert_for, to_db
+from chfw.store._sql import IN_LIST_MAX, among, chunked, insert_for, to_db
 from chfw.store.outbox import OutboxDetail, attempt_rows, row_of
 from chfw.store.schema import (
     UTC_TIME,
@@ -36,7 +36,6 @@ from chfw.store.schema import (
 )
 
 DEFAULT_BATCH = 5000
-_IN_CHUNK = 900  # ids per IN (...) list on SQLite, under its bind-parameter limit
 
 _KEPT = tuple(c.name for c in outbox_archive.c if c.name != "archived_at")  # as in the outbox
 _ATTEMPT_COLUMNS = tuple(c.name for c in delivery_attempts.c)
@@ -84,7 +83,7 @@ def archive_batch(conn: Connection, before: datetime, now: datetime, limit: int)
     ids: Sequence[int] = conn.execute(query).scalars().all()
     archived_at = sa.literal(to_db(now), UTC_TIME)
     attempts = 0
-    for chunk in chunked(ids, _IN_CHUNK):
+    for chunk in chunked(ids, IN_LIST_MAX):
         conn.execute(
             sa.insert(outbox_archive).from_select(
                 [*_KEPT, "archived_at"],

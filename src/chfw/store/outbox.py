@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection
 from chfw.domain.values import DeviceId, UserId
 from chfw.exceptions import InvalidValueError
 from chfw.store import audit
-from chfw.store._sql import among, chunked, from_db, from_db_opt, to_db
+from chfw.store._sql import IN_LIST_MAX, among, chunked, from_db, from_db_opt, to_db
 from chfw.store.bulk import ArrayRows, driver_time, execute_many, insert_rows
 from chfw.store.schema import UTC_TIME, delivery_attempts, outbox, service_users
 
@@ -61,7 +61,6 @@ LIST_STATES: frozenset[str] = STATES | {"retrying"}
 OUTCOMES: frozenset[str] = frozenset({"delivered", "retry", "rejected", "dead"})
 
 _ERROR_MAX = 1000  # outbox.last_error and delivery_attempts.error are String(1000)
-_IN_CHUNK = 900  # ids per IN (...) list, well under every backend's bind-parameter limit
 
 
 def _clip(text: str | None) -> str | None:
@@ -380,7 +379,7 @@ def claim_due_rows(
         return []
     lease_until = at + timedelta(seconds=lease_seconds)
     ids = [row.id for row in rows]
-    for chunk in chunked(ids, _IN_CHUNK):
+    for chunk in chunked(ids, IN_LIST_MAX):
         conn.execute(
             sa.update(outbox)
             .where(among(conn, outbox.c.id, chunk))
@@ -445,7 +444,7 @@ def extend_leases(conn: Connection, ids: Sequence[int], until: datetime) -> None
     the due range until it could be claimed again.
     """
     at = to_db(until)
-    for chunk in chunked(ids, _IN_CHUNK):
+    for chunk in chunked(ids, IN_LIST_MAX):
         conn.execute(
             sa.update(outbox)
             .where(among(conn, outbox.c.id, chunk), _still_pending(outbox))
@@ -459,7 +458,7 @@ def release(conn: Connection, ids: Sequence[int], now: datetime) -> None:
     They were due when claimed, so they are due again from ``now``.
     """
     at = to_db(now)
-    for chunk in chunked(ids, _IN_CHUNK):
+    for chunk in chunked(ids, IN_LIST_MAX):
         conn.execute(
             sa.update(outbox)
             .where(among(conn, outbox.c.id, chunk), _still_pending(outbox))
@@ -641,7 +640,7 @@ def mark_dead(
 
 def _states_of(conn: Connection, ids: Sequence[int]) -> dict[int, str]:
     found: dict[int, str] = {}
-    for chunk in chunked(ids, _IN_CHUNK):
+    for chunk in chunked(ids, IN_LIST_MAX):
         rows = conn.execute(
             sa.select(outbox.c.id, outbox.c.state).where(among(conn, outbox.c.id, chunk))
         )
@@ -655,7 +654,7 @@ def _change(
     unique = list(dict.fromkeys(ids))
     states = _states_of(conn, unique)
     changed = [i for i in unique if states.get(i) == from_state]
-    for chunk in chunked(changed, _IN_CHUNK):
+    for chunk in chunked(changed, IN_LIST_MAX):
         conn.execute(
             sa.update(outbox)
             .where(among(conn, outbox.c.id, chunk), outbox.c.state == from_state)
