@@ -13,6 +13,7 @@ from sqlalchemy import event
 from chfw.alerts import AlertBuilder
 from chfw.domain import FirmwareVersion
 from chfw.duis import bundled_schemas
+from chfw.exceptions import ConfigError
 from chfw.processing import ActivationService, Status
 from chfw.store import engine as store_engine
 from chfw.store.counters import CounterBlock
@@ -137,3 +138,77 @@ class TestOneWriterPerProcess:
             thread.join(timeout=120)
         assert errors == []
         assert [name for name in polls if name.startswith("post-")] == []
+
+
+class TestBatchesPerProcess:
+    """``intake_concurrency``: how many batches one intake process works on at once."""
+
+    @staticmethod
+    def peak_overlap(service: ActivationService, threads: int = 3) -> int:
+        """Most batches inside the service's processing at one moment, ``threads`` posting."""
+        active = peak = 0
+        lock = threading.Lock()
+        process = service._process
+
+        def tracking(payloads: Any, csp: Any) -> Any:
+            nonlocal active, peak
+            with lock:
+                active += 1
+                peak = max(peak, active)
+            try:
+                time.sleep(0.05)  # long enough for every poster to arrive meanwhile
+                return process(payloads, csp)
+            finally:
+                with lock:
+                    active -= 1
+
+        service._process = tracking  # type: ignore[method-assign]
+        barrier = threading.Barrier(threads)
+        errors: list[BaseException] = []
+
+        def post(index: int) -> None:
+            try:
+                barrier.wait(timeout=30)
+                ch = (CH1, CH2)[index % 2]
+                results = service.submit([response(ch, 100 + index)], "north")
+                assert results[0].status is Status.PROCESSED
+            except BaseException as exc:
+                errors.append(exc)
+
+        workers = [threading.Thread(target=post, args=(i,)) for i in range(threads)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(timeout=120)
+        assert errors == []
+        return peak
+
+    def service(self, engine: sa.Engine, **options: Any) -> ActivationService:
+        build_dsp(engine)
+        counter = CounterBlock(engine)
+        counter.reserve(100)
+        return ActivationService(
+            engine, AlertBuilder(DCC, SIGNER, bundled_schemas(), counter), **options
+        )
+
+    def test_one_batch_at_a_time_by_default(self, engine: sa.Engine) -> None:
+        service = self.service(engine)
+        assert service.concurrent_batches == 1
+        assert self.peak_overlap(service) == 1
+
+    def test_more_on_postgresql_when_configured(self, engine: sa.Engine) -> None:
+        service = self.service(engine, concurrent_batches=3)
+        overlap = self.peak_overlap(service)
+        if engine.dialect.name == "sqlite":  # one writer, whatever the setting
+            assert (service.concurrent_batches, overlap) == (1, 1)
+        else:
+            assert service.concurrent_batches == 3
+            assert overlap >= 2
+
+    def test_less_than_one_is_a_configuration_error(self, engine: sa.Engine) -> None:
+        with pytest.raises(ConfigError, match="intake_concurrency must be at least 1, got 0"):
+            ActivationService(
+                engine,
+                AlertBuilder(DCC, SIGNER, bundled_schemas(), iter([]).__next__),
+                concurrent_batches=0,
+            )

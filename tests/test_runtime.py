@@ -1,4 +1,4 @@
-"""chfw.runtime.load_signer: the DSP's signing key must be readable by its owner only."""
+"""chfw.runtime: the signing key must be readable by its owner only; settings reach the service."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from chfw.config import Settings
 from chfw.exceptions import ConfigError
-from chfw.runtime import load_signer
+from chfw.runtime import build_service, load_signer
 from tests.dsp import CERT_PEM, KEY_PEM
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file permissions")
@@ -58,3 +59,12 @@ class TestMissing:
         settings = Settings(signing_key=str(tmp_path / "no.key"), signing_cert=str(tmp_path))
         with pytest.raises(ConfigError, match="does not exist"):
             load_signer(settings)
+
+
+class TestBuildService:
+    def test_intake_concurrency_reaches_the_service(self, tmp_path: Path, engine: Engine) -> None:
+        settings = identity(tmp_path, 0o600).replace(intake_concurrency=2)
+        service = build_service(settings, engine)
+        # SQLite allows one writer: one batch at a time there, whatever the setting.
+        expected = 1 if engine.dialect.name == "sqlite" else 2
+        assert service.concurrent_batches == expected

@@ -40,6 +40,7 @@ class Settings:
     intake_max_body_bytes: int = 4 * 1024 * 1024
     intake_batch_max: int = 10_000
     intake_max_backlog: int = 5_000_000  # pending outbox rows beyond which intake answers 503
+    intake_concurrency: int = 1  # submissions one intake process works on at once
     # HTTP servers (`chfw serve`, `chfw receiver serve`): what one client may cost.
     server_request_timeout_seconds: float = 30.0  # a request must arrive in full within this
     server_keep_alive_seconds: float = 15.0

@@ -65,4 +65,4 @@ def build_service(settings: Settings, engine: Engine) -> ActivationService:
         schemas=load_schemas(settings),
         next_counter=counter.next,
     )
-    return ActivationService(engine, builder)
+    return ActivationService(engine, builder, concurrent_batches=settings.intake_concurrency)
