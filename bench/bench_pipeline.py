@@ -77,60 +77,101 @@ def post_loop_rate(requests: int = 3000) -> float:
 
 
 class CpuWatch:
-    """CPU seconds of this process's descendants, by role, sampled until stopped.
+    """CPU seconds by role, sampled every half second until stopped.
 
-    A process's last sample before it exits is its total (within the 1 s
-    interval); on two cores this shows where the CPU of a run went.
+    Roles are this process's descendants (intake, workers, sinks or receivers),
+    this process itself (the simulator posting the wave) and, when
+    ``postgres`` is set, the PostgreSQL server's processes on this host. A
+    process's last sample before it exits is its total (within the interval).
+    :meth:`window` gives each role's CPU between two moments, so start-up (imports,
+    the estate, the baseline loop) does not count against the wave; on two cores
+    it shows where the machine's CPU went.
     """
 
     ROLES = (("chfw.demo.sink", "sinks"), (" worker", "workers"), ("receiver serve", "receivers"))
+    INTERVAL = 0.5
 
-    def __init__(self) -> None:
-        self.seen: dict[int, tuple[str, float]] = {}
+    def __init__(self, *, postgres: bool = False) -> None:
+        self.postgres = postgres
+        self.seen: dict[int, tuple[str, float, float]] = {}  # pid -> (role, CPU so far, offset)
+        self.samples: list[tuple[float, dict[str, float]]] = []  # (time, role totals)
+        self._tick = os.sysconf("SC_CLK_TCK")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        me, tick = os.getpid(), os.sysconf("SC_CLK_TCK")
-        while not self._stop.wait(1.0):
-            parents: dict[int, int] = {}
-            stats: dict[int, float] = {}
-            for entry in os.listdir("/proc"):
-                if not entry.isdigit():
-                    continue
-                try:
-                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                parents[int(entry)] = int(fields[1])
-                stats[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-            for pid, cpu in stats.items():
-                ancestor = parents.get(pid)
-                while ancestor and ancestor != me:
-                    ancestor = parents.get(ancestor)
-                if ancestor != me:
-                    continue
-                if pid not in self.seen:
-                    try:
-                        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-                    except OSError:
-                        continue
-                    self.seen[pid] = (command.decode(errors="replace"), cpu)
-                self.seen[pid] = (self.seen[pid][0], cpu)
+        while not self._stop.wait(self.INTERVAL):
+            self._sample()
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        parents: dict[int, int] = {}
+        stats: dict[int, float] = {}
+        names: dict[int, str] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                head, _, rest = Path(f"/proc/{entry}/stat").read_text().rpartition(")")
+                fields = rest.split()
+            except OSError:
+                continue
+            pid = int(entry)
+            names[pid] = head.partition("(")[2]
+            parents[pid] = int(fields[1])
+            stats[pid] = (int(fields[11]) + int(fields[12])) / self._tick
+        for pid, cpu in stats.items():
+            role: str | None
+            if pid in self.seen:
+                role, _, offset = self.seen[pid]
+            else:
+                role = self._role(pid, me, parents, names)
+                # The server's processes already running count from the first sample on.
+                offset = cpu if role == "postgresql" and not self.samples else 0.0
+            if role is not None:
+                self.seen[pid] = (role, cpu, offset)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        totals = {"simulator and bench": usage.ru_utime + usage.ru_stime}
+        for role, cpu, offset in self.seen.values():
+            totals[role] = totals.get(role, 0.0) + cpu - offset
+        self.samples.append((time.time(), totals))
+
+    def _role(
+        self, pid: int, me: int, parents: dict[int, int], names: dict[int, str]
+    ) -> str | None:
+        if self.postgres and names.get(pid, "").startswith("postgres"):
+            return "postgresql"
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != me:
+            ancestor = parents.get(ancestor)
+        if ancestor != me:
+            return None
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError):
+            return None
+        role = next((name for key, name in self.ROLES if key in command), None)
+        if role is None:
+            role = "intake" if " serve " in command else "other"
+        return role
 
     def stop(self) -> dict[str, float]:
+        """Each role's CPU seconds over the whole run."""
         self._stop.set()
         self._thread.join()
-        roles: dict[str, float] = {}
-        for command, cpu in self.seen.values():
-            role = next((name for key, name in self.ROLES if key in command), None)
-            if role is None:
-                role = "intake" if " serve " in command else "other"
-            roles[role] = roles.get(role, 0.0) + cpu
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        roles["simulator and bench"] = usage.ru_utime + usage.ru_stime
-        return {role: round(seconds, 2) for role, seconds in sorted(roles.items())}
+        self._sample()
+        return {role: round(seconds, 2) for role, seconds in sorted(self.samples[-1][1].items())}
+
+    def window(self, start: float, end: float) -> dict[str, float]:
+        """Each role's CPU seconds from the last sample at or before ``start`` (a Unix time)
+        to the first at or after ``end``."""
+        before = next((totals for at, totals in reversed(self.samples) if at <= start), {})
+        after = next((totals for at, totals in self.samples if at >= end), self.samples[-1][1])
+        return {
+            role: round(seconds - before.get(role, 0.0), 2)
+            for role, seconds in sorted(after.items())
+        }
 
 
 def measure(
@@ -138,7 +179,7 @@ def measure(
 ) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="chfw-bench-"))
     console = Console(stderr=True, quiet=True)
-    watch = CpuWatch()
+    watch = CpuWatch(postgres=database_url is not None and _local(database_url))
     summary = run_demo(
         DemoOptions(
             hubs=hubs,
@@ -163,7 +204,12 @@ def measure(
     created = [from_db(r.created_at) for r in rows]
     delivered = [from_db(r.delivered_at) for r in rows]
     latencies = sorted((d - c).total_seconds() for c, d in zip(created, delivered, strict=True))
-    span = (max(delivered) - min(created)).total_seconds()
+    first, last = min(created), max(delivered)
+    span = (last - first).total_seconds()
+    # The wave's own CPU: from the first alert made to the last delivered.
+    wave_cpu = watch.window(first.timestamp(), last.timestamp())
+    per_alert = {role: round(seconds / len(rows) * 1e6) for role, seconds in wave_cpu.items()}
+    per_alert["all"] = sum(per_alert.values())
     quantiles = statistics.quantiles(latencies, n=100)
     return {
         "hubs": hubs,
@@ -178,11 +224,21 @@ def measure(
         "latency_p99_seconds": round(quantiles[98], 3),
         "checks_passed": all(ok is not False for ok in summary["checks"].values()),
         "cpu_seconds": cpu,
+        "wave_cpu_seconds": wave_cpu,
+        # CPU per alert delivered within the wave, by role: on a saturated machine the
+        # rate is the cores over "all".
+        "wave_cpu_us_per_alert": per_alert,
         # The DSP's own CPU per alert delivered: intake + delivery workers.
         "dsp_cpu_us_per_alert": round(
             (cpu.get("intake", 0.0) + cpu.get("workers", 0.0)) / max(1, len(rows)) * 1e6, 1
         ),
     }
+
+
+def _local(database_url: str) -> bool:
+    """Whether the database server runs on this host (its CPU is then counted)."""
+    host = sa.engine.make_url(database_url).host or "localhost"
+    return host in {"localhost", "127.0.0.1", "::1"} or host.startswith("/")
 
 
 def main() -> None:
