@@ -152,7 +152,10 @@ def create_app(
         return body
 
     @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        # On the event loop, not in a thread: under load every thread for blocking work
+        # may hold a submission waiting its turn, and a health check queued behind them
+        # would take a busy intake out of its load balancer.
         return {"status": "ok"}
 
     @app.post(
