@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -34,3 +35,18 @@ def stored(engine: Engine) -> dict[str, int]:
             )
             for table in TABLES
         }
+
+
+def post_message(
+    base: str, credential: str, counter: int = 7, timeout: float = 10
+) -> httpx.Response:
+    """POST :func:`valid_message` to the intake at ``base`` as raw bytes."""
+    return httpx.post(
+        f"{base}/csp/v1/messages",
+        content=valid_message(counter),
+        headers={
+            "content-type": "application/octet-stream",
+            "authorization": f"Bearer {credential}",
+        },
+        timeout=timeout,
+    )

@@ -3,12 +3,10 @@ limit or the database cannot be reached, and takes work again once it drains."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -17,12 +15,12 @@ from chfw.domain import DeviceId, UserId
 from chfw.intake import create_app
 from chfw.intake.backpressure import RETRY_AFTER_SECONDS, Backlog, BacklogGate
 from chfw.processing import ActivationService
-from chfw.store import csps, outbox
+from chfw.store import outbox
 from chfw.store.backlog import pending, pending_up_to
 from chfw.store.engine import create_engine_for
 from chfw.store.schema import outbox as outbox_table
-from tests.dsp import Dsp, build_dsp
-from tests.intake.helpers import stored, valid_message
+from tests.dsp import Dsp
+from tests.intake.helpers import post_message, stored, valid_message
 from tests.intake.server import running
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -115,13 +113,6 @@ class TestGate:
         assert not BacklogGate(unreachable, 0).current().over_limit
 
 
-@pytest.fixture
-def dsp(engine: Engine) -> Iterator[Dsp]:
-    csps.clear_cache()
-    yield build_dsp(engine)
-    csps.clear_cache()
-
-
 def intake(dsp: Dsp, limit: int, service: ActivationService | None = None) -> object:
     service = service or dsp.service
     gate = BacklogGate(service.engine, limit, min_interval=0)  # counted afresh every request
@@ -129,15 +120,7 @@ def intake(dsp: Dsp, limit: int, service: ActivationService | None = None) -> ob
 
 
 def post(base: str, dsp: Dsp, counter: int = 7) -> httpx.Response:
-    return httpx.post(
-        f"{base}/csp/v1/messages",
-        content=valid_message(counter),
-        headers={
-            "content-type": "application/octet-stream",
-            "authorization": f"Bearer {dsp.credential}",
-        },
-        timeout=10,
-    )
+    return post_message(base, dsp.credential, counter)
 
 
 class TestIntakeBacklog:

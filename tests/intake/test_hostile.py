@@ -12,26 +12,18 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
 from chfw.intake import create_app
 from chfw.serving import ClientLimits
 from chfw.store import csps
 from chfw.store.schema import firmware_history
-from tests.dsp import Dsp, build_dsp
+from tests.dsp import Dsp
 from tests.intake.helpers import NOTHING, stored, valid_message
 from tests.intake.server import read_answer, running
 
 LIMIT = 2048  # intake_max_body_bytes in these tests
 BATCH_MAX = 5
-
-
-@pytest.fixture
-def dsp(engine: Engine) -> Iterator[Dsp]:
-    csps.clear_cache()
-    yield build_dsp(engine)
-    csps.clear_cache()
 
 
 @pytest.fixture

@@ -4,32 +4,21 @@ health check still answers (a load balancer must not take a busy intake out of s
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
 from chfw.intake import create_app
 from chfw.processing import Status
-from chfw.store import csps
-from tests.dsp import Dsp, build_dsp
-from tests.intake.helpers import stored, valid_message
+from tests.dsp import Dsp
+from tests.intake.helpers import post_message, stored
 from tests.intake.server import running
 
 # Starlette runs blocking work in at most 40 threads (anyio's default); more submissions
 # than that are posted, each holding one while it waits for its turn.
 THREADS = 40
 POSTS = 45
-
-
-@pytest.fixture
-def dsp(engine: Engine) -> Iterator[Dsp]:
-    csps.clear_cache()
-    yield build_dsp(engine)
-    csps.clear_cache()
 
 
 class TestBusyIntake:
@@ -56,17 +45,7 @@ class TestBusyIntake:
 
             def post(counter: int) -> None:
                 try:
-                    answers.append(
-                        httpx.post(
-                            f"{base}/csp/v1/messages",
-                            content=valid_message(counter),
-                            headers={
-                                "content-type": "application/octet-stream",
-                                "authorization": f"Bearer {dsp.credential}",
-                            },
-                            timeout=60,
-                        )
-                    )
+                    answers.append(post_message(base, dsp.credential, counter, timeout=60))
                 except BaseException as exc:
                     answers.append(exc)
 

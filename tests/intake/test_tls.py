@@ -6,13 +6,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
 from chfw.intake import create_app
 from chfw.serving import tls_options
-from chfw.store import csps
-from tests.dsp import Dsp, build_dsp
+from tests.dsp import Dsp
 from tests.intake.helpers import NOTHING, stored, valid_message
 from tests.intake.server import running
 from tests.pki import Pki
@@ -22,13 +20,6 @@ from tests.pki import Pki
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate."""
     return Pki.create(tmp_path_factory.mktemp("intake-pki"))
-
-
-@pytest.fixture
-def dsp(engine: Engine) -> Iterator[Dsp]:
-    csps.clear_cache()
-    yield build_dsp(engine)
-    csps.clear_cache()
 
 
 @pytest.fixture
