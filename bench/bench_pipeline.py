@@ -95,6 +95,8 @@ class CpuWatch:
         self.postgres = postgres
         self.seen: dict[int, tuple[str, float, float]] = {}  # pid -> (role, CPU so far, offset)
         self.samples: list[tuple[float, dict[str, float]]] = []  # (time, role totals)
+        self._parents: dict[int, int] = {}
+        self._ignored: set[int] = set()
         self._tick = os.sysconf("SC_CLK_TCK")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -106,11 +108,10 @@ class CpuWatch:
 
     def _sample(self) -> None:
         me = os.getpid()
-        parents: dict[int, int] = {}
         stats: dict[int, float] = {}
         names: dict[int, str] = {}
         for entry in os.listdir("/proc"):
-            if not entry.isdigit():
+            if not entry.isdigit() or int(entry) in self._ignored:
                 continue
             try:
                 head, _, rest = Path(f"/proc/{entry}/stat").read_text().rpartition(")")
@@ -119,18 +120,22 @@ class CpuWatch:
                 continue
             pid = int(entry)
             names[pid] = head.partition("(")[2]
-            parents[pid] = int(fields[1])
+            self._parents[pid] = int(fields[1])
             stats[pid] = (int(fields[11]) + int(fields[12])) / self._tick
         for pid, cpu in stats.items():
             role: str | None
             if pid in self.seen:
                 role, _, offset = self.seen[pid]
             else:
-                role = self._role(pid, me, parents, names)
+                role = self._role(pid, me, self._parents, names)
+                if role is None:
+                    # Not ours: never read again (the sampling would otherwise cost ~1 % of
+                    # a core; a benchmark's minutes do not wrap the process ids round).
+                    self._ignored.add(pid)
+                    continue
                 # The server's processes already running count from the first sample on.
                 offset = cpu if role == "postgresql" and not self.samples else 0.0
-            if role is not None:
-                self.seen[pid] = (role, cpu, offset)
+            self.seen[pid] = (role, cpu, offset)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         totals = {"simulator and bench": usage.ru_utime + usage.ru_stime}
         for role, cpu, offset in self.seen.values():
