@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -20,8 +20,6 @@ from chfw.web.auth import DashboardAuth, LoginRequired, clean_name, read_form
 from chfw.web.html import SECURITY_HEADERS, Html, esc, html_response, page
 
 log = structlog.get_logger("chfw.web")
-
-V = TypeVar("V")
 
 
 def install_login_redirect(app: FastAPI) -> None:
