@@ -12,13 +12,18 @@ from sqlalchemy.engine import Engine
 from chfw.domain import DeviceId, FirmwareVersion
 from chfw.estate_file import CspRegion
 from chfw.store import bulk, estate, inventory
-from chfw.store._sql import among, from_db, to_db
+from chfw.store._sql import IN_LIST_MAX, among, from_db, to_db
 from chfw.store.bulk import (
     ArrayRows,
+    direct,
     driver_value,
     execute_many,
+    execute_many_direct,
     insert_rows,
     insert_rows_returning,
+    lookup,
+    lookup_sql,
+    result_processor,
 )
 from chfw.store.schema import audit_log, firmware_history, hubs
 
@@ -268,8 +273,9 @@ class TestInsertAndUpdate:
         assert from_db(row.firmware_changed_at) == later
 
 
+@pytest.mark.parametrize("run", [execute_many, execute_many_direct], ids=["sqlalchemy", "direct"])
 class TestExecuteMany:
-    def test_fixed_values_and_expressions_keep_their_meaning(self, engine: Engine) -> None:
+    def test_fixed_values_and_expressions_keep_their_meaning(self, engine: Engine, run) -> None:
         # Fixed values (a string, NULL, a time), an expression on the column and
         # per-row bound values, compiled once and run through the driver.
         statement = (
@@ -287,7 +293,7 @@ class TestExecuteMany:
             for device in devices:
                 estate.add_hub(conn, device, CspRegion.NORTH)
             conn.execute(sa.update(hubs).values(firmware_changed_at=AT + timedelta(days=1)))
-            execute_many(
+            run(
                 conn,
                 statement,
                 [
@@ -309,10 +315,72 @@ class TestExecuteMany:
         assert untouched.status != "retired"
         assert from_db(untouched.firmware_changed_at) == AT + timedelta(days=1)
 
-    def test_no_rows_runs_nothing(self, engine: Engine) -> None:
+    def test_no_rows_runs_nothing(self, engine: Engine, run) -> None:
         with engine.begin() as conn:
-            execute_many(conn, sa.update(hubs).values(status="x"), [])
+            run(conn, sa.update(hubs).values(status="x"), [])
             assert conn.execute(sa.select(hubs.c.status)).first() is None
+
+
+class TestDirect:
+    """Statements on the driver's own cursor: same rows, same transaction, SQLAlchemy's errors."""
+
+    def _hubs(self, conn: sa.Connection, count: int) -> list[DeviceId]:
+        devices = [DeviceId.parse(f"00-1D-A1-00-00-00-04-{n:02X}") for n in range(count)]
+        for device in devices:
+            estate.add_hub(conn, device, CspRegion.NORTH)
+        conn.execute(sa.update(hubs).values(firmware_changed_at=AT))
+        return devices
+
+    @pytest.mark.parametrize("lock", [False, True])
+    def test_lookup_finds_exactly_the_listed_rows(self, engine: Engine, lock: bool) -> None:
+        with engine.begin() as conn:
+            devices = self._hubs(conn, 5)
+            wanted = [devices[1].hex, devices[3].hex, "FFFFFFFFFFFFFFFF", devices[1].hex + "00"]
+            columns = ("device_id", "firmware_changed_at")
+            found = lookup(conn, hubs, columns, "device_id", wanted, lock=lock)
+            as_time = result_processor(conn.dialect, hubs.c.firmware_changed_at.type)
+            read = {d: from_db(as_time(t) if as_time else t) for d, t in found}
+            assert read == {devices[1].hex: AT, devices[3].hex: AT}
+            assert lookup(conn, hubs, columns, "device_id", []) == []
+
+    def test_lookup_sees_the_transaction_s_own_writes(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            (device,) = self._hubs(conn, 1)
+            conn.execute(sa.update(hubs).values(active_firmware="0000AA01"))
+            rows = lookup(conn, hubs, ("active_firmware",), "device_id", [device.hex])
+            assert rows == [("0000AA01",)]
+
+    def test_lookup_text_locks_only_on_postgresql(self, engine: Engine) -> None:
+        sql = lookup_sql(engine.dialect, hubs, ("device_id",), "device_id", 3, True)
+        if engine.dialect.name == "postgresql":
+            assert sql.endswith("= ANY(%s) FOR UPDATE")
+        else:
+            assert sql.endswith("IN (?, ?, ?)")
+
+    def test_too_many_values_are_refused(self, engine: Engine) -> None:
+        with engine.connect() as conn, pytest.raises(ValueError, match="at most"):
+            lookup(conn, hubs, ("device_id",), "device_id", ["00"] * (IN_LIST_MAX + 1))
+
+    def test_a_driver_error_comes_out_as_sqlalchemy_s(self, engine: Engine) -> None:
+        insert = sa.insert(hubs).values(
+            device_id=sa.bindparam("b_device"),
+            csp_region="north",
+            status="installed",
+            created_at=AT,
+        )
+        with engine.connect() as conn:
+            row = {"b_device": "001DA10000000501"}
+            with pytest.raises(sa.exc.IntegrityError):
+                execute_many_direct(conn, insert, [row, row])
+            conn.rollback()
+            assert conn.execute(sa.select(sa.func.count()).select_from(hubs)).scalar() == 0
+            with pytest.raises(sa.exc.DBAPIError, match="no_such_column"):
+                direct(conn, "SELECT no_such_column FROM hubs", ())
+            conn.rollback()
+            execute_many_direct(conn, insert, [row])  # the connection is still usable
+            conn.commit()
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(hubs.c.device_id)).scalars().all() == [row["b_device"]]
 
 
 class TestMistakes:
