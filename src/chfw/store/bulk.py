@@ -20,7 +20,7 @@ are what chfw runs on.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -173,9 +173,7 @@ def lookup_sql(
     ``key = ANY(array)`` (one text for every count, see ``store._sql.among``), and with
     ``FOR UPDATE`` when ``lock``."""
     quote = dialect.identifier_preparer.quote
-    for name in (*columns, key):
-        if name not in table.c:
-            raise ValueError(f"table {table.name} has no column {name!r}")
+    _known_columns(table, (*columns, key))
     mark = _placeholder(dialect)
     if dialect.name == "postgresql":
         where = f"= ANY({mark})"
@@ -331,9 +329,7 @@ def _insert(
 ) -> str:
     """INSERT INTO table (columns) <source> [RETURNING ...], every name checked and quoted."""
     quote = dialect.identifier_preparer.quote
-    for name in columns + returning:
-        if name not in table.c:
-            raise ValueError(f"table {table.name} has no column {name!r}")
+    _known_columns(table, columns + returning)
     # Identifiers and types come from chfw's own table metadata, quoted; values are all bound.
     sql = (
         f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
@@ -342,6 +338,13 @@ def _insert(
     if returning:
         sql += " RETURNING " + ", ".join(quote(name) for name in returning)
     return sql
+
+
+def _known_columns(table: sa.Table, names: Iterable[str]) -> None:
+    """Refuse a name that is not a column of ``table``: names go into SQL text."""
+    for name in names:
+        if name not in table.c:
+            raise ValueError(f"table {table.name} has no column {name!r}")
 
 
 _ARRAY_ROWS = 5_000  # rows per statement when they go as arrays: bounded memory per statement
