@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from chfw.domain import AlertKind, DeviceId, FirmwareVersion, PlannedAlert, UserId
 from chfw.duis import ResponseId, SchemaSet, render_n64, render_n999
+from chfw.exceptions import InvalidValueError
 from chfw.signing import Signer, sign_canonical
 
 
@@ -18,6 +19,15 @@ class BuiltAlert:
     planned: PlannedAlert
     response_id: ResponseId
     document: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRequest:
+    """One alert to build: who gets what, about which CH and version."""
+
+    planned: PlannedAlert
+    device_id: DeviceId
+    firmware_version: FirmwareVersion
 
 
 @dataclass(frozen=True)
@@ -40,12 +50,57 @@ class AlertBuilder:
         firmware_version: FirmwareVersion,
         at: datetime,
     ) -> BuiltAlert:
+        """One alert; raises what :meth:`build_many` would return for it."""
+        (built,) = self.build_many([AlertRequest(planned, device_id, firmware_version)], at)
+        if isinstance(built, BuiltAlert):
+            return built
+        raise built
+
+    def build_many(
+        self, requests: Sequence[AlertRequest], at: datetime
+    ) -> list[BuiltAlert | InvalidValueError]:
+        """Build ``requests`` in order: each one's alert, or why it could not be rendered
+        (InvalidValueError: a version longer than DUIS carries, a counter out of range).
+
+        Counters are taken in request order. A document that fails validation or
+        signing is a bug or a broken key, not a property of one alert, so those
+        errors are raised for the whole call.
+
+        The work goes in three passes (render all, validate all, sign all) rather
+        than alert by alert: libxml2's schema and OpenSSL's P-256 tables then stay
+        in the CPU cache through a pass instead of evicting each other at every
+        alert. In a 500-message intake batch that cut the intake's CPU per alert
+        by ~18 % (docs/performance.md, seventh session).
+        """
+        built: list[BuiltAlert | InvalidValueError] = []
+        for request in requests:
+            try:
+                built.append(self._render(request, at))
+            except InvalidValueError as exc:
+                built.append(exc)
+        schemas = self.schemas
+        for alert in built:
+            if isinstance(alert, BuiltAlert):
+                schemas.validate(alert.document, alert.planned.duis_version)
+        signer = self.signer
+        if signer is None:
+            return built
+        return [
+            BuiltAlert(a.planned, a.response_id, sign_canonical(a.document, signer))
+            if isinstance(a, BuiltAlert)
+            else a
+            for a in built
+        ]
+
+    def _render(self, request: AlertRequest, at: datetime) -> BuiltAlert:
+        """The unsigned, not yet validated document (only ever seen inside this class)."""
+        planned, device_id = request.planned, request.device_id
         response_id = ResponseId(self.dcc_user, device_id, self.next_counter())
         if planned.kind is AlertKind.N64:
             document = render_n64(
                 response_id=response_id,
                 device_id=device_id,
-                firmware_version=firmware_version,
+                firmware_version=request.firmware_version,
                 duis_version=planned.duis_version,
                 at=at,
             )
@@ -56,7 +111,4 @@ class AlertBuilder:
                 duis_version=planned.duis_version,
                 at=at,
             )
-        self.schemas.validate(document, planned.duis_version)
-        if self.signer is not None:
-            document = sign_canonical(document, self.signer)
         return BuiltAlert(planned, response_id, document)

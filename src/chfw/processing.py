@@ -19,9 +19,10 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from chfw.alerts import AlertBuilder
+from chfw.alerts import AlertBuilder, AlertRequest, BuiltAlert
 from chfw.domain import (
     ActivationOutcome,
+    ActivationPlan,
     AlertKind,
     Decision,
     DeviceId,
@@ -35,7 +36,6 @@ from chfw.domain import (
 from chfw.domain.decide import decide
 from chfw.exceptions import (
     ConfigError,
-    FirmwareVersionNotCarriable,
     GbcsDecodeError,
     InvalidValueError,
 )
@@ -372,8 +372,7 @@ class _Batch:
                 entry.new_version = item.firmware_version
                 state[device] = (item.firmware_version, item.occurred_at or now)
             items.append(entry)
-        for entry in items:
-            self._plan(entry, inputs.points.get(entry.outcome.device_id, []), inputs.versions)
+        self._build(items, inputs)
         return _Plan(results, items, rejections)
 
     def write(self, conn: Connection, plan: _Plan) -> list[SubmissionResult]:
@@ -420,43 +419,64 @@ class _Batch:
         outbox.enqueue(conn, alerts, now)
         return [r for r in results if r is not None]
 
-    def _plan(
-        self,
-        entry: _Item,
-        points: list[MeterPoint],
-        versions: dict[UserId, DuisVersion],
+    def _build(self, items: list[_Item], inputs: _Inputs) -> None:
+        """Decide each item's recipients, build all the batch's alerts in one call, and
+        record each item's history row."""
+        requests: list[AlertRequest] = []
+        plans: list[ActivationPlan] = []
+        for entry in items:
+            outcome = entry.outcome
+            device = outcome.device_id
+            plan = plan_activation(
+                outcome,
+                entry.current,
+                inputs.points.get(device, []),
+                inputs.versions,
+                entry.since,
+            )
+            plans.append(plan)
+            entry.warnings.extend(
+                f"supplier {user} is registered for {device} but is not a Service User: "
+                "no alert sent"
+                for user in plan.unknown_recipients
+            )
+            version = outcome.firmware_version
+            if plan.alerts:
+                assert version is not None  # alerts follow a success, which carries one
+                requests.extend(AlertRequest(planned, device, version) for planned in plan.alerts)
+        built = iter(self.builder.build_many(requests, self.now))
+        for entry, plan in zip(items, plans, strict=True):
+            self._finish(entry, plan, [next(built) for _ in plan.alerts])
+
+    def _finish(
+        self, entry: _Item, plan: ActivationPlan, built: list[BuiltAlert | InvalidValueError]
     ) -> None:
         outcome = entry.outcome
         device = outcome.device_id
-        plan = plan_activation(outcome, entry.current, points, versions, entry.since)
-        entry.warnings.extend(
-            f"supplier {user} is registered for {device} but is not a Service User: no alert sent"
-            for user in plan.unknown_recipients
-        )
         version = outcome.firmware_version
-        for planned in plan.alerts:
-            assert version is not None
-            try:
-                built = self.builder.build(planned, device, version, self.now)
-            except (FirmwareVersionNotCarriable, InvalidValueError) as exc:
-                entry.warnings.append(f"{planned.kind.value} for {planned.user_id} not sent: {exc}")
+        for planned, alert in zip(plan.alerts, built, strict=True):
+            if not isinstance(alert, BuiltAlert):
+                entry.warnings.append(
+                    f"{planned.kind.value} for {planned.user_id} not sent: {alert}"
+                )
                 log.error(
                     "alert_not_renderable",
                     device_id=str(device),
                     key=str(outcome.key),
-                    error=str(exc),
+                    error=str(alert),
                 )
                 continue
+            assert version is not None
             entry.alerts.append(
                 outbox.NewAlert(
-                    response_id=str(built.response_id),
+                    response_id=str(alert.response_id),
                     user_id=planned.user_id,
                     device_id=device,
                     alert_code=planned.kind.value,
                     duis_version=str(planned.duis_version),
                     firmware_version=version.hex,
                     history_id=None,
-                    document=built.document,
+                    document=alert.document,
                 )
             )
         entry.history = inventory.NewOutcome(

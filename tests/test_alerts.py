@@ -1,0 +1,106 @@
+"""AlertBuilder: one call builds a batch's alerts, each as build() would, in order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from itertools import count
+
+import pytest
+from lxml import etree
+
+from chfw.alerts import AlertBuilder, AlertRequest, BuiltAlert
+from chfw.domain import AlertKind, DeviceId, DuisVersion, FirmwareVersion, PlannedAlert
+from chfw.duis import bundled_schemas
+from chfw.duis.render import SR_NAMESPACE
+from chfw.exceptions import FirmwareVersionNotCarriable, InvalidValueError, SchemaValidationError
+from chfw.signing import verify_document
+from tests.dsp import ALICE, BOB, CH1, CH2, DCC, SIGNER, TRUST
+
+AT = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
+V51, V50 = DuisVersion(5, 1), DuisVersion(5, 0)
+NEW = FirmwareVersion.parse("02010300")
+TOO_LONG = FirmwareVersion.parse("0102030405")
+
+
+def builder(counter: count[int] | None = None, *, signed: bool = True) -> AlertBuilder:
+    counter = counter if counter is not None else count(1)
+    return AlertBuilder(DCC, SIGNER if signed else None, bundled_schemas(), lambda: next(counter))
+
+
+def n64(device: DeviceId = CH1, version: FirmwareVersion = NEW) -> AlertRequest:
+    return AlertRequest(PlannedAlert(ALICE, AlertKind.N64, V51), device, version)
+
+
+def n999(device: DeviceId = CH1, version: FirmwareVersion = NEW) -> AlertRequest:
+    return AlertRequest(PlannedAlert(BOB, AlertKind.N999, V50), device, version)
+
+
+def text(document: bytes, name: str) -> str | None:
+    return etree.fromstring(document).findtext(f".//{{{SR_NAMESPACE}}}{name}")
+
+
+class TestBuildMany:
+    def test_each_alert_signed_and_in_request_order(self) -> None:
+        requests = [n64(CH1), n999(CH1), n64(CH2)]
+        built = builder().build_many(requests, AT)
+        assert [b.planned for b in built if isinstance(b, BuiltAlert)] == [
+            r.planned for r in requests
+        ]
+        assert [str(b.response_id) for b in built if isinstance(b, BuiltAlert)] == [
+            f"{DCC}:{CH1}:1",
+            f"{DCC}:{CH1}:2",
+            f"{DCC}:{CH2}:3",
+        ]
+        for alert, request in zip(built, requests, strict=True):
+            assert isinstance(alert, BuiltAlert)
+            verified = verify_document(alert.document, TRUST)
+            assert verified.root.findtext(f".//{{{SR_NAMESPACE}}}DeviceID") == str(
+                request.device_id
+            )
+            assert text(alert.document, "DCCAlertCode") == request.planned.kind.value
+            assert text(alert.document, "ResponseID") == str(alert.response_id)
+
+    def test_same_documents_as_one_at_a_time(self) -> None:
+        requests = [n64(CH1), n999(CH2), n64(CH2)]
+        together = builder(count(10), signed=False).build_many(requests, AT)
+        one_by_one_builder = builder(count(10), signed=False)
+        one_by_one = [
+            one_by_one_builder.build(r.planned, r.device_id, r.firmware_version, AT)
+            for r in requests
+        ]
+        assert together == one_by_one
+
+    def test_an_unrenderable_alert_is_returned_and_the_others_built(self) -> None:
+        requests = [n64(CH1), n64(CH2, TOO_LONG), n999(CH2, TOO_LONG)]
+        first, refused, mismatch = builder().build_many(requests, AT)
+        assert isinstance(first, BuiltAlert)
+        assert isinstance(refused, FirmwareVersionNotCarriable)
+        assert "octets" in str(refused)
+        # The N999 carries no version, so the long one does not stop it.
+        assert isinstance(mismatch, BuiltAlert)
+        assert text(mismatch.document, "DCCAlertCode") == "N999"
+        # The refused alert used its counter: counters are never reused.
+        assert str(mismatch.response_id).endswith(":3")
+
+    def test_build_raises_what_build_many_returns(self) -> None:
+        with pytest.raises(FirmwareVersionNotCarriable):
+            builder().build(n64().planned, CH1, TOO_LONG, AT)
+
+    def test_counter_out_of_range_refuses_that_alert_only(self) -> None:
+        counters = iter([1, -1, 2])
+        b = AlertBuilder(DCC, SIGNER, bundled_schemas(), lambda: next(counters))
+        built = b.build_many([n64(), n64(), n64()], AT)
+        assert [type(x) for x in built] == [BuiltAlert, InvalidValueError, BuiltAlert]
+
+    def test_invalid_document_fails_the_whole_call(self) -> None:
+        # N64 on a DUIS 5.0 schema is a planning bug, not one alert's problem.
+        class WrongVersion:
+            def validate(self, document: object, version: DuisVersion) -> None:
+                bundled_schemas().validate(document, V50)  # type: ignore[arg-type]
+
+        b = AlertBuilder(DCC, SIGNER, WrongVersion(), iter(range(1, 9)).__next__)  # type: ignore[arg-type]
+        with pytest.raises(SchemaValidationError):
+            b.build_many([n999(), n64()], AT)
+
+    def test_empty(self) -> None:
+        assert builder().build_many([], AT) == []
