@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from chfw.exceptions import ConfigError, InvalidValueError
 
@@ -202,7 +203,7 @@ class _Poster:
 
     def _count(self, url: str, response: httpx.Response, sent: int) -> None:
         try:
-            results = response.json()["results"]
+            results = orjson.loads(response.content)["results"]
             if not isinstance(results, list) or len(results) != sent:
                 raise ValueError(f"{len(results)} results for {sent} messages")
         except (ValueError, KeyError, TypeError) as exc:
