@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from chfw.gbcs import encode_accepted, encode_alert, encode_response
 from chfw.processing import ActivationService, Status
 from chfw.signing import verify_document
 from chfw.store import estate, inventory, outbox, rejections
+from chfw.store.counters import CounterBlock
 from chfw.store.schema import outbox as outbox_table
 from tests.dsp import ALICE, BOB, CAROL, CH1, CH2, CH3, CH4, SIGNER, TRUST, Dsp, build_dsp
 
@@ -278,8 +280,9 @@ class WatchedSigner:
 
 
 class TestBuiltOutsideTheWriteTransaction:
-    """Alerts are rendered and signed before the write transaction; the transaction checks
-    that the state they were decided from still holds, and decides again if it does not."""
+    """Planned before the lock (SQLite's way; tested on every backend): alerts are rendered
+    and signed before the write transaction; the transaction checks that the state they
+    were decided from still holds, and decides again if it does not."""
 
     def test_signing_happens_with_no_write_transaction_open(self, dsp: Dsp) -> None:
         writing: list[bool] = []
@@ -298,7 +301,7 @@ class TestBuiltOutsideTheWriteTransaction:
 
         signer = WatchedSigner(lambda _data: writing.append(bool(open_writes)))
         builder = dataclasses.replace(dsp.service.builder, signer=signer)
-        service = ActivationService(dsp.engine, builder)
+        service = ActivationService(dsp.engine, builder, plan_under_lock=False)
         results = service.submit([response(CH1, 10), response(CH2, 11)], "north")
         assert [r.status for r in results] == [Status.PROCESSED, Status.PROCESSED]
         assert writing == [False, False, False]  # CH1: N64 + N999, CH2: N64
@@ -310,7 +313,7 @@ class TestBuiltOutsideTheWriteTransaction:
         # first is still writing it. Its write transaction sees the outcome recorded and
         # answers "duplicate" -- one set of alerts, as if the two had come one by one.
         first = build_dsp(engine)
-        second = ActivationService(engine, first.service.builder)
+        second = ActivationService(engine, first.service.builder, plan_under_lock=False)
 
         def other_takes_it() -> None:
             (other,) = first.service.submit([response(CH1, 10)], "north")
@@ -329,7 +332,7 @@ class TestBuiltOutsideTheWriteTransaction:
         # Planned against V0 -> V1 (new version, alerts); before the write another
         # process records V1 from another answer: this one is then "same version".
         first = build_dsp(engine)
-        second = ActivationService(engine, first.service.builder)
+        second = ActivationService(engine, first.service.builder, plan_under_lock=False)
 
         def other_records_v1() -> None:
             (other,) = first.service.submit([response(CH2, 20)], "north")
@@ -348,7 +351,8 @@ class TestBuiltOutsideTheWriteTransaction:
         first = build_dsp(engine)
         signed: list[bytes] = []
         builder = dataclasses.replace(first.service.builder, signer=WatchedSigner(signed.append))
-        other, second = ActivationService(engine, builder), ActivationService(engine, builder)
+        other = ActivationService(engine, builder)
+        second = ActivationService(engine, builder, plan_under_lock=False)
 
         def other_takes_ch2() -> None:
             (taken,) = other.submit([response(CH2, 30)], "north")  # 1 alert: Alice
@@ -365,3 +369,68 @@ class TestBuiltOutsideTheWriteTransaction:
         assert sorted((r.device_id, r.alert_code) for r in rows) == sorted(
             [(CH1.hex, "N64"), (CH1.hex, "N999"), (CH2.hex, "N64")]
         )
+
+
+class TestPlannedUnderLock:
+    """PostgreSQL's way (tested on every backend): the batch's CHs are locked first and the
+    batch is decided and built inside the write transaction, from one read of their state."""
+
+    def test_the_default_follows_the_backend(self, dsp: Dsp) -> None:
+        expected = dsp.engine.dialect.name == "postgresql"
+        assert ActivationService(dsp.engine, dsp.service.builder).plan_under_lock is expected
+
+    def test_counters_are_reserved_before_the_transaction_that_signs(
+        self, dsp: Dsp, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        counter = CounterBlock(dsp.engine, block_size=1)  # nothing on hand beforehand
+        inside: list[int] = []
+        real_take_private = CounterBlock._take_private
+
+        def take_private(self: CounterBlock, conn: sa.Connection, n: int) -> list[int]:
+            inside.append(n)
+            return real_take_private(self, conn, n)
+
+        monkeypatch.setattr(CounterBlock, "_take_private", take_private)
+        writing: list[bool] = []
+        open_writes: set[int] = set()
+        sa.event.listen(dsp.engine, "begin", lambda conn: open_writes.add(id(conn)))
+        sa.event.listen(dsp.engine, "commit", lambda conn: open_writes.discard(id(conn)))
+        signer = WatchedSigner(lambda _data: writing.append(bool(open_writes)))
+        builder = dataclasses.replace(
+            dsp.service.builder,
+            signer=signer,
+            next_counter=counter.next,
+            reserve_counters=counter.reserve,
+        )
+        service = ActivationService(dsp.engine, builder, plan_under_lock=True)
+        results = service.submit([response(CH1, 10), response(CH2, 11)], "north")
+        counter.close()
+        assert [r.alerts for r in results] == [{"N64": 1, "N999": 1}, {"N64": 1}]
+        assert writing == [True, True, True]
+        assert inside == []  # every counter came from the reservation, none from inside
+
+    def test_a_batch_naming_a_locked_ch_waits_then_finds_it_processed(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        first = build_dsp(engine)
+        builder = first.service.builder
+        holder = ActivationService(engine, builder, plan_under_lock=True)
+        waiter = ActivationService(engine, builder, plan_under_lock=True)
+        waited: list[Status] = []
+        thread = threading.Thread(
+            target=lambda: waited.extend(
+                r.status for r in waiter.submit([response(CH1, 10)], "north")
+            )
+        )
+
+        def start_the_other_and_hold_on() -> None:
+            thread.start()
+            thread.join(timeout=0.5)  # it cannot finish while this batch holds CH1
+            assert thread.is_alive()
+
+        run_between_plan_and_write(monkeypatch, start_the_other_and_hold_on)
+        (result,) = holder.submit([response(CH1, 10)], "north")
+        thread.join(timeout=30)
+        assert result.status is Status.PROCESSED
+        assert waited == [Status.DUPLICATE]
+        assert len(outbox_rows(engine)) == 2  # N64 for Alice, N999 for Bob: once

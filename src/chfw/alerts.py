@@ -36,12 +36,19 @@ class AlertBuilder:
 
     ``next_counter`` supplies ResponseID counters that never repeat (a
     database-backed block allocator in the service, a plain counter in tests).
+    ``reserve_counters(n)``, where given, makes ``n`` of them ready before a
+    transaction that will build alerts (CounterBlock.reserve).
     """
 
     dcc_user: UserId
     signer: Signer | None
     schemas: SchemaSet
     next_counter: Callable[[], int]
+    reserve_counters: Callable[[int], None] | None = None
+
+    def reserve(self, n: int) -> None:
+        if self.reserve_counters is not None and n > 0:
+            self.reserve_counters(n)
 
     def build(
         self,

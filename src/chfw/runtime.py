@@ -64,5 +64,6 @@ def build_service(settings: Settings, engine: Engine) -> ActivationService:
         signer=load_signer(settings),
         schemas=load_schemas(settings),
         next_counter=counter.next,
+        reserve_counters=counter.reserve,
     )
     return ActivationService(engine, builder, concurrent_batches=settings.intake_concurrency)
