@@ -26,6 +26,8 @@ from chfw.gbcs import (
     encode_outcome,
     verify_device_signature,
 )
+from chfw.gbcs.decode import CS06_MESSAGE_CODES, _common_response, outcome_from_message
+from chfw.gbcs.message import parse_message
 
 MAX_COUNTER = (1 << 64) - 1
 
@@ -201,3 +203,99 @@ class TestRobustness:
     def test_random_hex_text(self, text: str) -> None:
         error = refusal(text, decode_outcome)
         assert error is None or 0 <= error.offset <= len(text) // 2 + 1
+
+
+def read_carefully(data: bytes) -> ActivationOutcome:
+    """The general decoder alone: every field through DerReader, never the common-shape path."""
+    return outcome_from_message(parse_message(data, allowed=CS06_MESSAGE_CODES))
+
+
+def same_answer(data: bytes) -> None:
+    """decode_outcome answers exactly as the general decoder: the same outcome, or the same
+    refusal (class, offset and message)."""
+    try:
+        expected: ActivationOutcome | str = read_carefully(data)
+    except GbcsDecodeError as error:
+        expected = f"{type(error).__name__}@{error.offset}: {error}"
+    try:
+        found: ActivationOutcome | str = decode_outcome(data)
+    except GbcsDecodeError as error:
+        found = f"{type(error).__name__}@{error.offset}: {error}"
+    assert found == expected
+
+
+class TestCommonShapeReader:
+    """decode_outcome reads the common CS06 response shape by fixed offsets; whatever it
+    reads that way must be what the general decoder reads, byte for byte."""
+
+    @given(outcomes(), st.booleans())
+    def test_takes_every_response_and_agrees(
+        self, outcome: ActivationOutcome, signed: bool
+    ) -> None:
+        data = encode_outcome(outcome)
+        if signed:  # a signature's presence, not its value, is what the reader looks at
+            data = data[:-1] + bytes([64]) + bytes(range(64))
+        common = _common_response(data)
+        if outcome.source is OutcomeSource.RESPONSE:
+            assert common == read_carefully(data)
+            assert common is not None
+            assert common.firmware_version == outcome.firmware_version
+        else:
+            assert common is None  # alerts: the general decoder only
+        same_answer(data)
+
+    @given(outcomes(), st.data())
+    def test_byte_flips(self, outcome: ActivationOutcome, data: st.DataObject) -> None:
+        mutated = bytearray(encode_outcome(outcome))
+        for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+            position = data.draw(st.integers(min_value=0, max_value=len(mutated) - 1))
+            mutated[position] = data.draw(st.integers(min_value=0, max_value=255))
+        same_answer(bytes(mutated))
+
+    @given(outcomes(), st.data())
+    def test_insertions_deletions_and_cuts(
+        self, outcome: ActivationOutcome, data: st.DataObject
+    ) -> None:
+        valid = encode_outcome(outcome)
+        position = data.draw(st.integers(min_value=0, max_value=len(valid)))
+        extra = data.draw(st.binary(max_size=3))
+        dropped = data.draw(st.integers(min_value=0, max_value=2))
+        same_answer(valid[:position] + extra + valid[position + dropped :])
+
+    @given(st.binary(min_size=30, max_size=120))
+    def test_random_bytes_behind_a_response_header(self, tail: bytes) -> None:
+        header = bytes.fromhex("DF0902") + bytes(8) + bytes.fromhex("08") + bytes(8)
+        same_answer(header + bytes.fromhex("08") + bytes(8) + tail)
+
+    def test_every_single_byte_change_of_each_shape(self) -> None:
+        # Exhaustive where it is cheap: each byte of each shape the reader takes, set to
+        # each of the 256 values, dropped, and with a byte inserted before it.
+        device, recipient = DeviceId(bytes(range(1, 9))), Eui64(bytes(range(9, 17)))
+        shapes = [
+            ActivationOutcome(
+                device_id=device,
+                originator_counter=5,
+                result=result,
+                firmware_version=version,
+                source=OutcomeSource.RESPONSE,
+                message_code=0x0012,
+                message_counter=5,
+                recipient=recipient,
+                occurred_at=at,
+            )
+            for result, version in [
+                (ActivationResult.SUCCESS, FirmwareVersion(bytes.fromhex("02010300"))),
+                (ActivationResult.HASH_MISMATCH, FirmwareVersion(b"\x07")),
+                (ActivationResult.ACCEPTED, None),
+            ]
+            for at in (None, datetime(2026, 11, 26, 12, 30, 5, tzinfo=UTC))
+        ]
+        for outcome in shapes:
+            valid = encode_outcome(outcome)
+            assert _common_response(valid) == outcome
+            for data in (valid, valid[:-1] + bytes([64]) + bytes(64)):
+                for i in range(len(data) + 1):
+                    for value in range(256):
+                        same_answer(data[:i] + bytes([value]) + data[i + 1 :])
+                    same_answer(data[:i] + bytes([0x40]) + data[i:])
+                    same_answer(data[:i] + data[i + 1 :])

@@ -22,11 +22,31 @@ from __future__ import annotations
 from datetime import datetime
 
 from chfw.domain.outcome import MAX_COUNTER, ActivationOutcome, OutcomeSource
-from chfw.domain.values import ActivationResult, DeviceId, FirmwareVersion
-from chfw.exceptions import GbcsDerError, GbcsMessageCodeError, GbcsTagError, InvalidValueError
-from chfw.gbcs.der import TAG_NULL, TAG_SEQUENCE, DerReader, tag_name
+from chfw.domain.values import ActivationResult, DeviceId, Eui64, FirmwareVersion
+from chfw.exceptions import (
+    GbcsDecodeError,
+    GbcsDerError,
+    GbcsMessageCodeError,
+    GbcsTagError,
+    InvalidValueError,
+)
+from chfw.gbcs.der import (
+    TAG_INTEGER,
+    TAG_NULL,
+    TAG_OCTET_STRING,
+    TAG_SEQUENCE,
+    DerReader,
+    tag_name,
+)
+from chfw.gbcs.dlms import DATE_TIME_LENGTH, decode_date_time
 from chfw.gbcs.hextext import MessageInput, message_bytes
-from chfw.gbcs.message import CRA_FLAG_OFFSET, CraFlag, GeneralSigningMessage, parse_message
+from chfw.gbcs.message import (
+    CRA_FLAG_OFFSET,
+    SIGNATURE_LENGTH,
+    CraFlag,
+    GeneralSigningMessage,
+    parse_message,
+)
 
 CS06_RESPONSE_CODE = 0x0012
 CS06_ALERT_CODE = 0x00CA
@@ -46,7 +66,87 @@ def decode_message(data: MessageInput) -> GeneralSigningMessage:
 
 def decode_outcome(data: MessageInput) -> ActivationOutcome:
     """Decode a CS06 response or future-dated activation alert into its outcome."""
-    return outcome_from_message(parse_message(message_bytes(data), allowed=CS06_MESSAGE_CODES))
+    raw = message_bytes(data)
+    common = _common_response(raw)
+    if common is not None:
+        return common
+    return outcome_from_message(parse_message(raw, allowed=CS06_MESSAGE_CODES))
+
+
+def _common_response(raw: bytes) -> ActivationOutcome | None:
+    """The outcome of a CS06 response in its one common shape, read by fixed offsets; None
+    for anything else, which the general decoder then reads (or refuses, saying why).
+
+    A wave brings thousands of responses a second, all shaped alike: short-form
+    lengths, a NULL or ``SEQUENCE { INTEGER 0..3, OCTET STRING }`` content. Read
+    field by field through DerReader one costs ~38 µs; read here, ~12 µs. Any
+    byte out of that shape leads to None, never to a different answer: the tests
+    compare the two readers on every single-byte change of each shape, and on
+    generated and mutated messages.
+    """
+    size = len(raw)
+    if size < 35 or raw[0] != 0xDF or raw[1] != 9 or raw[2] != 2 or raw[11] != 8:
+        return None
+    if raw[20] != 8:
+        return None
+    at = 30  # the date-time's length octet is at 29
+    occurred_at = None
+    if raw[29] == DATE_TIME_LENGTH:
+        at = 42
+        try:
+            occurred_at = decode_date_time(raw[30:42], 30)
+        except GbcsDecodeError:
+            return None
+    elif raw[29] != 0:
+        return None
+    if size < at + 4 or raw[at] != 2 or raw[at + 1] != 0 or raw[at + 2] != CS06_RESPONSE_CODE:
+        return None
+    length = raw[at + 3]
+    start = at + 4
+    end = start + length
+    if length >= 0x80 or size <= end:
+        return None
+    version: FirmwareVersion | None
+    if length == 2 and raw[start] == TAG_NULL and raw[start + 1] == 0:
+        result, version = ActivationResult.ACCEPTED, None
+    else:
+        octets = length - 7
+        if (
+            not 1 <= octets <= FirmwareVersion.MAX_OCTETS
+            or raw[start] != TAG_SEQUENCE
+            or raw[start + 1] != length - 2
+            or raw[start + 2] != TAG_INTEGER
+            or raw[start + 3] != 1
+            or raw[start + 5] != TAG_OCTET_STRING
+            or raw[start + 6] != octets
+        ):
+            return None
+        found = _RESULTS.get(raw[start + 4])
+        if found is None:
+            return None
+        result = found
+        version = FirmwareVersion(raw[start + 7 : end])
+    signature = raw[end]
+    if not (
+        (signature == 0 and size == end + 1)
+        or (signature == SIGNATURE_LENGTH and size == end + 1 + SIGNATURE_LENGTH)
+    ):
+        return None
+    counter = int.from_bytes(raw[3:11], "big")
+    return ActivationOutcome(
+        device_id=DeviceId(raw[12:20]),
+        originator_counter=counter,
+        result=result,
+        firmware_version=version,
+        source=OutcomeSource.RESPONSE,
+        message_code=CS06_RESPONSE_CODE,
+        message_counter=counter,
+        recipient=Eui64(raw[21:29]),
+        occurred_at=occurred_at,
+    )
+
+
+_RESULTS = {code: ActivationResult.from_response_code(code) for code in range(4)}
 
 
 def outcome_from_message(message: GeneralSigningMessage) -> ActivationOutcome:
