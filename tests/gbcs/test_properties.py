@@ -88,6 +88,15 @@ def refusal(data: bytes | str, decode: Callable[[bytes | str], object]) -> GbcsD
     return None
 
 
+def flipped(valid: bytes, data: st.DataObject) -> bytes:
+    """``valid`` with one to three of its bytes changed."""
+    mutated = bytearray(valid)
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        position = data.draw(st.integers(min_value=0, max_value=len(mutated) - 1))
+        mutated[position] ^= data.draw(st.integers(min_value=1, max_value=255))
+    return bytes(mutated)
+
+
 def decodes_or_refuses(data: bytes) -> None:
     """Decode; a refusal must be a GbcsDecodeError pointing inside the input."""
     for decode in (decode_outcome, decode_message):
@@ -168,11 +177,7 @@ class TestRobustness:
 
     @given(outcomes(), st.data())
     def test_byte_flips(self, outcome: ActivationOutcome, data: st.DataObject) -> None:
-        mutated = bytearray(encode_outcome(outcome))
-        for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
-            position = data.draw(st.integers(min_value=0, max_value=len(mutated) - 1))
-            mutated[position] ^= data.draw(st.integers(min_value=1, max_value=255))
-        decodes_or_refuses(bytes(mutated))
+        decodes_or_refuses(flipped(encode_outcome(outcome), data))
 
     @given(outcomes(), st.data())
     def test_insertions_and_deletions(
@@ -246,11 +251,7 @@ class TestCommonShapeReader:
 
     @given(outcomes(), st.data())
     def test_byte_flips(self, outcome: ActivationOutcome, data: st.DataObject) -> None:
-        mutated = bytearray(encode_outcome(outcome))
-        for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
-            position = data.draw(st.integers(min_value=0, max_value=len(mutated) - 1))
-            mutated[position] = data.draw(st.integers(min_value=0, max_value=255))
-        same_answer(bytes(mutated))
+        same_answer(flipped(encode_outcome(outcome), data))
 
     @given(outcomes(), st.data())
     def test_insertions_deletions_and_cuts(
