@@ -40,8 +40,9 @@ class TestConcurrentBatches:
         engines = [create_engine_for(database_url) for _ in range(2)]
         for other in engines:
             event.listen(other, "after_cursor_execute", linger_after_locking_hubs)
-        # Blocks of one value: every alert reserves its ResponseID counter inside the
-        # intake transaction, the most lock-heavy way the counter can be used.
+        # Blocks of one value: every alert fetches its ResponseID counter while the intake
+        # transaction is open (in it on SQLite, in one of its own on PostgreSQL), the most
+        # lock-heavy way the counter can be used.
         counters = [CounterBlock(e, block_size=1) for e in engines]
         services = [
             ActivationService(e, AlertBuilder(DCC, SIGNER, bundled_schemas(), c.next))

@@ -192,7 +192,7 @@ class ActivationService:
 
 # ResponseID counters reserved per message before a write transaction that builds a
 # batch's alerts: a CH has one or two Responsible Suppliers (electricity, gas), rarely
-# more. A batch that needs more still gets them, reserved inside its transaction.
+# more. A batch that needs more still gets them (CounterBlock.take).
 _COUNTERS_PER_OUTCOME = 2
 
 

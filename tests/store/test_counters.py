@@ -169,3 +169,30 @@ class TestInsideTransactions:
             stored = conn.execute(sa.text("SELECT count(*) FROM used")).scalar_one()
         # The primary key would have refused a repeated value inside a committed transaction.
         assert stored == committed == 8 * 11
+
+    def test_on_postgresql_a_block_is_committed_at_once_even_inside_a_transaction(
+        self, pg_database_url: str
+    ) -> None:
+        # The counter row must not stay locked for the caller's transaction: another
+        # process's refill would queue behind a whole intake batch.
+        engine = create_engine_for(pg_database_url)
+        other = create_engine_for(pg_database_url)
+        block = CounterBlock(engine, "rid", block_size=5)
+        try:
+            with engine.connect() as conn:
+                caller = conn.begin()
+                conn.execute(sa.text("SELECT 1"))
+                values = block.take(3)
+                with other.begin() as other_conn:
+                    other_conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+                    later = counters.allocate(other_conn, "rid", 1)
+                assert later.start > max(values)
+                caller.rollback()
+            # The block outlives the rollback: its values are never handed out again.
+            with engine.connect() as conn:
+                assert counters.peek(conn, "rid") > max(values)
+            assert min(block.take(2)) > max(values)
+        finally:
+            block.close()
+            engine.dispose()
+            other.dispose()

@@ -64,12 +64,16 @@ class CounterBlock:
     is fetched in the background when fewer than ``low_water`` values remain.
 
     It may be called inside a transaction on ``engine`` (the intake renders
-    alerts inside its write transaction). There a blocking refill in a second
-    transaction would wait for the caller's own lock (SQLite allows one
-    writer), so instead the block is reserved *in the caller's transaction*
-    and kept private to it: if that transaction rolls back, so does the
-    reservation, together with every use of its values; whatever it did not
-    use is dropped when it ends. Values are unique, not dense.
+    alerts inside its write transaction). On SQLite a blocking refill in a
+    second transaction would wait for the caller's own lock (one writer), so
+    there the block is reserved *in the caller's transaction* and kept private
+    to it: if that transaction rolls back, so does the reservation, together
+    with every use of its values; whatever it did not use is dropped when it
+    ends. On PostgreSQL a second transaction waits for nobody's row locks but
+    the counter's own, so the block is reserved in a short transaction of its
+    own even then: the counter row is never held for the length of the
+    caller's transaction, where other processes' refills would queue behind
+    it. Values are unique, not dense.
     Transactions are recognised through ``engine``'s events: use the same
     Engine object for both.
     """
@@ -93,6 +97,7 @@ class CounterBlock:
         self._available = 0
         self._refill_thread: threading.Thread | None = None
         self._local = threading.local()  # per thread: open transactions, private block
+        self._one_writer = engine.dialect.name == "sqlite"
         self._listeners = (
             ("begin", self._on_begin),
             ("commit", self._on_end),
@@ -172,7 +177,7 @@ class CounterBlock:
                     self._start_refill()
                 return values
             open_here = self._open()
-            if open_here:
+            if open_here and self._one_writer:
                 self._start_refill()  # for the transactions after this one
                 return self._take_private(open_here[-1], n)
             # No lock is held while waiting for the database: a thread holding the
@@ -188,13 +193,13 @@ class CounterBlock:
     def reserve(self, n: int) -> None:
         """Make sure ``n`` values are on hand before a transaction that will need them.
 
-        Inside a transaction this only starts a background refill.
+        Inside a transaction on SQLite this only starts a background refill.
         """
         with self._lock:
             missing = n - self._available
         if missing <= 0:
             return
-        if self._open():
+        if self._open() and self._one_writer:
             self._start_refill()
             return
         self._push_shared(self._allocate_own(max(self.block_size, missing)))
