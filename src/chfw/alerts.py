@@ -77,7 +77,7 @@ class AlertBuilder:
         than alert by alert: libxml2's schema and OpenSSL's P-256 tables then stay
         in the CPU cache through a pass instead of evicting each other at every
         alert. In a 500-message intake batch that cut the intake's CPU per alert
-        by ~18 % (docs/performance.md, seventh session).
+        by ~15 % (docs/performance.md, seventh session).
         """
         built: list[BuiltAlert | InvalidValueError] = []
         for request in requests:
