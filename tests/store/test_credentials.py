@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from chfw.store import credentials
-from chfw.store.credentials import cache_key, hash_secret, new_secret, verify_secret
+from chfw.store.credentials import (
+    cache_key,
+    check_secret,
+    dummy_hash,
+    hash_secret,
+    new_secret,
+    verify_secret,
+)
+from tests.store.scrypt_spy import ScryptSpy
 
 
 class Spy:
@@ -82,3 +90,24 @@ class TestConstantTime:
         spy.calls.clear()
         assert not verify_secret("x", encoded)
         assert len(spy.calls) == 1
+
+
+class TestNoStoredHash:
+    """An unknown credential ID costs one scrypt of the real parameters, and never verifies."""
+
+    def test_missing_hash_costs_what_a_wrong_secret_costs(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        spy = ScryptSpy(monkeypatch)
+        encoded = hash_secret(new_secret())
+        spy.take()
+        assert not check_secret("wrong", encoded)
+        wrong = spy.take()
+        assert not check_secret("wrong", None)
+        unknown = spy.take()
+        assert len(wrong) == 1
+        assert unknown == wrong
+
+    def test_dummy_hash_verifies_nothing_chfw_issues(self) -> None:
+        assert not check_secret(new_secret(), None)
+        assert dummy_hash().split("$")[:4] == hash_secret("x").split("$")[:4]

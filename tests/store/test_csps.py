@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from chfw.exceptions import InvalidValueError, StoreError
 from chfw.store import csps
 from chfw.store.schema import csps as csps_table
+from tests.store.scrypt_spy import ScryptSpy
 
 
 @pytest.fixture(autouse=True)
@@ -159,3 +160,38 @@ class TestManagement:
             listed = csps.list_csps(conn)
         assert [(c.name, c.enabled) for c in listed] == [("north", True), ("south", True)]
         assert all(c.created_at.tzinfo is not None for c in listed)
+
+
+class TestSameCostRefusals:
+    """Unknown ID, wrong secret and disabled CSP: the same answer after the same scrypt work."""
+
+    def test_unknown_id_costs_what_a_wrong_secret_costs(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        credential = add(engine)
+        add(engine, "csp-south")
+        with engine.begin() as conn:
+            csps.disable_csp(conn, "csp-south")
+        token_id = credential[9:25]
+        other = "0" * 16 if token_id != "0" * 16 else "1" * 16
+        wrong = credential[:-1] + ("A" if credential[-1] != "A" else "B")
+        unknown = credential.replace(token_id, other)
+        spy = ScryptSpy(monkeypatch)
+        costs = []
+        with engine.connect() as conn:
+            for candidate in (wrong, unknown):
+                assert csps.authenticate(conn, candidate) is None
+                costs.append(spy.take())
+        assert len(costs[0]) == 1
+        assert costs[1] == costs[0]
+
+    def test_disabled_csp_costs_a_full_check(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        credential = add(engine)
+        with engine.begin() as conn:
+            csps.disable_csp(conn, "csp-north")
+        spy = ScryptSpy(monkeypatch)
+        with engine.connect() as conn:
+            assert csps.authenticate(conn, credential) is None
+        assert len(spy.take()) == 1

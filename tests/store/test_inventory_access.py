@@ -14,6 +14,7 @@ from chfw.store import inventory_access
 from chfw.store.credentials import verify_secret
 from chfw.store.schema import service_users
 from tests.dsp import ALICE, BOB, CAROL, CH1, CH2, CH3, CH4, build_dsp
+from tests.store.scrypt_spy import ScryptSpy
 
 
 @pytest.fixture(autouse=True)
@@ -109,3 +110,24 @@ class TestResponsibleSupplier:
         assert (hub is not None) is expected
         if hub is not None:
             assert hub.device_id == device
+
+
+class TestSameCostRefusals:
+    """Unknown user, user without a token, wrong secret: one scrypt of the same cost each."""
+
+    def test_unknown_or_tokenless_user_costs_what_a_wrong_secret_costs(
+        self, dsp_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        token = issue(dsp_engine, BOB)
+        secret = token[len("chfw_su_") + 17 :]
+        wrong = f"chfw_su_{BOB.hex.lower()}_{'x' * 43}"
+        unknown = f"chfw_su_{'0' * 16}_{secret}"
+        tokenless = f"chfw_su_{ALICE.hex.lower()}_{secret}"
+        spy = ScryptSpy(monkeypatch)
+        costs = []
+        for candidate in (wrong, unknown, tokenless):
+            assert who(dsp_engine, candidate) is None
+            costs.append(spy.take())
+        assert len(costs[0]) == 1
+        assert costs[1] == costs[0]
+        assert costs[2] == costs[0]

@@ -6,6 +6,11 @@ database does not let anyone authenticate. scrypt is deliberately slow (tens
 of milliseconds), too slow to pay per request, so callers keep successful
 verifications in a :class:`VerifiedCache` keyed by the credential's SHA-256
 (:func:`cache_key`) for a short time to live.
+
+A refused credential costs the same whether its ID names a row or not:
+:func:`check_secret` hashes the secret against a dummy hash of the same
+parameters when there is no stored hash, so the time an answer takes does
+not tell an attacker which IDs exist.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from functools import cache
 
 # scrypt cost: 16 MiB of memory per verification (RFC 7914 interactive-login parameters).
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -53,6 +59,24 @@ def verify_secret(secret: str, encoded: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(digest.hex(), expected)
+
+
+@cache
+def dummy_hash() -> str:
+    """A hash of no one's secret, with the parameters of real ones (made once per process)."""
+    return hash_secret("chfw: no such credential", salt=b"\0" * 16)
+
+
+def check_secret(secret: str, encoded: str | None) -> bool:
+    """:func:`verify_secret`, paying the same scrypt when there is no stored hash (``None``).
+
+    An unknown credential ID must cost what a wrong secret for a known one
+    costs; otherwise the answer's timing tells which IDs exist.
+    """
+    if encoded is None:
+        verify_secret(secret, dummy_hash())
+        return False
+    return verify_secret(secret, encoded)
 
 
 def cache_key(credential: str) -> bytes:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from chfw.exceptions import InvalidValueError, StoreError
 from chfw.store._sql import from_db, insert_for, now
 from chfw.store.credentials import VerifiedCache as _VerifiedCache
-from chfw.store.credentials import cache_key, new_secret
+from chfw.store.credentials import cache_key, check_secret, new_secret
 from chfw.store.credentials import hash_secret as hash_secret  # re-exported: tests, callers
 from chfw.store.credentials import verify_secret as verify_secret
 from chfw.store.schema import csps
@@ -139,7 +139,10 @@ def authenticate(conn: Connection, credential: str) -> str | None:
     row = conn.execute(
         sa.select(csps.c.name, csps.c.token_hash, csps.c.enabled).where(csps.c.token_id == token_id)
     ).first()
-    if row is None or not row.enabled or not verify_secret(secret, row.token_hash):
+    # The secret is hashed even for an unknown ID or a disabled CSP (check_secret), so
+    # every refusal costs the same and none tells which token IDs exist.
+    matches = check_secret(secret, None if row is None else row.token_hash)
+    if row is None or not row.enabled or not matches:
         return None
     _cache.put(key, row.name)
     return str(row.name)

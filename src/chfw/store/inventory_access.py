@@ -21,7 +21,13 @@ from sqlalchemy.engine import Connection
 from chfw.domain import DeviceId, UserId
 from chfw.exceptions import StoreError
 from chfw.store._sql import now
-from chfw.store.credentials import VerifiedCache, cache_key, hash_secret, new_secret, verify_secret
+from chfw.store.credentials import (
+    VerifiedCache,
+    cache_key,
+    check_secret,
+    hash_secret,
+    new_secret,
+)
 from chfw.store.estate import Hub, get_hub
 from chfw.store.schema import meter_points, service_users
 
@@ -78,9 +84,9 @@ def authenticate(conn: Connection, token: str) -> UserId | None:
     row = conn.execute(
         sa.select(service_users.c.inventory_token_hash).where(service_users.c.user_id == user_hex)
     ).first()
-    if row is None or row.inventory_token_hash is None:
-        return None
-    if not verify_secret(secret, row.inventory_token_hash):
+    # An unknown user, or one without a token, pays the same scrypt as a wrong secret
+    # (check_secret), so the timing of a refusal does not tell which User IDs exist.
+    if not check_secret(secret, None if row is None else row.inventory_token_hash):
         return None
     _cache.put(key, user_hex)
     return UserId.parse(user_hex)
