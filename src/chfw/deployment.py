@@ -13,6 +13,19 @@ KEY_FILE = "signing-key.pem"
 CERT_FILE = "signing-cert.pem"
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``path`` readable and writable by its owner only (0600), even when it existed.
+
+    chfw.toml may hold a database password and the dashboard token: created
+    0600 (never world-readable, not even for a moment) and, when overwritten,
+    set back to 0600.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(data)
+
+
 def create_deployment(
     directory: Path,
     *,
@@ -46,6 +59,6 @@ def create_deployment(
         signing_key=str(key_path),
         signing_cert=str(cert_path),
     ).replace(**overrides)
-    config_path.write_text(render_settings_toml(settings))
+    write_private(config_path, render_settings_toml(settings).encode())
     revision = upgrade(settings.database_url)
     return config_path, settings, revision

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from chfw.cli._context import engine, run_guarded, settings
+from chfw.store.engine import display_url
 from chfw.store.errors import translated
 
 
@@ -22,5 +22,4 @@ def transaction() -> Iterator[Connection]:
 
 def database_label() -> str:
     """The database URL without its password, for messages."""
-    url = sa.make_url(settings().database_url)
-    return url.render_as_string(hide_password=True)
+    return display_url(settings().database_url)

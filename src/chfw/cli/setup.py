@@ -9,6 +9,7 @@ import typer
 
 from chfw.cli._context import run_guarded
 from chfw.deployment import create_deployment
+from chfw.store.engine import display_url
 
 
 def init(
@@ -18,13 +19,17 @@ def init(
     ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing config file")] = False,
 ) -> None:
-    """Create chfw.toml, the database (migrated) and a development signing key + certificate."""
+    """Create chfw.toml, the database (migrated) and a development signing key + certificate.
+
+    chfw.toml and the key are readable by their owner only (0600): the file may
+    hold a database password and the dashboard token.
+    """
     with run_guarded():
         config_path, settings, revision = create_deployment(
             directory, database_url=database_url, force=force
         )
     typer.echo(f"wrote {config_path}")
-    typer.echo(f"database {settings.database_url} at revision {revision}")
+    typer.echo(f"database {display_url(settings.database_url)} at revision {revision}")
     typer.echo(
         f"signing certificate {settings.signing_cert} (give it to Service Users' trust stores)"
     )

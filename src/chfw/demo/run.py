@@ -36,7 +36,7 @@ from chfw.sim.poster import post_wave
 from chfw.sim.wave import InventoryStart, Wave, generate_wave
 from chfw.store import backlog, csps, estate, users
 from chfw.store._sql import chunked
-from chfw.store.engine import create_engine_for, reading
+from chfw.store.engine import create_engine_for, display_url, reading
 from chfw.store.schema import hubs
 
 SEEDED_AT = datetime(2025, 6, 1, tzinfo=UTC)  # when the estate's starting firmware took effect
@@ -88,8 +88,8 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     with engine.begin() as conn:
         if estate.count_hubs(conn):
             raise DemoError(
-                f"the database {settings.database_url} already has an estate; the demo needs "
-                "an empty one (its ground truth assumes a fresh deployment)"
+                f"the database {display_url(settings.database_url)} already has an estate; the "
+                "demo needs an empty one (its ground truth assumes a fresh deployment)"
             )
     _load_estate(engine, synthetic, console)
     suppliers = _plan_suppliers(synthetic, workdir)
