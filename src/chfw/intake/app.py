@@ -19,10 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from chfw import __version__
+from chfw.bodylimit import BodyLimit
 from chfw.config import Settings
 from chfw.intake.backpressure import RETRY_AFTER_SECONDS, BacklogGate
 from chfw.intake.inventory_api import inventory_router
-from chfw.intake.limits import BodyLimit
 from chfw.metrics import install_intake_metrics
 from chfw.processing import ActivationService, BatchTally, Status, SubmissionResult
 from chfw.store import csps
@@ -141,16 +141,11 @@ def create_app(
     CspDep = Annotated[str, Depends(authenticate)]
 
     async def read_body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.intake_max_body_bytes:
-            raise HTTPException(413, f"body exceeds {settings.intake_max_body_bytes} bytes")
+        """The body, within the limit BodyLimit enforces while it is read."""
         try:
-            body = await request.body()
+            return await request.body()
         except ClientDisconnect:  # the client left (or the server's request deadline passed)
             raise HTTPException(408, "the request body did not arrive") from None
-        if len(body) > settings.intake_max_body_bytes:
-            raise HTTPException(413, f"body exceeds {settings.intake_max_body_bytes} bytes")
-        return body
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
