@@ -40,7 +40,7 @@ def ready(engine: Engine, minimum: str) -> list[tuple[int, str]]:
         summary = readiness.readiness(conn, FirmwareVersion.parse(minimum))
         found = list(readiness.ready_hubs(conn, summary))
     assert summary.ready == len(found)
-    return [(int(hub.device_id) & 0xFF, hub.active_version.hex) for hub in found]
+    return [(int(hub.device_id) & 0xFF, hub.active_version) for hub in found]
 
 
 class TestOrdering:
@@ -116,3 +116,27 @@ class TestCsv:
                 (START + timedelta(minutes=7)).isoformat(),
             ],
         ]
+
+
+class TestVersionsAsSigned:
+    """Versions are recorded as signed; those that are no hex number are counted apart."""
+
+    def test_not_hex_is_neither_ready_nor_below(self, engine: Engine) -> None:
+        record(engine, device(1), "v1.2", START)
+        record(engine, device(2), "0200", START)
+        record(engine, device(3), "123", START)  # odd length: the number 0x0123
+        assert ready(engine, "0122") == [(2, "0200"), (3, "123")]
+        with engine.connect() as conn:
+            summary = readiness.readiness(conn, FirmwareVersion.parse("0300"))
+            assert list(readiness.ready_hubs(conn, summary)) == []
+        assert (summary.ready, summary.below, summary.unrecognised) == (0, 2, 1)
+        assert summary.to_json()["unrecognised_versions"] == {"v1.2": 1}
+        assert summary.total == 3
+
+    def test_split_sorts_unrecognised_apart(self) -> None:
+        split = readiness.split_versions({"zz": 2, "0A": 1, None: 4}, FirmwareVersion.parse("01"))
+        assert (split.ready_versions, split.unrecognised_versions, split.unknown) == (
+            {"0A": 1},
+            {"zz": 2},
+            4,
+        )

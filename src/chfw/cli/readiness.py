@@ -18,9 +18,14 @@ if TYPE_CHECKING:  # imported when used, so that `chfw --help` stays quick
 
 
 def _summary_line(summary: han.Readiness) -> str:
+    odd = (
+        f", {summary.unrecognised} on a version that is not a hex number"
+        if summary.unrecognised
+        else ""
+    )
     return (
         f"{summary.ready} CHs at or above {summary.min_version.hex} "
-        f"({summary.below} below, {summary.unknown} with a version not known yet)"
+        f"({summary.below} below, {summary.unknown} with a version not known yet{odd})"
     )
 
 
@@ -74,6 +79,6 @@ def ready(
                 raise fail(f"cannot write {csv_file}: {exc.strerror or exc}") from None
         else:
             for hub in hubs:
-                typer.echo(f"{hub.device_id} {hub.active_version.hex}")
+                typer.echo(f"{hub.device_id} {hub.active_version}")
     written = f"; written to {csv_file}" if csv_file is not None and str(csv_file) != "-" else ""
     typer.echo(_summary_line(summary) + written, err=True)

@@ -16,14 +16,18 @@ selected with ``active_version IN (<the qualifying versions>)`` (or ``NOT
 IN`` the others, whichever list is shorter), streamed in Device ID order.
 Counting needs no second query at all. CHs whose version is unknown (an
 N999 whose version is still being fetched) are never "ready"; they are
-counted apart.
+counted apart. So are CHs whose version, recorded exactly as signed, is no
+hex number at all (DUIS allows any 1 to 8 characters): they cannot be
+compared, so they are neither ready nor below (``unrecognised``). A hex
+version of odd length is compared as the number it spells (``123`` as
+``0123``).
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
@@ -31,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from chfw.domain import DeviceId, FirmwareVersion
+from chfw.exceptions import InvalidValueError
 from chfw.receiver import backoffice
 from chfw.receiver.schema import bo_hubs
 from chfw.store._sql import from_db
@@ -47,6 +52,7 @@ class Readiness:
     ready_versions: dict[str, int]  # version (hex) at or above the minimum -> CHs on it
     below_versions: dict[str, int]
     unknown: int  # CHs whose active version is not known yet
+    unrecognised_versions: dict[str, int] = field(default_factory=dict)  # not hex: no order
 
     @property
     def ready(self) -> int:
@@ -57,8 +63,12 @@ class Readiness:
         return sum(self.below_versions.values())
 
     @property
+    def unrecognised(self) -> int:
+        return sum(self.unrecognised_versions.values())
+
+    @property
     def total(self) -> int:
-        return self.ready + self.below + self.unknown
+        return self.ready + self.below + self.unknown + self.unrecognised
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -69,31 +79,46 @@ class Readiness:
             "total": self.total,
             "ready_versions": dict(sorted(self.ready_versions.items())),
             "below_versions": dict(sorted(self.below_versions.items())),
+            "unrecognised": self.unrecognised,
+            "unrecognised_versions": dict(sorted(self.unrecognised_versions.items())),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class ReadyHub:
     device_id: DeviceId
-    active_version: FirmwareVersion
+    active_version: str  # as recorded (as signed)
     changed_at: datetime
+
+
+def comparable(text: str) -> FirmwareVersion | None:
+    """A recorded version as octets to compare, or None when it is not a hex number."""
+    digits = text.strip()
+    try:
+        return FirmwareVersion.parse(digits if len(digits) % 2 == 0 else "0" + digits)
+    except InvalidValueError:
+        return None
 
 
 def split_versions(
     distribution: Mapping[str | None, int], min_version: FirmwareVersion
 ) -> Readiness:
-    """Sort a per-version count into ready / below / unknown (pure)."""
+    """Sort a per-version count into ready / below / unknown / unrecognised (pure)."""
     ready: dict[str, int] = {}
     below: dict[str, int] = {}
+    unrecognised: dict[str, int] = {}
     unknown = 0
     for text, count in distribution.items():
+        version = None if text is None else comparable(text)
         if text is None:
             unknown += count
-        elif FirmwareVersion.parse(text) >= min_version:
+        elif version is None:
+            unrecognised[text] = count
+        elif version >= min_version:
             ready[text] = count
         else:
             below[text] = count
-    return Readiness(min_version, ready, below, unknown)
+    return Readiness(min_version, ready, below, unknown, unrecognised)
 
 
 def readiness(conn: Connection, min_version: FirmwareVersion) -> Readiness:
@@ -103,7 +128,8 @@ def readiness(conn: Connection, min_version: FirmwareVersion) -> Readiness:
 
 def _ready_filter(summary: Readiness) -> sa.ColumnElement[bool]:
     """The shorter of ``IN (ready)`` and ``NOT IN (below)``: few parameters either way."""
-    ready, below = sorted(summary.ready_versions), sorted(summary.below_versions)
+    ready = sorted(summary.ready_versions)
+    below = sorted({*summary.below_versions, *summary.unrecognised_versions})
     if not ready:
         return sa.false()
     if len(ready) <= len(below):
@@ -124,12 +150,12 @@ def ready_hubs(conn: Connection, summary: Readiness) -> Iterator[ReadyHub]:
         .execution_options(yield_per=_STREAM_CHUNK)
     )
     for row in conn.execute(query):
-        version = FirmwareVersion.parse(row.active_version)
-        if version < summary.min_version:  # a version first seen after the count (NOT IN)
+        version = comparable(row.active_version)
+        if version is None or version < summary.min_version:  # first seen after the count
             continue
         yield ReadyHub(
             device_id=DeviceId.parse(row.device_id),
-            active_version=version,
+            active_version=row.active_version,
             changed_at=from_db(row.changed_at),
         )
 
@@ -140,6 +166,6 @@ def write_csv(hubs: Iterator[ReadyHub], out: TextIO) -> int:
     writer.writerow(CSV_COLUMNS)
     rows = 0
     for hub in hubs:
-        writer.writerow((str(hub.device_id), hub.active_version.hex, hub.changed_at.isoformat()))
+        writer.writerow((str(hub.device_id), hub.active_version, hub.changed_at.isoformat()))
         rows += 1
     return rows

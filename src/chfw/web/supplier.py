@@ -114,7 +114,7 @@ def read_view(conn: Connection, now: datetime, pilot: str, min_version: str) -> 
     if version is None and found is not None:
         version = found.target_version
     if version is None:
-        known = [FirmwareVersion.parse(v) for v in distribution if v is not None]
+        known = [v for v in map(readiness.comparable, filter(None, distribution)) if v]
         version = max(known) if known else None
     return SupplierView(
         at=now,
