@@ -27,10 +27,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from chfw import __version__
+from chfw.bodylimit import BodyLimit
 from chfw.metrics import ReceiverMetrics, install_receiver_metrics
 from chfw.receiver.pipeline import Accepted, AlertReceiver, Checked, Outcome, ReceiverConfig
 from chfw.receiver.writer import LoopBatcher, RecordWriter
-from chfw.web.auth import DashboardAuth
+from chfw.web.auth import FORM_MAX_BYTES, DashboardAuth
 from chfw.web.supplier import mount_supplier_dashboard
 
 log = structlog.get_logger("chfw.receiver")
@@ -128,6 +129,9 @@ def create_receiver_app(
     app = ReceiverApp(
         title="chfw supplier alert receiver", version=__version__, description=__doc__
     )
+    # Every other route (the dashboard's sign-in form included) reads small bodies or none;
+    # the alert POST, answered ahead of this middleware, has config.max_bytes.
+    app.add_middleware(BodyLimit, max_bytes=FORM_MAX_BYTES)
     app.receiver = AlertReceiver(config, engine)
     app.writer = RecordWriter(app.receiver)
     app.batcher = LoopBatcher(app.writer)
