@@ -159,7 +159,7 @@ class TestUnsafeXml:
             dsp.n64(), f'<!DOCTYPE sr:Response SYSTEM "http://127.0.0.1:{port}/evil.dtd">'
         )
         answer = receiver.post(body)
-        _assert_refused(engine, answer.status_code, answer.text, 400, "network")
+        _assert_refused(engine, answer.status_code, answer.text, 400, "DOCTYPE")
         with pytest.raises(BlockingIOError):
             listener.accept()
 
