@@ -10,6 +10,18 @@ the content that was signed and signature-wrapping has nowhere to hide.
 The digest is recomputed over the inclusive C14N of the document (not over
 the raw bytes): third-party documents, DCC's own among them, carry an XML
 declaration and namespace declarations that canonical form rewrites.
+
+**What the caller reads is what was signed.** Canonical form drops comments,
+turns CDATA sections and character references into text and sorts
+attributes, so many documents share one digest -- and a reader of the posted
+tree can be told something else: ``<FirmwareVersion>0123<!---->ABCE</...>``
+digests as ``0123ABCE`` while ``element.text`` is ``0123`` (the SAML
+comment-injection advisories of 2017-2018). So the tree handed back is not
+the posted one: it is the digested octets parsed again, in which no comment,
+CDATA section or character reference can exist, and a document whose signed
+content holds a processing instruction (which canonical form keeps, and
+which would cut ``element.text`` the same way) is refused. DUIS documents
+carry none.
 """
 
 from __future__ import annotations
@@ -106,7 +118,7 @@ class VerifiedDocument:
     """A document whose signature checked out, reduced to exactly what was signed."""
 
     root: etree._Element
-    """The root element, with the Signature and inter-element whitespace removed."""
+    """The root element of ``content`` parsed again: exactly the signed octets, no Signature."""
     certificate: x509.Certificate
     """The trusted certificate of the signer."""
     digest: bytes
@@ -162,7 +174,29 @@ def verify_document(
             f"KeyInfo (issuer {parts.issuer_name!r}, serial {parts.serial_number}): signed "
             "with another key, or SignedInfo was altered"
         ) from None
-    return VerifiedDocument(root=root, certificate=certificate, digest=digest, content=content)
+    return VerifiedDocument(
+        root=signed_tree(content), certificate=certificate, digest=digest, content=content
+    )
+
+
+def signed_tree(content: bytes) -> etree._Element:
+    """The verified octets ``content`` parsed again, refusing processing instructions.
+
+    Every value in the answer is exactly the text that was digested: canonical
+    form has no comments, CDATA sections or character references left to cut
+    a value short, and processing instructions, which it keeps, are refused.
+    """
+    try:
+        root = parse_untrusted(content, max_bytes=len(content))
+    except UnsafeXmlError as exc:  # pragma: no cover - canonical XML is well-formed
+        raise VerificationError(f"the signed content cannot be read again: {exc}") from None
+    for instruction in root.iter(etree.ProcessingInstruction):
+        parent = instruction.getparent()
+        raise VerificationError(
+            "the signed content holds a processing instruction inside "
+            f"{_describe(root if parent is None else parent)}; DUIS documents have none"
+        )
+    return root
 
 
 def _the_signature(root: etree._Element) -> etree._Element:
