@@ -33,7 +33,8 @@ def record(
         schema_version="5.1" if version else "5.0",
         alert_time=at,
         device_id=hub,
-        firmware_version=FirmwareVersion.parse(version) if version else None,
+        firmware_version=version or None,
+        counter=number,
         mismatch_alert_code=None if version else "N64",
     )
     with engine.begin() as conn:

@@ -36,7 +36,8 @@ def _facts(
         schema_version="5.1",
         alert_time=T0 + timedelta(minutes=at_minutes),
         device_id=device,
-        firmware_version=FirmwareVersion.parse(version) if version else None,
+        firmware_version=version or None,
+        counter=counter,
         mismatch_alert_code=mismatch,
     )
 

@@ -30,7 +30,8 @@ def _alert(
         schema_version="5.1" if version else "5.0",
         alert_time=T0 + timedelta(minutes=minutes),
         device_id=device,
-        firmware_version=FirmwareVersion.parse(version) if version else None,
+        firmware_version=version or None,
+        counter=counter,
         mismatch_alert_code=None if version or code else "N64",
     )
     return NewAlert(facts, b"<doc/>", "CN=DSP", digest, NOW)

@@ -1,4 +1,11 @@
-"""What a verified DUIS alert says, read from its tree (pure)."""
+"""What a verified DUIS alert says, read from its tree (pure).
+
+The tree is :attr:`chfw.signing.VerifiedDocument.root`: the signed octets
+parsed again, so each value read here is exactly the text that was signed
+(docs/security.md, "What is recorded is what was signed"). Values are kept
+as signed -- a FirmwareVersion is any text the schema allows, hex or not --
+and only interpreted where the back office must compare them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from chfw.domain import DeviceId, FirmwareVersion
+from chfw.domain import DeviceId
 from chfw.duis import SR_NAMESPACE, ResponseId
 from chfw.exceptions import InvalidValueError
 
@@ -27,8 +34,19 @@ class AlertFacts:
     schema_version: str
     alert_time: datetime  # ResponseDateTime, UTC
     device_id: DeviceId | None  # from the alert body, else the ResponseID's device
-    firmware_version: FirmwareVersion | None  # N64 only
+    firmware_version: str | None  # N64 only: FirmwareVersion exactly as signed
     mismatch_alert_code: str | None  # N999: the alert the user could not receive
+    counter: int | None = None  # the ResponseID's counter, when it has DCC's form
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        """Which of two alerts for one CH is the newer: alert time, then ResponseID counter.
+
+        The DSP's counters never repeat and grow as it makes alerts, so two alerts
+        stamped with the same time are told apart by their counters; an alert
+        whose ResponseID has no counter sorts below any that has one.
+        """
+        return (self.alert_time, -1 if self.counter is None else self.counter)
 
     @property
     def is_firmware_activation(self) -> bool:
@@ -106,9 +124,9 @@ def read_alert(root: etree._Element, schema_version: str) -> AlertFacts:
             )
         mismatch = _text(_child(mismatch_el, "DCCAlertCode"))
         device_text = _text(_child(mismatch_el, "DeviceID"))
+    named = _parts_of(response_id)
     try:
-        device = DeviceId.parse(device_text) if device_text else _device_of(response_id)
-        version = _version(version_text) if version_text is not None else None
+        device = DeviceId.parse(device_text) if device_text else (named.device_id if named else None)
     except InvalidValueError as exc:
         raise AlertShapeError(f"{alert_code} alert {response_id}: {exc}") from None
     return AlertFacts(
@@ -117,8 +135,9 @@ def read_alert(root: etree._Element, schema_version: str) -> AlertFacts:
         schema_version=schema_version,
         alert_time=_alert_time(_text(_child(header, "ResponseDateTime"))),
         device_id=device,
-        firmware_version=version,
+        firmware_version=version_text,
         mismatch_alert_code=mismatch,
+        counter=named.counter if named else None,
     )
 
 
@@ -134,15 +153,9 @@ def _alert_time(text: str | None) -> datetime:
     return when.astimezone(UTC)
 
 
-def _device_of(response_id: str) -> DeviceId | None:
-    """The device a ResponseID names (DCC User ID : device : counter), if it has that form."""
+def _parts_of(response_id: str) -> ResponseId | None:
+    """The ResponseID read as DCC User ID : device : counter, if it has that form."""
     try:
-        return ResponseId.parse(response_id).device_id
+        return ResponseId.parse(response_id)
     except InvalidValueError:
         return None
-
-
-def _version(text: str) -> FirmwareVersion:
-    # DUIS allows 1 to 8 characters; an odd count is a version whose first octet lost
-    # its leading zero in a sender's rendering, so restore it rather than reject the alert.
-    return FirmwareVersion.parse(text if len(text) % 2 == 0 else "0" + text)

@@ -214,7 +214,7 @@ class AlertReceiver:
                 response_id=facts.response_id,
                 alert_code=facts.alert_code,
                 device_id=str(facts.device_id) if facts.device_id else None,
-                firmware_version=facts.firmware_version.hex if facts.firmware_version else None,
+                firmware_version=facts.firmware_version,
                 duplicate=result.duplicate,
                 applied=result.applied,
                 remote=checked.remote,

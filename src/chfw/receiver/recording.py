@@ -4,13 +4,16 @@ Per alert: the raw document under its ResponseID (a ResponseID seen before
 only counts a replay); for a firmware alert (N64, or N999 for N64), one
 history event and, unless a newer alert already decided it, the CH's active
 version. Alerts for one CH may arrive out of order (a replayed dead letter,
-two DSP workers), so "newer" is by alert time (ResponseDateTime), never by
-arrival; equal times: the later arrival wins.
+two DSP workers), so "newer" is by alert time (ResponseDateTime), then by
+ResponseID counter (:attr:`AlertFacts.order`), never by arrival: a replay or a
+late copy can never move a CH back, and any arrival order of one CH's alerts
+leaves it in the same state. An alert that orders equal to the one that set
+the CH (no counter in either ResponseID, same time) leaves it as it is.
 
 A batch costs a handful of statements whatever its size (one read of the
 ResponseIDs and hubs concerned, then one multi-row write per table), which is
 what lets the receiver's group commit scale. The hubs are folded in Python in
-arrival order; the hub upsert keeps a guard (``latest_alert_at <=``) so that a
+arrival order; the hub upsert keeps a guard (``(latest_alert_at, latest_counter) <``) so that a
 concurrent writer (PostgreSQL, several receiver processes) can never move a
 hub backwards. On SQLite every write transaction holds the database lock from
 its start (``BEGIN IMMEDIATE``), so the fold is exact.
@@ -97,6 +100,20 @@ class _Hub:
     active_version: str | None
     changed_at: datetime
     latest_alert_at: datetime
+    latest_counter: str  # padded_counter() of the alert that set it
+
+    def older_than(self, alert_time: datetime, counter: str) -> bool:
+        """Whether an alert at ``alert_time`` with ``counter`` is newer than this state."""
+        return (self.latest_alert_at, self.latest_counter) < (alert_time, counter)
+
+
+def padded_counter(counter: int | None) -> str:
+    """A ResponseID counter as stored in ``bo_hubs.latest_counter``: 20 digits, '' if none.
+
+    Counters reach 2^64-1 (beyond BIGINT); equal-length digit strings sort as
+    their numbers in SQL and in Python alike, and '' sorts before them all.
+    """
+    return "" if counter is None else str(counter).zfill(20)
 
 
 def record_alerts(conn: Connection, alerts: Sequence[NewAlert]) -> list[RecordResult]:
@@ -163,7 +180,7 @@ def _alert_row(alert: NewAlert, times: _Times) -> dict[str, Any]:
         "b_response_id": facts.response_id,
         "b_alert_code": facts.alert_code,
         "b_device_id": facts.device_id.hex if facts.device_id else None,
-        "b_firmware_version": facts.firmware_version.hex if facts.firmware_version else None,
+        "b_firmware_version": facts.firmware_version,
         "b_mismatch_alert_code": facts.mismatch_alert_code,
         "b_schema_version": facts.schema_version,
         "b_alert_time": times(facts.alert_time),
@@ -186,9 +203,11 @@ def _file_firmware(
     devices = list(dict.fromkeys(a.facts.device_id.hex for _, a in firmware if a.facts.device_id))
     as_time = result_processor(conn.dialect, bo_hubs.c.changed_at.type) or (lambda v: v)
     hubs = {
-        device_id: _Hub(active_version, from_db(as_time(changed_at)), from_db(as_time(latest)))
+        device_id: _Hub(
+            active_version, from_db(as_time(changed_at)), from_db(as_time(latest)), counter
+        )
         for chunk in chunked(devices, IN_LIST_MAX)
-        for device_id, active_version, changed_at, latest in lookup(
+        for device_id, active_version, changed_at, latest, counter in lookup(
             conn, bo_hubs, _HUB_READ, "device_id", chunk, lock=True
         )
     }
@@ -200,22 +219,24 @@ def _file_firmware(
         facts = alert.facts
         assert facts.device_id is not None
         device = facts.device_id.hex
-        version = facts.firmware_version.hex if facts.firmware_version else None
+        version = facts.firmware_version
         alert_time = to_db(facts.alert_time)
+        counter = padded_counter(facts.counter)
         received_at = times(alert.received_at)  # the event's, and the hub's updated_at
         hub = hubs.get(device)
-        applied = hub is None or hub.latest_alert_at <= alert_time
+        applied = hub is None or hub.older_than(alert_time, counter)
         if applied:
             # A known version reported again keeps the time it first became active.
             same = hub is not None and version is not None and hub.active_version == version
             changed_at = hub.changed_at if same and hub else alert_time
-            hubs[device] = _Hub(version, changed_at, alert_time)
+            hubs[device] = _Hub(version, changed_at, alert_time, counter)
             changed[device] = {
                 "b_device_id": device,
                 "b_active_version": version,
                 "b_changed_at": times(changed_at),
                 "b_latest_alert_at": times(alert_time),
                 "b_latest_response_id": facts.response_id,
+                "b_latest_counter": counter,
                 "b_updated_at": received_at,
                 "b_lookup_pending": pending if version is None else not_pending,
                 "b_lookup_attempts": 0,
@@ -311,7 +332,8 @@ def _build_statements(conn: Connection) -> _Statements:
         index_elements=["device_id"],
         set_={name: new[name] for name in _HUB_COLUMNS if name != "device_id"},
         # Never backwards, even if another process recorded a newer alert meanwhile.
-        where=bo_hubs.c.latest_alert_at <= new.latest_alert_at,
+        where=sa.tuple_(bo_hubs.c.latest_alert_at, bo_hubs.c.latest_counter)
+        < sa.tuple_(new.latest_alert_at, new.latest_counter),
     )
     return _Statements(
         insert_alerts=_insert_values(conn, bo_alerts, _ALERT_COLUMNS).on_conflict_do_nothing(
@@ -328,7 +350,7 @@ def _build_statements(conn: Connection) -> _Statements:
 
 
 # The hub columns a batch reads (locked, on PostgreSQL) before folding its alerts in.
-_HUB_READ = ("device_id", "active_version", "changed_at", "latest_alert_at")
+_HUB_READ = ("device_id", "active_version", "changed_at", "latest_alert_at", "latest_counter")
 _ALERT_COLUMNS = (
     "response_id",
     "alert_code",
@@ -349,6 +371,7 @@ _HUB_COLUMNS = (
     "changed_at",
     "latest_alert_at",
     "latest_response_id",
+    "latest_counter",
     "updated_at",
     "lookup_pending",
     "lookup_attempts",

@@ -43,7 +43,7 @@ bo_hubs = sa.Table(
     sa.Column("latest_alert_at", UTC_TIME, nullable=False),
     sa.Column("latest_response_id", sa.String(80), nullable=False),
     # Its ResponseID counter, 20-digit zero-padded ('' if none): breaks alert-time ties.
-    sa.Column("latest_counter", sa.String(20), nullable=False, server_default=""),
+    sa.Column("latest_counter", sa.String(20), nullable=False, server_default=sa.text("''")),
     sa.Column("updated_at", UTC_TIME, nullable=False),
     sa.Column("lookup_pending", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("lookup_attempts", sa.Integer, nullable=False, server_default="0"),

@@ -37,7 +37,7 @@ def _padded(response_id: str) -> str:
 def upgrade() -> None:
     op.add_column(
         "bo_hubs",
-        sa.Column("latest_counter", sa.String(20), nullable=False, server_default=""),
+        sa.Column("latest_counter", sa.String(20), nullable=False, server_default=sa.text("''")),
     )
     hubs = sa.table(
         "bo_hubs",
