@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from chfw.domain import DeviceId, FirmwareVersion
 from chfw.receiver import backoffice
 from chfw.receiver.facts import AlertFacts
 from chfw.receiver.recording import NewAlert, NewRejection, record_alerts, record_rejections
+from chfw.receiver.schema import bo_alerts, bo_firmware_events, bo_hubs
 from tests.receiver.helpers import CH, CH2, T0, count_rows
 
 NOW = T0 + timedelta(days=1)
@@ -129,3 +133,74 @@ class TestAcrossBatches:
             rows = backoffice.list_rejections(conn)
         assert [r.reason for r in rows] == ["bad 2", "bad 1", "bad 0"]
         assert all(r.remote is not None and len(r.remote) == 100 for r in rows)
+
+
+def _state(engine: Engine) -> tuple[str | None, object, str]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(
+                bo_hubs.c.active_version, bo_hubs.c.latest_alert_at, bo_hubs.c.latest_response_id
+            ).where(bo_hubs.c.device_id == CH.hex)
+        ).one()
+    return row.active_version, row.latest_alert_at, row.latest_response_id
+
+
+class TestOrderWithoutTies:
+    """Alerts with one alert time are ordered by ResponseID counter, never by arrival."""
+
+    def test_the_higher_counter_wins_a_tie_whichever_arrives_first(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            results = record_alerts(conn, [_alert(8, "02", 0), _alert(7, "01", 0)])
+        assert [r.applied for r in results] == [True, False]
+        assert _hub(engine).active_version == "02"
+
+    def test_a_late_copy_of_the_older_alert_in_a_later_batch(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            record_alerts(conn, [_alert(7, "01", 0)])
+        with engine.begin() as conn:
+            record_alerts(conn, [_alert(8, "02", 0)])
+        with engine.begin() as conn:
+            (late,) = record_alerts(conn, [_alert(7, "01", 0)])
+        assert (late.duplicate, _hub(engine).active_version) == (True, "02")
+
+    def test_the_upsert_guard_refuses_an_older_state(self, engine: Engine) -> None:
+        """Another process's newer state stands: the guard, not only the fold, says so."""
+        with engine.begin() as conn:
+            record_alerts(conn, [_alert(9, "03", 0)])
+        with engine.begin() as conn:
+            conn.execute(sa.delete(bo_alerts))  # as if this process never saw alert 9
+            record_alerts(conn, [_alert(5, "01", 0)])
+        assert _hub(engine).active_version == "03"
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(data=st.data())
+    def test_any_arrival_order_ends_in_the_state_of_arrival_in_order(
+        self, engine: Engine, data: st.DataObject
+    ) -> None:
+        size = data.draw(st.integers(2, 8), label="alerts")
+        minutes = data.draw(st.lists(st.integers(0, 2), min_size=size, max_size=size))
+        alerts = [
+            _alert(counter, f"{counter:02X}", minute, digest=f"{counter:064x}")
+            for counter, minute in enumerate(minutes, start=1)
+        ]
+        order = data.draw(st.permutations(alerts), label="arrival")
+        cuts = sorted(data.draw(st.sets(st.integers(1, size - 1)), label="batch cuts"))
+        replays = data.draw(st.lists(st.sampled_from(alerts), max_size=3), label="replays")
+
+        def recorded(arrivals: list[NewAlert], at: list[int]) -> tuple[str | None, object, str]:
+            with engine.begin() as conn:
+                for table in (bo_alerts, bo_hubs, bo_firmware_events):
+                    conn.execute(sa.delete(table))
+            for start, end in zip([0, *at], [*at, len(arrivals)], strict=True):
+                with engine.begin() as conn:
+                    record_alerts(conn, arrivals[start:end])
+            return _state(engine)
+
+        in_order = recorded(sorted(alerts, key=lambda a: a.facts.order), [])
+        newest = max(alerts, key=lambda a: a.facts.order).facts
+        assert in_order[0] == newest.firmware_version
+        assert recorded([*order, *replays], cuts) == in_order
