@@ -8,6 +8,7 @@ import pytest
 from lxml import etree
 
 from chfw.domain import DuisVersion
+from chfw.duis.alert_codes import dcc_alert_codes
 from chfw.exceptions import SchemaValidationError
 from chfw.receiver.validation import AlertSchemas, envelope_schemas
 from tests.receiver.helpers import POWER_OUTAGE, Dsp, other_alert
@@ -32,14 +33,22 @@ class TestBundled:
     def test_envelope_compiles_for_every_version(self, version: DuisVersion) -> None:
         assert envelope_schemas().schema_for(version) is not None
 
-    @pytest.mark.parametrize("code", ["N1", "N12", "N65", "AD1", "N9999"])
+    @pytest.mark.parametrize("code", ["N1", "N12", "N62", "N63", "N65", "AD1"])
     def test_other_codes_pass_with_any_body(self, code: str) -> None:
         AlertSchemas.bundled().validate(_alert(code), V51)
 
-    @pytest.mark.parametrize("code", ["X1", "N", "N0", "N12345", "n12", " N12"])
-    def test_codes_outside_the_duis_form_fail(self, code: str) -> None:
+    @pytest.mark.parametrize(
+        "code", ["X1", "N", "N0", "N32", "N66", "N9999", "N12345", "n12", " N12", "N12 "]
+    )
+    def test_codes_no_duis_version_defines_fail(self, code: str) -> None:
         with pytest.raises(SchemaValidationError, match="DCCAlertCode"):
             AlertSchemas.bundled().validate(_alert(code), V51)
+
+    @pytest.mark.parametrize("code", ["N63", "N65"])
+    def test_codes_of_a_later_version_fail(self, code: str) -> None:
+        """DUIS 5.0 has no N63 to N65: such an alert is refused, not stored raw."""
+        with pytest.raises(SchemaValidationError, match="DCCAlertCode"):
+            AlertSchemas.bundled().validate(_alert(code, duis="5.0"), V50)
 
     def test_envelope_checks_the_header(self) -> None:
         bad_id = _root(other_alert("not-an-id", "N12", POWER_OUTAGE))
@@ -89,3 +98,23 @@ class TestOfficial:
         schemas = AlertSchemas.official(dcc_reference / "xsd")
         schemas.validate(_root(dsp.n64(duis="5.4")), V54)
         schemas.validate(_root(dsp.n999(duis="5.0")), V50)
+
+
+@pytest.mark.reference
+class TestAlertCodesAgainstDcc:
+    """chfw's list of DCC alert codes per version is the enumeration in DCC's schemas."""
+
+    @pytest.mark.parametrize("version", [V50, V51, V54], ids=str)
+    def test_same_codes_as_the_official_schema(
+        self, dcc_reference: Path, version: DuisVersion
+    ) -> None:
+        (xsd,) = (dcc_reference / "xsd" / str(version)).glob("DUIS Schema*.xsd")
+        tree = etree.parse(str(xsd), etree.XMLParser(no_network=True, resolve_entities=False))
+        xs = "{http://www.w3.org/2001/XMLSchema}"
+        (element,) = (
+            e
+            for e in tree.iter(f"{xs}element")
+            if e.get("name") == "DCCAlertCode" and e.get("type") is None
+        )
+        official = {e.get("value") for e in element.iter(f"{xs}enumeration")}
+        assert dcc_alert_codes(version) == official

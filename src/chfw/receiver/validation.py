@@ -7,10 +7,12 @@ So, with the bundled schemas:
 
 - an alert whose code is N64 or N999 is validated fully, body included;
 - any other alert is validated against the *envelope*: the same schema, derived
-  in memory, in which DCCAlertCode is any code of the DUIS form (``AD1`` or
-  ``N`` and 1 to 4 digits) and DCCAlert holds exactly one element of the DUIS
-  namespace whose content is not checked. Response, Header (ResponseID,
-  ResponseCode, ResponseDateTime), Body and DCCAlertMessage stay strict.
+  in memory, in which DCCAlertCode is any code the version defines
+  (:func:`chfw.duis.alert_codes.dcc_alert_codes`: a code the version lacks is
+  refused, as DCC's own schema would) and DCCAlert holds exactly one element
+  of the DUIS namespace whose content is not checked. Response, Header
+  (ResponseID, ResponseCode, ResponseDateTime), Body and DCCAlertMessage stay
+  strict.
 
 With the official DUIS schemas configured (``--xsd-dir``), every alert is
 validated fully against them: they define every alert body.
@@ -26,6 +28,7 @@ from lxml import etree
 
 from chfw.domain import DuisVersion
 from chfw.duis import SR_NAMESPACE, SchemaSet, bundled_schemas, official_schemas
+from chfw.duis.alert_codes import dcc_alert_codes
 from chfw.receiver.facts import alert_code_of
 
 _XS = "http://www.w3.org/2001/XMLSchema"
@@ -37,8 +40,6 @@ _CODE_PATH = (
 FULLY_CHECKED_CODES = frozenset({"N64", "N999"})
 """The alert codes whose bodies chfw's bundled schema defines."""
 
-ANY_ALERT_CODE_PATTERN = "AD1|N[1-9][0-9]{0,3}"
-"""The envelope's DCCAlertCode: the form of every DUIS DCC alert code."""
 
 
 class AlertSchemas:
@@ -78,10 +79,10 @@ class AlertSchemas:
 
 @cache
 def envelope_schemas() -> SchemaSet:
-    """The bundled schema with any DCC alert code and an unchecked DCCAlert body."""
+    """The bundled schema with the version's DCC alert codes and an unchecked DCCAlert body."""
     return SchemaSet(
         "chfw's DUIS alert envelope schema (alert body not checked)",
-        lambda version: _compile_envelope(_bundled_file(version)),
+        lambda version: _compile_envelope(_bundled_file(version), dcc_alert_codes(version)),
     )
 
 
@@ -92,14 +93,15 @@ def _bundled_file(version: DuisVersion) -> str:
 
 
 @cache
-def _compile_envelope(filename: str) -> etree.XMLSchema:
+def _compile_envelope(filename: str, codes: frozenset[str]) -> etree.XMLSchema:
     data = (resources.files("chfw.duis") / "xsd" / filename).read_bytes()
     parser = etree.XMLParser(no_network=True, resolve_entities=False, remove_blank_text=True)
     tree = etree.fromstring(data, parser)
     code = _one(tree, "xs:simpleType[@name='DCCAlertCode']/xs:restriction")
     for child in list(code):
         code.remove(child)
-    etree.SubElement(code, f"{{{_XS}}}pattern", value=ANY_ALERT_CODE_PATTERN)
+    for value in sorted(codes):
+        etree.SubElement(code, f"{{{_XS}}}enumeration", value=value)
     alert = _one(tree, "xs:complexType[@name='DCCAlert']")
     for child in list(alert):
         alert.remove(child)
