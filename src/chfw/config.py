@@ -46,6 +46,13 @@ class Settings:
     server_keep_alive_seconds: float = 15.0
     server_max_header_bytes: int = 64 * 1024
     server_max_connections: int = 2048
+    # Addresses or networks (comma-separated, e.g. "10.0.0.5, 10.1.0.0/16") of TLS-terminating
+    # proxies in front of chfw: only from these are X-Forwarded-For/-Proto believed. "": none.
+    trusted_proxies: str = ""
+    # Failed authentications (CSP credentials, inventory tokens, dashboard tokens) one client
+    # may make in the window before it is answered 429 without being checked; 0: no limit.
+    auth_max_failures: int = 20
+    auth_failure_window_seconds: float = 60.0
     # Web dashboard of `chfw serve` (/dashboard). None: a random token is made at each start
     # (printed as a sign-in link when stderr is a terminal). Set one (16+ characters) to keep it.
     dashboard_token: str | None = None
@@ -86,6 +93,8 @@ def _coerce(name: str, raw: Any, kind: Any) -> Any:
         raise ConfigError(f"setting {name}={raw!r} is not a number") from None
     if raw is None:
         return None
+    if isinstance(raw, list):  # TOML arrays, e.g. trusted_proxies = ["10.0.0.5", "10.1.0.0/16"]
+        return ", ".join(str(item) for item in raw)
     return str(raw)
 
 

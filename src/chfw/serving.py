@@ -12,6 +12,10 @@ uvicorn answer 503 rather than accept without bound.
 
 :func:`tls_options` turns certificate paths into uvicorn's ``ssl_*`` options,
 with mutual TLS (``ssl.CERT_REQUIRED``) when a client CA is given.
+
+Forwarded headers (``X-Forwarded-For``/``-Proto``) are believed only from
+``trusted_proxies`` (:mod:`chfw.forwarded`); uvicorn's own handling, which
+trusts 127.0.0.1 by default, is off.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from chfw.config import Settings
 from chfw.exceptions import ConfigError
+from chfw.forwarded import ForwardedHeaders, TrustedProxies
 from chfw.longrunning import start_long_running
 
 
@@ -167,13 +172,16 @@ def server_config(
     port: int,
     limits: ClientLimits,
     tls: dict[str, Any] | None = None,
+    proxies: TrustedProxies | None = None,
     **options: Any,
 ) -> uvicorn.Config:
-    """The uvicorn configuration chfw serves with: guarded protocol, limits, TLS, quiet logs."""
+    """The uvicorn configuration chfw serves with: guarded protocol, limits, TLS, quiet logs,
+    forwarded headers from ``proxies`` only."""
     defaults: dict[str, Any] = {"log_level": "warning", "access_log": False}
     defaults.update(options)
     return uvicorn.Config(
-        app,
+        ForwardedHeaders(app, proxies) if proxies else app,
+        proxy_headers=False,
         host=host,
         port=port,
         http=guarded_protocol(limits),
@@ -185,8 +193,13 @@ def server_config(
 
 
 def serve(
-    app: Any, host: str, port: int, limits: ClientLimits, tls: dict[str, Any] | None = None
+    app: Any,
+    host: str,
+    port: int,
+    limits: ClientLimits,
+    tls: dict[str, Any] | None = None,
+    proxies: TrustedProxies | None = None,
 ) -> None:
     """Serve ``app`` until SIGINT/SIGTERM (uvicorn finishes the requests in progress)."""
     start_long_running()
-    uvicorn.Server(server_config(app, host, port, limits, tls)).run()
+    uvicorn.Server(server_config(app, host, port, limits, tls, proxies)).run()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from chfw.forwarded import TrustedProxies
 from chfw.serving import ClientLimits, server_config
 from tests.live import running as serving_in_thread
 
@@ -17,10 +18,18 @@ def running(
     limits: ClientLimits | None = None,
     tls: dict[str, Any] | None = None,
     port: int = 0,
+    proxies: TrustedProxies | None = None,
 ) -> Iterator[tuple[str, int]]:
     """Yield (host, port) while ``app`` is served on 127.0.0.1 with chfw's server settings."""
     config = server_config(
-        app, "127.0.0.1", port, limits or ClientLimits(), tls, log_level="critical", lifespan="off"
+        app,
+        "127.0.0.1",
+        port,
+        limits or ClientLimits(),
+        tls,
+        proxies,
+        log_level="critical",
+        lifespan="off",
     )
     with serving_in_thread(config) as server:
         host, port = server.servers[0].sockets[0].getsockname()[:2]

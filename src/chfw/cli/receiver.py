@@ -116,6 +116,7 @@ def serve(
     The database is migrated on start. Each POST is size-checked, parsed safely,
     verified against --trust, validated, recorded, and answered 204 (400/413 otherwise).
     """
+    from chfw.forwarded import TrustedProxies
     from chfw.receiver.app import create_receiver_app
     from chfw.receiver.pipeline import ReceiverConfig
     from chfw.receiver.validation import AlertSchemas
@@ -124,6 +125,7 @@ def serve(
     from chfw.signing import TrustStore
     from chfw.store.engine import create_engine_for
     from chfw.store.migrate import upgrade
+    from chfw.throttle import FailureThrottle
     from chfw.web.auth import announce, base_url
 
     with run_guarded():
@@ -145,6 +147,7 @@ def serve(
             path=path,
         )
         tls = tls_options(tls_cert, tls_key, tls_client_ca)
+        proxies = TrustedProxies.parse(settings().trusted_proxies)
         url = _database_url(database)
         upgrade(url)
         engine = create_engine_for(url)
@@ -160,6 +163,7 @@ def serve(
     )
     with run_guarded():
         app_ = create_receiver_app(config, engine, dashboard_token=dashboard_token)
+        app_.state.dashboard_auth.throttle = FailureThrottle.from_settings(settings())
     announce(
         app_.state.dashboard_auth,
         base_url(host, port, tls=bool(tls)),
@@ -170,7 +174,7 @@ def serve(
 
         run_with(app_, follow_up)
     try:
-        serve_app(app_, host, port, ClientLimits.from_settings(settings()), tls)
+        serve_app(app_, host, port, ClientLimits.from_settings(settings()), tls, proxies)
     finally:
         engine.dispose()
 

@@ -27,6 +27,7 @@ def serve(
     SIGTERM or Ctrl-C stop it gracefully: requests in progress are answered
     first. Slow clients are cut off after server_request_timeout_seconds.
     """
+    from chfw.forwarded import TrustedProxies
     from chfw.intake import create_app
     from chfw.runtime import build_service
     from chfw.serving import ClientLimits, tls_options
@@ -36,6 +37,7 @@ def serve(
     with run_guarded():
         config = settings()
         tls = tls_options(tls_cert, tls_key, tls_client_ca)
+        proxies = TrustedProxies.parse(config.trusted_proxies)
         app = create_app(config, build_service(config, engine()))
     announce(
         app.state.dashboard_auth,
@@ -48,4 +50,5 @@ def serve(
         port or config.port,
         ClientLimits.from_settings(config),
         tls,
+        proxies,
     )

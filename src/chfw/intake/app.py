@@ -2,7 +2,9 @@
 
 Answers: 200 ``processed`` or ``duplicate``; 400 malformed GBCS (with the
 decoder's message and byte offset); 401 missing/wrong credential; 413 body
-too large; 415 wrong content type; 422 CH not in the estate; 503 (with
+too large; 415 wrong content type; 422 CH not in the estate; 429 (with
+Retry-After) after too many wrong credentials from one address
+(``auth_max_failures``, :mod:`chfw.throttle`); 503 (with
 Retry-After) while the outbox backlog is over ``intake_max_backlog`` or the
 database cannot be reached -- send the message again later.
 """
@@ -26,6 +28,7 @@ from chfw.intake.inventory_api import inventory_router
 from chfw.metrics import install_intake_metrics
 from chfw.processing import ActivationService, BatchTally, Status, SubmissionResult
 from chfw.store import csps
+from chfw.throttle import FailureThrottle, check, refused
 from chfw.web.auth import DashboardAuth
 from chfw.web.dsp import mount_dsp_dashboard
 
@@ -121,7 +124,10 @@ def create_app(
 
     AdmitDep = Annotated[None, Depends(admit)]
 
+    failures = FailureThrottle.from_settings(settings)
+
     def authenticate(request: Request) -> str:
+        check(failures, request)  # over the failure limit: 429, nothing checked
         header = request.headers.get("authorization", "")
         scheme, _, credential = header.partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
@@ -133,6 +139,7 @@ def create_app(
         with engine.connect() as conn:
             name = csps.authenticate(conn, credential.strip())
         if name is None:
+            refused(failures, request, "csp")
             raise HTTPException(
                 401, "credential not recognised", headers={"WWW-Authenticate": "Bearer"}
             )
@@ -164,6 +171,7 @@ def create_app(
             400: {"description": "Malformed GBCS", "model": MessageResult},
             401: {"description": "Missing or unknown credential"},
             413: {"description": "Body too large"},
+            429: {"description": "Too many wrong credentials from this address: Retry-After"},
             415: {"description": "Not application/octet-stream or text/plain"},
             422: {"description": "CH not in the estate", "model": MessageResult},
             503: {"description": "Backlog over the limit or database unavailable: retry"},
@@ -195,6 +203,7 @@ def create_app(
         responses={
             401: {"description": "Missing or unknown credential"},
             413: {"description": "More messages than intake_batch_max"},
+            429: {"description": "Too many wrong credentials from this address: Retry-After"},
             503: {"description": "Backlog over the limit or database unavailable: retry"},
         },
     )
@@ -213,9 +222,11 @@ def create_app(
         answer = {"results": [r.to_json() for r in results], "counts": counts}
         return Response(orjson.dumps(answer), media_type="application/json")
 
-    app.include_router(inventory_router(engine))
+    app.include_router(inventory_router(engine, FailureThrottle.from_settings(settings)))
     install_intake_metrics(app, service, min_interval=settings.stats_cache_seconds)
-    app.state.dashboard_auth = DashboardAuth.from_setting(settings.dashboard_token)
+    app.state.dashboard_auth = DashboardAuth.from_setting(
+        settings.dashboard_token, throttle=FailureThrottle.from_settings(settings)
+    )
     mount_dsp_dashboard(  # /dashboard
         app, engine, app.state.dashboard_auth, cache_seconds=settings.stats_cache_seconds
     )

@@ -6,7 +6,8 @@ receiver calls it when an N999 stood in for an N64 and so carried no
 firmware version.
 
 Answers: 200 the entry; 400 the path is not a Device ID; 401 missing or
-unrecognised token; 404 the CH is unknown *or* the user is not one of its
+unrecognised token; 429 (with Retry-After) after too many wrong tokens from
+one address (:mod:`chfw.throttle`); 404 the CH is unknown *or* the user is not one of its
 Responsible Suppliers -- one answer for both, so that a token does not let
 anyone probe which CHs exist in the estate.
 """
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Engine
 from chfw.domain import DeviceId, UserId
 from chfw.exceptions import InvalidValueError
 from chfw.store import inventory_access
+from chfw.throttle import FailureThrottle, check, refused
 
 log = structlog.get_logger("chfw.intake.inventory")
 
@@ -43,11 +45,14 @@ class InventoryEntry(BaseModel):
 _NOT_FOUND = "no CH {device} that this Service User is a Responsible Supplier of"
 
 
-def inventory_router(engine: Engine) -> APIRouter:
-    """The read endpoint, on ``engine``'s inventory and Service Users."""
+def inventory_router(engine: Engine, failures: FailureThrottle | None = None) -> APIRouter:
+    """The read endpoint, on ``engine``'s inventory and Service Users; ``failures`` limits
+    wrong tokens per client (default: chfw.throttle's defaults)."""
     router = APIRouter(tags=["service users"])
+    throttle = failures or FailureThrottle()
 
     def authenticate(request: Request) -> UserId:
+        check(throttle, request)  # over the failure limit: 429, nothing checked
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -60,6 +65,7 @@ def inventory_router(engine: Engine) -> APIRouter:
         with engine.connect() as conn:
             user = inventory_access.authenticate(conn, token.strip())
         if user is None:
+            refused(throttle, request, "inventory")
             raise HTTPException(401, "token not recognised", headers={"WWW-Authenticate": "Bearer"})
         return user
 
@@ -72,6 +78,7 @@ def inventory_router(engine: Engine) -> APIRouter:
         responses={
             400: {"description": "Not a Device ID"},
             401: {"description": "Missing or unrecognised token"},
+            429: {"description": "Too many wrong tokens from this address: Retry-After"},
             404: {"description": "Unknown CH, or not one this user supplies"},
         },
     )
