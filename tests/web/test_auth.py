@@ -66,9 +66,11 @@ class TestSessions:
     def test_forged_tampered_or_foreign_cookies_are_refused(self) -> None:
         auth = DashboardAuth(TOKEN)
         cookie = auth.issue("Ada")
-        name, issued, mac = cookie.split(".")
-        assert auth.session_viewer(f"{name}.{int(issued) + 1}.{mac}") is None
-        assert auth.session_viewer(f"QWxpY2U.{issued}.{mac}") is None  # "Alice"
+        name, issued, sid, mac = cookie.split(".")
+        assert auth.session_viewer(f"{name}.{int(issued) + 1}.{sid}.{mac}") is None
+        assert auth.session_viewer(f"QWxpY2U.{issued}.{sid}.{mac}") is None  # "Alice"
+        assert auth.session_viewer(f"{name}.{issued}.{'0' * 32}.{mac}") is None
+        assert auth.session_viewer(f"{name}.{issued}.{mac}") is None  # before session ids
         assert auth.session_viewer("garbage") is None
         assert DashboardAuth(TOKEN + "x").session_viewer(cookie) is None  # token changed
         assert DashboardAuth(TOKEN, realm="supplier").session_viewer(cookie) is None

@@ -221,3 +221,11 @@ audit_log = sa.Table(
     sa.Column("action", sa.String(100), nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
 )
+
+# Dashboard sessions signed out before their cookie expires: refused until expires_at.
+revoked_sessions = sa.Table(
+    "revoked_sessions",
+    metadata,
+    sa.Column("session_id", sa.String(32), primary_key=True),  # random, from the cookie
+    sa.Column("expires_at", UTC_TIME, nullable=False, index=True),
+)

@@ -4,10 +4,18 @@ The operator opens ``/dashboard/login`` and gives the token (or follows the
 sign-in link ``chfw serve`` prints in a terminal, ``#token=...``: a URL
 fragment, which the browser keeps to itself and the page posts), optionally
 with their name for the audit log. The answer sets a session cookie:
-``<name>.<issued>.<HMAC>``, keyed by a hash of the token and the dashboard's
-realm, ``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS, valid for
-12 hours. Changing the token ends every session. Scripts may instead send
-``Authorization: Bearer <token>``.
+``<name>.<issued>.<session id>.<HMAC>``, keyed by a hash of the token and the
+dashboard's realm, ``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS
+(behind a TLS-terminating proxy: when a trusted proxy says so,
+:mod:`chfw.forwarded`), valid for 12 hours. Changing the token ends every
+session. Signing out ends the session on the server: its random session id
+is revoked (:class:`SessionRevocations`; the dashboards keep revocations in
+their database, so every process refuses a replayed cookie). Scripts may
+instead send ``Authorization: Bearer <token>``.
+
+Wrong tokens (at sign-in, or as a bearer token) count against the client's
+failure limit (:mod:`chfw.throttle`): over it, the client is answered 429
+without the token being looked at.
 
 State-changing requests (replay, sign-out) are POSTs that must carry a CSRF
 token bound to the session (HMAC of the cookie) and, when the browser sends
@@ -29,19 +37,22 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Protocol, TextIO
 from urllib.parse import parse_qs, quote
 
 from fastapi import HTTPException, Request
 from fastapi.responses import RedirectResponse
 
+from chfw import throttle as auth_throttle
 from chfw.exceptions import ConfigError
+from chfw.throttle import FailureThrottle
 
 SESSION_SECONDS = 12 * 3600
 MIN_TOKEN_LENGTH = 16
 FORM_MAX_BYTES = 64 * 1024
 _NAME = re.compile(r"[A-Za-z0-9 ._@'-]{1,60}")
 _CLOCK_SKEW = 60
+_SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class LoginRequired(Exception):
@@ -63,6 +74,31 @@ class Viewer:
     def actor(self) -> str:
         """The audit log's actor for this viewer's actions."""
         return f"dashboard:{self.name}" if self.name else "dashboard"
+
+
+class SessionRevocations(Protocol):
+    """Where signed-out session ids are kept until their cookies would have expired anyway."""
+
+    def revoke(self, session_id: str, until: float) -> None:
+        """Refuse ``session_id`` from now until ``until`` (Unix time)."""
+
+    def is_revoked(self, session_id: str) -> bool: ...
+
+
+class MemoryRevocations:
+    """Revocations held in this process only (tests; a dashboard without a database)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._until: dict[str, float] = {}
+        self._clock = clock
+
+    def revoke(self, session_id: str, until: float) -> None:
+        now = self._clock()
+        self._until = {sid: end for sid, end in self._until.items() if end > now}
+        self._until[session_id] = until
+
+    def is_revoked(self, session_id: str) -> bool:
+        return self._until.get(session_id, 0.0) > self._clock()
 
 
 def clean_name(text: str) -> str:
@@ -90,6 +126,8 @@ class DashboardAuth:
         generated: bool = False,
         prefix: str = "/dashboard",
         clock: Callable[[], float] = time.time,
+        throttle: FailureThrottle | None = None,
+        revocations: SessionRevocations | None = None,
     ) -> None:
         if len(token) < MIN_TOKEN_LENGTH:
             raise ConfigError(
@@ -105,15 +143,26 @@ class DashboardAuth:
         self.prefix = prefix
         self.cookie = f"chfw_{realm}_session"
         self._clock = clock
+        # Replaceable after construction: the serving command applies the deployment's
+        # limits, the dashboard its database (mount_*_dashboard).
+        self.throttle = throttle or FailureThrottle()
+        self.revocations: SessionRevocations = revocations or MemoryRevocations(clock)
 
     @classmethod
     def from_setting(
-        cls, token: str | None, *, realm: str = "dsp", prefix: str = "/dashboard"
+        cls,
+        token: str | None,
+        *,
+        realm: str = "dsp",
+        prefix: str = "/dashboard",
+        throttle: FailureThrottle | None = None,
     ) -> DashboardAuth:
         """The configured token, or a new random one (``generated``) when there is none."""
         if token:
-            return cls(token, realm=realm, prefix=prefix)
-        return cls(secrets.token_urlsafe(24), realm=realm, generated=True, prefix=prefix)
+            return cls(token, realm=realm, prefix=prefix, throttle=throttle)
+        return cls(
+            secrets.token_urlsafe(24), realm=realm, generated=True, prefix=prefix, throttle=throttle
+        )
 
     def __repr__(self) -> str:  # never show the token
         return f"DashboardAuth(realm={self.realm!r}, generated={self.generated})"
@@ -136,19 +185,27 @@ class DashboardAuth:
 
     def issue(self, name: str) -> str:
         """A session cookie value for an operator who gave the right token."""
-        payload = f"{_b64(clean_name(name))}.{int(self._clock())}"
+        payload = f"{_b64(clean_name(name))}.{int(self._clock())}.{secrets.token_hex(16)}"
         return f"{payload}.{self._mac(payload)}"
 
-    def session_viewer(self, value: str) -> Viewer | None:
-        """The viewer of a session cookie; None when it is forged, malformed or expired."""
+    def _signed_parts(self, value: str) -> list[str] | None:
+        """The cookie's name, issue time and session id when its MAC is right and it is in
+        date; None when it is forged, malformed or expired."""
         parts = value.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
+        if len(parts) != 4 or not parts[1].isdigit() or not _SESSION_ID.fullmatch(parts[2]):
             return None
-        payload = f"{parts[0]}.{parts[1]}"
-        if not hmac.compare_digest(parts[2], self._mac(payload)):
+        payload = ".".join(parts[:3])
+        if not hmac.compare_digest(parts[3], self._mac(payload)):
             return None
         age = self._clock() - int(parts[1])
         if not -_CLOCK_SKEW <= age <= SESSION_SECONDS:
+            return None
+        return parts[:3]
+
+    def session_viewer(self, value: str) -> Viewer | None:
+        """The viewer of a session cookie; None when forged, malformed, expired or signed out."""
+        parts = self._signed_parts(value)
+        if parts is None or self.revocations.is_revoked(parts[2]):
             return None
         try:
             name = _unb64(parts[0])
@@ -156,16 +213,34 @@ class DashboardAuth:
             return None
         return Viewer(clean_name(name), value)
 
+    def end_session(self, value: str) -> bool:
+        """Sign a session out on the server: its cookie is refused from now on, even if replayed.
+
+        Returns whether ``value`` was a live session.
+        """
+        parts = self._signed_parts(value)
+        if parts is None:
+            return False
+        self.revocations.revoke(parts[2], int(parts[1]) + SESSION_SECONDS + _CLOCK_SKEW)
+        return True
+
     def viewer(self, request: Request) -> Viewer | None:
-        """The session's viewer, or an API viewer for a right bearer token, else None."""
+        """The session's viewer, or an API viewer for a right bearer token, else None.
+
+        A bearer token is a credential guess until it matches: a client over its
+        failure limit gets 429 before it is compared, and a wrong one is counted.
+        """
         cookie = request.cookies.get(self.cookie)
         if cookie:
             found = self.session_viewer(cookie)
             if found is not None:
                 return found
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and credential and self.token_matches(credential):
-            return Viewer("api", "")
+        if scheme.lower() == "bearer" and credential:
+            auth_throttle.check(self.throttle, request)
+            if self.token_matches(credential):
+                return Viewer("api", "")
+            auth_throttle.refused(self.throttle, request, f"dashboard:{self.realm}")
         return None
 
     def page_viewer(self, request: Request) -> Viewer:

@@ -14,7 +14,9 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from chfw import throttle
 from chfw.web.assets import DASHBOARD_JS, STYLE_CSS
 from chfw.web.auth import DashboardAuth, LoginRequired, clean_name, read_form
 from chfw.web.html import SECURITY_HEADERS, Html, esc, html_response, page
@@ -83,11 +85,18 @@ def base_router(auth: DashboardAuth, *, app_title: str, token_hint: str) -> APIR
         return RedirectResponse(home, status_code=307)
 
     def attempt(request: Request, token: str, name: str) -> Response:
-        remote = request.client.host if request.client else None
+        remote = throttle.client_of(request)
+        wait = auth.throttle.retry_after(remote)
+        if wait is not None:  # over the failure limit: the token is not even looked at
+            problem = f"Too many wrong tokens from your address: try again in {wait} s."
+            response = html_response(_login_page(auth, app_title, problem, token_hint), 429)
+            response.headers["Retry-After"] = str(wait)
+            return response
         if auth.token_matches(token):
             log.info("dashboard_sign_in", realm=auth.realm, name=clean_name(name), remote=remote)
             return auth.signed_in(request, name, home)
         log.warning("dashboard_sign_in_refused", realm=auth.realm, remote=remote)
+        throttle.refused(auth.throttle, request, f"dashboard:{auth.realm}")
         body = _login_page(auth, app_title, "That token is not right.", token_hint)
         return html_response(body, 401)
 
@@ -108,7 +117,7 @@ def base_router(auth: DashboardAuth, *, app_title: str, token_hint: str) -> APIR
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        viewer = auth.viewer(request)
+        viewer = await run_in_threadpool(auth.viewer, request)  # may read revocations
         form = await read_form(request) or {}
         if viewer is not None:
             problem = auth.check_post(request, viewer, form)
@@ -124,6 +133,9 @@ def base_router(auth: DashboardAuth, *, app_title: str, token_hint: str) -> APIR
                     ),
                     403,
                 )
+            if viewer.session:  # ended on the server: the cookie is refused even if replayed
+                await run_in_threadpool(auth.end_session, viewer.session)
+                log.info("dashboard_sign_out", realm=auth.realm, name=viewer.name)
         return auth.signed_out(f"{auth.prefix}/login")
 
     return router

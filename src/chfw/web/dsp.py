@@ -27,6 +27,7 @@ from chfw.domain import DeviceId
 from chfw.exceptions import InvalidValueError
 from chfw.recent import Recent
 from chfw.store.engine import reading
+from chfw.store.sessions import DatabaseRevocations
 from chfw.web.auth import DashboardAuth, Viewer, read_form
 from chfw.web.common import (
     base_router,
@@ -67,7 +68,9 @@ def mount_dsp_dashboard(
     cache_seconds: float = 5.0,
 ) -> None:
     """Add the dashboard's routes to the intake app; the overview's figures are read at most
-    every ``cache_seconds``, however many people watch."""
+    every ``cache_seconds``, however many people watch. Signed-out sessions are kept in
+    ``engine``'s database, so every process serving the dashboard refuses them."""
+    auth.revocations = DatabaseRevocations(engine)
     install_login_redirect(app)
     app.include_router(base_router(auth, app_title=APP_TITLE, token_hint=SIGN_IN_HINT))
     app.include_router(_router(engine, auth, clock, Recent(cache_seconds)))

@@ -24,6 +24,7 @@ from chfw.exceptions import InvalidValueError
 from chfw.receiver import backoffice, pilots, readiness
 from chfw.recent import Recent
 from chfw.store.engine import reading
+from chfw.store.sessions import DatabaseRevocations
 from chfw.web import svg
 from chfw.web.auth import DashboardAuth, Viewer
 from chfw.web.common import (
@@ -76,7 +77,9 @@ def mount_supplier_dashboard(
     cache_seconds: float = 2.0,
 ) -> None:
     """Add the dashboard's routes to the receiver app; each page's figures are read at most
-    every ``cache_seconds``, however many people watch."""
+    every ``cache_seconds``, however many people watch. Signed-out sessions are kept in
+    ``engine``'s database, so every process serving the dashboard refuses them."""
+    auth.revocations = DatabaseRevocations(engine)
     install_login_redirect(app)
     app.include_router(base_router(auth, app_title=APP_TITLE, token_hint=SIGN_IN_HINT))
     app.include_router(_router(engine, auth, clock, Recent(cache_seconds)))

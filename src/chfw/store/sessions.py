@@ -1,0 +1,48 @@
+"""Signed-out dashboard sessions, kept in the database the dashboard reads.
+
+A dashboard's session cookie is signed, not stored (:mod:`chfw.web.auth`),
+so signing out must leave something on the server for a replayed cookie to
+be refused: its random session id, here, until the cookie would have expired
+anyway. In the database rather than in memory, so that every process serving
+the dashboard (several intakes behind a load balancer) refuses it at once.
+Expired rows are deleted whenever a session is signed out.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from chfw.store._sql import insert_for, now, to_db
+from chfw.store.schema import revoked_sessions
+
+
+class DatabaseRevocations:
+    """:class:`chfw.web.auth.SessionRevocations` in ``revoked_sessions``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def revoke(self, session_id: str, until: float) -> None:
+        expires = datetime.fromtimestamp(until, UTC)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(revoked_sessions).where(revoked_sessions.c.expires_at <= to_db(now()))
+            )
+            conn.execute(
+                insert_for(conn, revoked_sessions)
+                .values(session_id=session_id, expires_at=expires)
+                .on_conflict_do_nothing(index_elements=["session_id"])
+            )
+
+    def is_revoked(self, session_id: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(revoked_sessions.c.session_id).where(
+                    revoked_sessions.c.session_id == session_id,
+                    revoked_sessions.c.expires_at > to_db(now()),
+                )
+            ).first()
+        return found is not None
