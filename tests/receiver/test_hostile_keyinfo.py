@@ -14,18 +14,6 @@ from sqlalchemy.engine import Engine
 from chfw.receiver import backoffice
 from tests.receiver.helpers import Dsp, Served, count_rows
 
-INT_DIGITS = (
-    "signing/verify.py _issuer_serial: int(serial_text) raises ValueError past Python's "
-    "4300-digit int conversion limit; refuse serials longer than a certificate's 20 octets"
-)
-OID_DIGITS = (
-    "signing/names.py _attribute_oid: int(part) raises ValueError for a dotted-OID arc past "
-    "4300 digits; refuse over-long arcs as NameSyntaxError"
-)
-NON_ASCII_BASE64 = (
-    "signing/verify.py _base64: binascii.a2b_base64(text) raises plain ValueError (not "
-    "binascii.Error) for non-ASCII text; encode first, or catch ValueError"
-)
 
 
 def replace_text(document: bytes, element: str, value: bytes) -> bytes:
@@ -54,7 +42,6 @@ CASES = {
     "issuer name with a 4,301-digit OID arc": (
         "X509IssuerName",
         b"OID.1." + b"1" * 4301 + b"=x",
-        OID_DIGITS,
     ),
     "serial negative": ("X509SerialNumber", b"-1"),
     "serial hexadecimal": ("X509SerialNumber", b"0x1F"),
@@ -63,18 +50,18 @@ CASES = {
     "serial empty": ("X509SerialNumber", b""),
     "serial with a decimal point": ("X509SerialNumber", b"1.0"),
     "serial of 4,000 digits": ("X509SerialNumber", b"9" * 4000),
-    "serial of 4,301 digits": ("X509SerialNumber", b"9" * 4301, INT_DIGITS),
-    "serial of 100,000 digits": ("X509SerialNumber", b"7" * 100_000, INT_DIGITS),
+    "serial of 4,301 digits": ("X509SerialNumber", b"9" * 4301),
+    "serial of 100,000 digits": ("X509SerialNumber", b"7" * 100_000),
     "serial with an element inside": ("X509SerialNumber", b"1<x/>2"),
     "serial with a processing instruction": ("X509SerialNumber", b"<?pi x?>1"),
     "signature value not base64": ("SignatureValue", b"!!!!not base64!!!!"),
     "signature value DER, not raw": ("SignatureValue", b"MEUCIQ" + b"A" * 90),
     "signature value empty": ("SignatureValue", b""),
     "signature value truncated padding": ("SignatureValue", b"QUJD="),
-    "signature value non-ASCII": ("SignatureValue", "ééé=".encode(), NON_ASCII_BASE64),
+    "signature value non-ASCII": ("SignatureValue", "ééé=".encode()),
     "digest value not base64": ("DigestValue", b"####"),
     "digest value too short": ("DigestValue", b"QUJD"),
-    "digest value non-ASCII": ("DigestValue", "ÀÀÀÀ".encode(), NON_ASCII_BASE64),
+    "digest value non-ASCII": ("DigestValue", "ÀÀÀÀ".encode()),
     "digest value 1 MB of whitespace": ("DigestValue", b" \n" * 300_000),
     "X509Data empty": ("X509Data", b""),
     "X509Data with two issuer serials": (

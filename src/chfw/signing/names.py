@@ -193,6 +193,14 @@ class _Parser:
         return following[0].encode("utf-8", "surrogatepass")
 
 
+_ARC_DIGITS_MAX = 40  # an OID arc of 2**128 has 39 digits; no real one comes close
+
+
+def _is_arc(part: str) -> bool:
+    """A dotted-OID arc: ASCII digits, of a length ``int()`` reads at once."""
+    return part.isascii() and part.isdigit() and len(part) <= _ARC_DIGITS_MAX
+
+
 def _attribute_oid(attribute_type: str, parser: _Parser) -> str:
     upper = attribute_type.upper()
     if upper.startswith("OID."):
@@ -200,7 +208,7 @@ def _attribute_oid(attribute_type: str, parser: _Parser) -> str:
     if upper in _TYPE_NAMES:
         return _TYPE_NAMES[upper]
     parts = upper.split(".")
-    if len(parts) >= 2 and all(part.isdigit() for part in parts):
+    if len(parts) >= 2 and all(_is_arc(part) for part in parts):
         return ".".join(str(int(part)) for part in parts)
     raise parser._error(f"unknown attribute type {attribute_type!r}")
 

@@ -54,6 +54,7 @@ from chfw.xmlsafe import UnsafeXmlError, parse_untrusted
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _DIGEST_BYTES = 32
+_SERIAL_DIGITS_MAX = 49  # 2**160 - 1 has 49 digits (RFC 5280: serials are at most 20 octets)
 _XML_WHITESPACE = " \t\r\n"
 
 
@@ -351,7 +352,12 @@ def _issuer_serial(key_info: etree._Element) -> tuple[str, int]:
     serial_text = (serial_element.text or "").strip(_XML_WHITESPACE)
     if not serial_text.isascii() or not serial_text.isdigit():
         raise VerificationError(
-            f"ds:X509SerialNumber {serial_text!r} is not a non-negative decimal integer"
+            f"ds:X509SerialNumber {serial_text[:60]!r} is not a non-negative decimal integer"
+        )
+    if len(serial_text) > _SERIAL_DIGITS_MAX:
+        raise VerificationError(
+            f"ds:X509SerialNumber has {len(serial_text)} digits; a certificate's serial number "
+            f"is at most 20 octets ({_SERIAL_DIGITS_MAX} decimal digits)"
         )
     return issuer_element.text or "", int(serial_text)
 
@@ -447,6 +453,8 @@ def _base64(element: etree._Element, name: str, size: int) -> bytes:
     if len(element):
         raise VerificationError(f"ds:{name} must hold only base64 text")
     text = "".join((element.text or "").split())
+    if not text.isascii():
+        raise VerificationError(f"ds:{name} is not valid base64: it holds non-ASCII characters")
     try:
         value = binascii.a2b_base64(text, strict_mode=True)
     except binascii.Error as exc:
