@@ -146,9 +146,9 @@ class TestLoopBatcher:
 
 
 class TestAppRecordingFailure:
-    """When the database cannot record, the DSP is told to retry (500), not that it was bad."""
+    """When the database cannot record, the DSP is told to retry (503), not that it was bad."""
 
-    def test_database_without_schema_answers_500(self, tmp_path: Path, dsp: Dsp) -> None:
+    def test_database_without_schema_answers_503(self, tmp_path: Path, dsp: Dsp) -> None:
         engine = create_engine_for(f"sqlite:///{tmp_path / 'empty.db'}")  # no bo_* tables
         try:
             server = Served(create_receiver_app(ReceiverConfig(trust=dsp.trust), engine)).start()
@@ -158,7 +158,8 @@ class TestAppRecordingFailure:
                 server.stop()
         finally:
             engine.dispose()
-        assert answer.status_code == 500
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"] == "5"
         assert "send it again later" in answer.text
 
     def test_concurrent_posts_share_transactions(

@@ -3,16 +3,18 @@
 Answers: 204 accepted (or a verified duplicate); 400 refused, the reason as
 plain text; 413 body over the limit (refused from Content-Length when the
 sender declares it, else as soon as the streamed body passes the limit, without
-reading the rest); 500 when the alert could not be recorded (the DSP retries).
+reading the rest); 503 (with Retry-After) when the alert could not be recorded or its
+check overran (the DSP retries).
 The DSP treats 400 and 413 as final.
 
 The alert POST is the hot path (thousands per second in a firmware wave), so
 it is served as plain ASGI ahead of FastAPI's routing, which costs more than
 the rest of the request; everything else (``/healthz``, what other modules
-add) is ordinary FastAPI. Checking is CPU work and runs on the event loop;
-the alerts checked in one turn of the loop go together to a
-:class:`~chfw.receiver.writer.RecordWriter` thread, which commits many alerts
-per transaction (group commit).
+add) is ordinary FastAPI. Checking is CPU work and runs on threads of its own
+with a deadline (:class:`~chfw.receiver.checking.CheckPool`: 503 when it
+overruns), never on the event loop; the alerts whose checks finish in one turn
+of the loop go together to a :class:`~chfw.receiver.writer.RecordWriter`
+thread, which commits many alerts per transaction (group commit).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy.engine import Engine
 from chfw import __version__
 from chfw.bodylimit import BodyLimit
 from chfw.metrics import ReceiverMetrics, install_receiver_metrics
+from chfw.receiver.checking import CheckPool
 from chfw.receiver.pipeline import Accepted, AlertReceiver, Checked, Outcome, ReceiverConfig
 from chfw.receiver.writer import LoopBatcher, RecordWriter
 from chfw.web.auth import FORM_MAX_BYTES, DashboardAuth
@@ -49,6 +52,7 @@ class ReceiverApp(FastAPI):
     """FastAPI, with the alert POST answered before routing."""
 
     receiver: AlertReceiver
+    checks: CheckPool
     writer: RecordWriter
     batcher: LoopBatcher
     metrics: ReceiverMetrics
@@ -80,7 +84,7 @@ class ReceiverApp(FastAPI):
             log.error(
                 "alert_not_recorded", remote=remote, response_id=response_id, error=repr(result)
             )
-            await _answer(send, 500, _UNRECORDED)
+            await _answer(send, 503, _UNRECORDED)
             return
         outcome: Outcome = self.receiver.finish(checked, result)
         self.metrics.answered(outcome)
@@ -102,7 +106,7 @@ class ReceiverApp(FastAPI):
             if len(body) > limit:  # stop reading: the rest is never buffered
                 return self.receiver.too_large(len(body), remote)
             if not message.get("more_body", False):
-                return self.receiver.check(bytes(body), remote)
+                return await self.checks.check(bytes(body), remote)
 
 
 async def _answer(send: Send, status: int, reason: str | None) -> None:
@@ -114,6 +118,8 @@ async def _answer(send: Send, status: int, reason: str | None) -> None:
     headers = [_TEXT, (b"content-length", str(len(body)).encode())]
     if status == 413:  # the unread rest of the body makes the connection unusable
         headers.append((b"connection", b"close"))
+    if status == 503:
+        headers.append((b"retry-after", b"5"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -133,6 +139,7 @@ def create_receiver_app(
     # the alert POST, answered ahead of this middleware, has config.max_bytes.
     app.add_middleware(BodyLimit, max_bytes=FORM_MAX_BYTES)
     app.receiver = AlertReceiver(config, engine)
+    app.checks = CheckPool(app.receiver)
     app.writer = RecordWriter(app.receiver)
     app.batcher = LoopBatcher(app.writer)
 

@@ -34,6 +34,8 @@ from chfw.xmlsafe import DEFAULT_MAX_BYTES as PARSER_MAX_BYTES
 log = structlog.get_logger("chfw.receiver")
 
 DEFAULT_MAX_BYTES = 1024 * 1024
+DEFAULT_CHECK_THREADS = 2
+DEFAULT_CHECK_SECONDS = 10.0
 
 
 def _utc_now() -> datetime:
@@ -49,6 +51,9 @@ class ReceiverConfig:
     duis_version: DuisVersion | None = None  # None: each document's own schemaVersion
     max_bytes: int = DEFAULT_MAX_BYTES
     path: str = "/"
+    # Served: checks run on this many threads, each answered 503 after this long.
+    check_threads: int = DEFAULT_CHECK_THREADS
+    check_seconds: float = DEFAULT_CHECK_SECONDS
     # Called after an N999-for-N64 is recorded: the version must be read from the DSP.
     on_lookup_needed: Callable[[DeviceId], None] | None = field(default=None, compare=False)
     clock: Callable[[], datetime] = field(default=_utc_now, compare=False)
@@ -66,6 +71,12 @@ class ReceiverConfig:
             )
         if not self.path.startswith("/"):
             raise ConfigError(f"the alert path {self.path!r} must start with '/'")
+        if not 1 <= self.check_threads <= 64:
+            raise ConfigError(f"check_threads {self.check_threads} must be between 1 and 64")
+        if not 0 < self.check_seconds <= 300:
+            raise ConfigError(
+                f"check_seconds {self.check_seconds} must be more than 0 and at most 300"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +107,7 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """A POST refused; only this note of it is recorded."""
+    """A POST refused (4xx, or 503 when its check overran); only this note of it is recorded."""
 
     status: int
     reason: str
