@@ -98,9 +98,7 @@ class TestStreamedBody:
         assert answer.startswith(b"HTTP/1.1 200")
         assert b"connection: close" in answer.lower()
 
-    def test_a_request_without_a_body_keeps_its_connection(
-        self, address: tuple[str, int]
-    ) -> None:
+    def test_a_request_without_a_body_keeps_its_connection(self, address: tuple[str, int]) -> None:
         with httpx.Client(base_url=url(address, ""), timeout=10) as client:
             answers = [client.get("/ignores-body") for _ in range(2)]
         assert [a.status_code for a in answers] == [200, 200]
