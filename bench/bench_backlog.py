@@ -210,7 +210,12 @@ def main() -> None:
                 users.upsert_user(
                     conn,
                     users.ServiceUser(
-                        user, f"bench {user}", frozenset({"IS"}), DuisVersion(5, 1), endpoint
+                        user,
+                        f"bench {user}",
+                        frozenset({"IS"}),
+                        DuisVersion(5, 1),
+                        endpoint,
+                        allow_insecure_http=True,  # local sinks
                     ),
                 )
         fill(engine, args.small, 0)

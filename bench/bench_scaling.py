@@ -51,7 +51,12 @@ def run_delay(
                 users.upsert_user(
                     conn,
                     users.ServiceUser(
-                        user, f"bench {user}", frozenset({"IS"}), DuisVersion(5, 1), endpoint
+                        user,
+                        f"bench {user}",
+                        frozenset({"IS"}),
+                        DuisVersion(5, 1),
+                        endpoint,
+                        allow_insecure_http=True,  # local sinks
                     ),
                 )
         start = 0

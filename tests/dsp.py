@@ -45,13 +45,23 @@ def build_dsp(engine: Engine, endpoints: dict[UserId, str] | None = None) -> Dsp
         users.add_user(
             conn,
             users.ServiceUser(
-                ALICE, "Alice Energy", frozenset({"IS"}), DuisVersion(5, 1), endpoints.get(ALICE)
+                ALICE,
+                "Alice Energy",
+                frozenset({"IS"}),
+                DuisVersion(5, 1),
+                endpoints.get(ALICE),
+                allow_insecure_http=True,  # test receivers are local http
             ),
         )
         users.add_user(
             conn,
             users.ServiceUser(
-                BOB, "Bob Gas", frozenset({"GS"}), DuisVersion(5, 0), endpoints.get(BOB)
+                BOB,
+                "Bob Gas",
+                frozenset({"GS"}),
+                DuisVersion(5, 0),
+                endpoints.get(BOB),
+                allow_insecure_http=True,
             ),
         )
         estate.add_hub(

@@ -79,6 +79,7 @@ def run(engine: Engine, database_url: str) -> dict[str, Any]:
                         roles=supplier.roles,
                         duis_version=supplier.duis_version,
                         endpoint_url=f"{bad if supplier is refusing else good}/",
+                        allow_insecure_http=True,
                     ),
                 )
         app = create_app(Settings(dashboard_token=TOKEN), build_service(engine))

@@ -136,14 +136,32 @@ class TestListAndChange:
 
     def test_set_endpoint(self, cli: CliDb, engine: Engine) -> None:
         add_alice(cli)
-        result = cli.invoke(app, "set-endpoint", ALICE, "http://127.0.0.1:8999/alerts")
+        result = cli.invoke(app, "set-endpoint", ALICE, "https://alice.example/alerts")
         assert result.exit_code == 0, result.output
         with engine.connect() as conn:
             user = users.get_user(conn, UserId.parse(ALICE))
             entry = audit.list_recent(conn, 1)[0]
         assert user is not None
-        assert user.endpoint_url == "http://127.0.0.1:8999/alerts"
+        assert user.endpoint_url == "https://alice.example/alerts"
         assert entry.action == "users.set-endpoint"
+
+    def test_plain_http_needs_the_flag(self, cli: CliDb, engine: Engine) -> None:
+        add_alice(cli)
+        url = "http://127.0.0.1:8999/alerts"
+        refused = cli.invoke(app, "set-endpoint", ALICE, url)
+        assert refused.exit_code == 1
+        assert len(refused.output.strip().splitlines()) == 1
+        assert "plain http" in refused.output
+        assert "--allow-insecure-http" in refused.output
+        allowed = cli.invoke(app, "set-endpoint", ALICE, url, "--allow-insecure-http")
+        assert allowed.exit_code == 0, allowed.output
+        with engine.connect() as conn:
+            user = users.get_user(conn, UserId.parse(ALICE))
+        assert user is not None
+        assert user.endpoint_url == url
+        assert user.allow_insecure_http
+        listed = cli.invoke(app, "list", "--json")
+        assert '"allow_insecure_http": true' in listed.output
 
     def test_set_in_flight_and_back_to_the_default(self, cli: CliDb, engine: Engine) -> None:
         add_alice(cli)
@@ -199,3 +217,19 @@ class TestUnmigratedDatabase:
         assert result.exit_code == 1
         assert "chfw db upgrade" in result.output
         assert "Traceback" not in result.output
+
+
+class TestAddPlainHttp:
+    """add refuses a plain http endpoint in one line unless --allow-insecure-http is given."""
+
+    def test_refused_then_allowed(self, cli: CliDb, engine: Engine) -> None:
+        url = "http://127.0.0.1:8999/alerts"
+        args = ("add", ALICE, "--name", "Alice", "--roles", "IS", "--duis-version", "5.1")
+        refused = cli.invoke(app, *args, "--endpoint", url)
+        assert refused.exit_code == 1
+        assert refused.output.startswith("error: endpoint 'http://127.0.0.1:8999/alerts' is plain")
+        assert len(refused.output.strip().splitlines()) == 1
+        with engine.connect() as conn:
+            assert users.get_user(conn, UserId.parse(ALICE)) is None
+        allowed = cli.invoke(app, *args, "--endpoint", url, "--allow-insecure-http")
+        assert allowed.exit_code == 0, allowed.output

@@ -31,6 +31,7 @@ def add_user(
     ca_bundle: str | None = None,
     client_cert: str | None = None,
     client_key: str | None = None,
+    allow_insecure_http: bool = True,
 ) -> None:
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -45,6 +46,7 @@ def add_user(
                 tls_client_cert=client_cert,
                 tls_client_key=client_key,
                 max_in_flight=max_in_flight,
+                allow_insecure_http=allow_insecure_http,  # the test receivers are local http
                 created_at=now,
                 updated_at=now,
             )

@@ -834,3 +834,30 @@ class TestPlannerStatisticsFailure:
 
         assert stats.delivered == 4
         assert [e["event"] for e in logs].count("outbox_statistics_refresh_failed") == 1
+
+
+class TestPlainHttp:
+    """A plain http endpoint gets nothing unless its user is marked allow_insecure_http."""
+
+    def test_unmarked_user_is_not_posted_to(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        add_user(engine, SUPPLIER_A, receiver.url(), allow_insecure_http=False)
+        (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
+
+        stats = drain(engine, settings, clock)
+
+        assert (stats.delivered, stats.retried) == (0, 1)
+        assert receiver.received == []
+        detail = row(engine, outbox_id)
+        assert detail.row.state == "pending"
+        assert "plain http" in (detail.row.last_error or "")
+        assert "chfw users set-endpoint" in (detail.row.last_error or "")
+
+    def test_marked_user_is(
+        self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
+    ) -> None:
+        assert receiver.url().startswith("http://")
+        add_user(engine, SUPPLIER_A, receiver.url(), allow_insecure_http=True)
+        enqueue(engine, [alert("R-1")], clock.now)
+        assert drain(engine, settings, clock).delivered == 1

@@ -94,12 +94,12 @@ class TestRepository:
         with engine.begin() as conn:
             users.add_user(conn, make())
             users.set_duis_version(conn, ALICE, DuisVersion(5, 3))
-            users.set_endpoint(conn, ALICE, "http://127.0.0.1:9000/alerts")
+            users.set_endpoint(conn, ALICE, "https://alice.example/alerts")
         with engine.connect() as conn:
             user = users.get_user(conn, ALICE)
         assert user is not None
         assert user.duis_version == DuisVersion(5, 3)
-        assert user.endpoint_url == "http://127.0.0.1:9000/alerts"
+        assert user.endpoint_url == "https://alice.example/alerts"
 
     def test_changing_an_unknown_user_fails(self, engine: Engine) -> None:
         with engine.begin() as conn, pytest.raises(StoreError, match="not registered"):
@@ -148,3 +148,35 @@ def _get(conn: Connection, uid: UserId) -> users.ServiceUser:
     user = users.get_user(conn, uid)
     assert user is not None
     return user
+
+
+class TestPlainHttp:
+    """A plain http endpoint is written only for a user marked allow_insecure_http."""
+
+    def test_refused_without_the_mark(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            with pytest.raises(InvalidValueError, match="plain http.*--allow-insecure-http"):
+                users.add_user(conn, make(endpoint_url="http://127.0.0.1:9000/"))
+            users.add_user(conn, make())
+            with pytest.raises(InvalidValueError, match="plain http"):
+                users.set_endpoint(conn, ALICE, "http://127.0.0.1:9000/")
+            with pytest.raises(InvalidValueError, match="plain http"):
+                users.upsert_user(conn, make(endpoint_url="HTTP://127.0.0.1:9000/"))
+
+    def test_kept_with_the_mark_and_cleared_by_https(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            users.add_user(conn, make())
+            users.set_endpoint(conn, ALICE, "http://127.0.0.1:9000/", allow_insecure_http=True)
+            marked = users.get_user(conn, ALICE)
+            users.set_endpoint(conn, ALICE, "https://alice.example/")
+            cleared = users.get_user(conn, ALICE)
+        assert marked is not None
+        assert marked.allow_insecure_http
+        assert cleared is not None
+        assert not cleared.allow_insecure_http
+
+    def test_error_is_a_value_error(self) -> None:
+        with pytest.raises(ValueError, match="use https://"):
+            users.check_transport("http://h/", allow_insecure_http=False)
+        assert users.check_transport("http://h/", allow_insecure_http=True) == "http://h/"
+        assert users.check_transport("https://h/", allow_insecure_http=False) == "https://h/"

@@ -20,6 +20,14 @@ from chfw.store.users import ServiceUser
 
 app = typer.Typer(help="Service Users: who receives alerts, how.", no_args_is_help=True)
 
+InsecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-insecure-http",
+        help="Accept a plain http:// endpoint (alerts unencrypted): for local testing only",
+    ),
+]
+
 
 def _as_json(user: ServiceUser) -> dict[str, Any]:
     return {
@@ -32,6 +40,7 @@ def _as_json(user: ServiceUser) -> dict[str, Any]:
         "tls_client_cert": user.tls_client_cert,
         "tls_client_key": user.tls_client_key,
         "max_in_flight": user.max_in_flight,
+        "allow_insecure_http": user.allow_insecure_http,
     }
 
 
@@ -57,8 +66,9 @@ def add(
             min=1,
         ),
     ] = None,
+    allow_insecure_http: InsecureOption = False,
 ) -> None:
-    """Register a Service User."""
+    """Register a Service User (endpoints are https unless --allow-insecure-http)."""
     with run_guarded():
         user = ServiceUser(
             user_id=UserId.parse(user_id),
@@ -70,7 +80,9 @@ def add(
             tls_client_cert=client_cert,
             tls_client_key=client_key,
             max_in_flight=max_in_flight,
+            allow_insecure_http=allow_insecure_http,
         )
+        users.check_transport(user.endpoint_url, allow_insecure_http)
     with transaction() as conn:
         users.add_user(conn, user)
         audit.record(conn, audit.current_actor(), "users.add", _as_json(user))
@@ -96,6 +108,8 @@ def list_(
     table = Table("User ID", "Name", "Roles", "DUIS", "Endpoint", "TLS", "In flight")
     for user in found:
         tls = "mutual" if user.tls_client_cert else ("custom CA" if user.tls_ca_bundle else "")
+        if user.endpoint_url and user.endpoint_url.lower().startswith("http://"):
+            tls = "none (insecure http)" if user.allow_insecure_http else "none: refused"
         table.add_row(
             str(user.user_id),
             user.name,
@@ -151,16 +165,17 @@ def set_duis(
 @app.command("set-endpoint")
 def set_endpoint(
     user_id: Annotated[str, typer.Argument(help="EUI-64 User ID")],
-    url: Annotated[str, typer.Argument(help="URL alerts are POSTed to")],
+    url: Annotated[str, typer.Argument(help="URL alerts are POSTed to (https://)")],
+    allow_insecure_http: InsecureOption = False,
 ) -> None:
-    """Change where a user's alerts are delivered (audited)."""
+    """Change where a user's alerts are delivered (audited); https unless --allow-insecure-http."""
     with run_guarded():
         uid = UserId.parse(user_id)
-        users.check_endpoint(url)
+        users.check_transport(users.check_endpoint(url), allow_insecure_http)
     before = _change(
         uid,
         "users.set-endpoint",
-        lambda conn: users.set_endpoint(conn, uid, url),
+        lambda conn: users.set_endpoint(conn, uid, url, allow_insecure_http=allow_insecure_http),
         lambda user: user.endpoint_url,
         url,
     )

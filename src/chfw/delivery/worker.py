@@ -434,6 +434,8 @@ class Worker:
             return SendResult(
                 "retryable", None, f"user {alert.user_id} has no endpoint URL configured", 0.0
             )
+        if url[:7].lower() == "http://" and not alert.allow_insecure_http:
+            return SendResult("retryable", None, _insecure(alert, url), 0.0)
         try:
             transport = self._transports.get(TlsConfig.for_alert(alert, self.settings))
         except ConfigError as exc:
@@ -493,3 +495,11 @@ class Worker:
             result.duration_ms,
             next_attempt_at=retry_at,
         )
+
+
+def _insecure(alert: ClaimedAlert, url: str) -> str:
+    """Why a plain http endpoint is not posted to (retried: it is delivered once fixed)."""
+    return (
+        f"user {alert.user_id}: endpoint {url} is plain http and the user is not marked "
+        "--allow-insecure-http; set an https endpoint with `chfw users set-endpoint`"
+    )

@@ -277,6 +277,7 @@ def register_parties(
                     roles=sim.roles,
                     duis_version=sim.duis_version,
                     endpoint_url=f"http://127.0.0.1:{supplier.port}/",
+                    allow_insecure_http=True,  # local receivers on this host, no TLS
                 ),
             )
     return credential

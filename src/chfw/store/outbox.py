@@ -118,6 +118,7 @@ class ClaimedAlert:
     tls_client_cert: str | None
     tls_client_key: str | None
     max_in_flight: int | None
+    allow_insecure_http: bool = False  # may the endpoint be plain http (local testing only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +359,7 @@ def claim_due_rows(
             service_users.c.tls_client_cert,
             service_users.c.tls_client_key,
             service_users.c.max_in_flight,
+            service_users.c.allow_insecure_http,
         )
         .select_from(outbox.outerjoin(service_users, service_users.c.user_id == outbox.c.user_id))
         .where(
@@ -416,6 +418,7 @@ def claimed_alerts(rows: Sequence[Any]) -> list[ClaimedAlert]:
                 tls_client_cert=row.tls_client_cert,
                 tls_client_key=row.tls_client_key,
                 max_in_flight=row.max_in_flight,
+                allow_insecure_http=bool(row.allow_insecure_http),
             )
         )
     return out

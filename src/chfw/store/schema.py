@@ -36,6 +36,8 @@ service_users = sa.Table(
     sa.Column("tls_client_key", sa.String(2000), nullable=True),
     sa.Column("inventory_token_hash", sa.String(200), nullable=True),  # for the read endpoint
     sa.Column("max_in_flight", sa.Integer, nullable=True),  # None: delivery_max_in_flight
+    # A plain http endpoint is delivered to only when this is set (local testing).
+    sa.Column("allow_insecure_http", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTC_TIME, nullable=False),
     sa.Column("updated_at", UTC_TIME, nullable=False),
 )

@@ -1,4 +1,12 @@
-"""DUIS Service Users: who gets alerts, on which DUIS version, at which endpoint."""
+"""DUIS Service Users: who gets alerts, on which DUIS version, at which endpoint.
+
+Endpoints are https: a signed alert is not secret, but over plain http anyone
+on the path reads which CHs a supplier has and can answer in the supplier's
+place. A plain ``http://`` endpoint is written only for a user marked
+``allow_insecure_http`` (``chfw users add|set-endpoint --allow-insecure-http``,
+for local testing; ``make demo`` does so for its 127.0.0.1 receivers), and the
+delivery worker refuses to post to any other user's http endpoint.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +54,16 @@ def check_endpoint(url: str) -> str:
     return url
 
 
+def check_transport(url: str | None, allow_insecure_http: bool) -> str | None:
+    """``url`` unless it is plain http for a user not marked ``allow_insecure_http``."""
+    if url is not None and urlsplit(url).scheme == "http" and not allow_insecure_http:
+        raise InvalidValueError(
+            f"endpoint {url!r} is plain http (alerts would cross the network unencrypted): "
+            "use https://, or pass --allow-insecure-http for local testing only"
+        )
+    return url
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceUser:
     """A Service User as chfw needs it to send alerts."""
@@ -59,6 +77,7 @@ class ServiceUser:
     tls_client_cert: str | None = None  # path to the client certificate we present
     tls_client_key: str | None = None
     max_in_flight: int | None = None  # None: the deployment's delivery_max_in_flight
+    allow_insecure_http: bool = False  # may the endpoint be plain http (local testing only)
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -78,6 +97,8 @@ class ServiceUser:
 
 
 def _row(user: ServiceUser) -> dict[str, Any]:
+    """The columns of ``user``, as written: a plain http endpoint needs the user's mark."""
+    check_transport(user.endpoint_url, user.allow_insecure_http)
     return {
         "user_id": user.user_id.hex,
         "name": user.name,
@@ -88,6 +109,7 @@ def _row(user: ServiceUser) -> dict[str, Any]:
         "tls_client_cert": user.tls_client_cert,
         "tls_client_key": user.tls_client_key,
         "max_in_flight": user.max_in_flight,
+        "allow_insecure_http": user.allow_insecure_http,
     }
 
 
@@ -102,6 +124,7 @@ def _user(row: Any) -> ServiceUser:
         tls_client_cert=row.tls_client_cert,
         tls_client_key=row.tls_client_key,
         max_in_flight=row.max_in_flight,
+        allow_insecure_http=bool(row.allow_insecure_http),
     )
 
 
@@ -168,9 +191,14 @@ def set_duis_version(conn: Connection, user_id: UserId, version: DuisVersion) ->
     _update(conn, user_id, duis_version=str(version))
 
 
-def set_endpoint(conn: Connection, user_id: UserId, url: str | None) -> None:
-    """Change (or with None, remove) the URL alerts are delivered to."""
-    _update(conn, user_id, endpoint_url=None if url is None else check_endpoint(url))
+def set_endpoint(
+    conn: Connection, user_id: UserId, url: str | None, *, allow_insecure_http: bool = False
+) -> None:
+    """Change (or with None, remove) the URL alerts are delivered to, and whether it may be
+    plain http (``allow_insecure_http``: local testing only)."""
+    if url is not None:
+        check_transport(check_endpoint(url), allow_insecure_http)
+    _update(conn, user_id, endpoint_url=url, allow_insecure_http=allow_insecure_http)
 
 
 def set_max_in_flight(conn: Connection, user_id: UserId, limit: int | None) -> None:
