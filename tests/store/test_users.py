@@ -155,7 +155,7 @@ class TestPlainHttp:
 
     def test_refused_without_the_mark(self, engine: Engine) -> None:
         with engine.begin() as conn:
-            with pytest.raises(InvalidValueError, match="plain http.*--allow-insecure-http"):
+            with pytest.raises(InvalidValueError, match=r"plain http.*--allow-insecure-http"):
                 users.add_user(conn, make(endpoint_url="http://127.0.0.1:9000/"))
             users.add_user(conn, make())
             with pytest.raises(InvalidValueError, match="plain http"):
