@@ -56,7 +56,10 @@ class LoadRefused(UnsafeXmlError):
 class _RefuseEveryLoad(etree.Resolver):
     """Answers every load request libxml2 makes with one refusal, naming nothing."""
 
-    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
+    # lxml calls resolve(system_url, public_id, context); lxml-stubs omit the context.
+    def resolve(  # type: ignore[override]
+        self, system_url: str | None, public_id: str | None, context: Any
+    ) -> Any:
         raise LoadRefused("the document asks to load an external resource; chfw loads none")
 
 

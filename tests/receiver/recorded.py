@@ -7,7 +7,7 @@ from itertools import count
 
 from sqlalchemy.engine import Engine
 
-from chfw.domain import DeviceId, FirmwareVersion
+from chfw.domain import DeviceId
 from chfw.receiver import backoffice
 from chfw.receiver.facts import AlertFacts
 

@@ -143,7 +143,7 @@ def _reorder_attributes(parts: list[bytes], data: st.DataObject) -> list[bytes]:
     for attribute, value in order:
         value_quoted = value if quote == b'"' else value.replace(b"'", b"&apos;")
         rebuilt += space + attribute + b" = " + quote + value_quoted + quote
-    rebuilt += (b" />" if empty else b" >")
+    rebuilt += b" />" if empty else b" >"
     return [*parts[:index], rebuilt, *parts[index + 1 :]]
 
 

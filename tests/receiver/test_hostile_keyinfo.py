@@ -15,7 +15,6 @@ from chfw.receiver import backoffice
 from tests.receiver.helpers import Dsp, Served, count_rows
 
 
-
 def replace_text(document: bytes, element: str, value: bytes) -> bytes:
     """``document`` with the content of its (first) ds:``element`` replaced by ``value``."""
     pattern = rb"(<ds:%s>)(.*?)(</ds:%s>)" % (element.encode(), element.encode())

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from chfw.domain import DeviceId, FirmwareVersion
+from chfw.domain import DeviceId
 from chfw.receiver import backoffice
 from chfw.receiver.facts import AlertFacts
 from chfw.receiver.recording import NewAlert, NewRejection, record_alerts, record_rejections

@@ -114,16 +114,17 @@ class TestDigestPreservingRewrites:
 class TestTheAdvisoryCases:
     """The exact attacks of issue 19, each by name."""
 
-    def test_comment_inside_the_firmware_version(
-        self, checker: AlertReceiver, dsp: Dsp
-    ) -> None:
+    def test_comment_inside_the_firmware_version(self, checker: AlertReceiver, dsp: Dsp) -> None:
         body = dsp.n64("0123ABCE").replace(b">0123ABCE<", b">0123<!---->ABCE<")
         assert _accepted(checker, body).facts.firmware_version == "0123ABCE"
 
     def test_comment_inside_the_response_id(self, checker: AlertReceiver, dsp: Dsp) -> None:
         genuine = dsp.n64(counter=1234)
         body = genuine.replace(b":1234<", b":12<!-- -->34<")
-        assert _accepted(checker, body).facts.response_id == _accepted(checker, genuine).facts.response_id
+        assert (
+            _accepted(checker, body).facts.response_id
+            == _accepted(checker, genuine).facts.response_id
+        )
         assert _accepted(checker, body).facts.counter == 1234
 
     def test_cdata_and_references_inside_the_device_id(

@@ -126,7 +126,9 @@ def read_alert(root: etree._Element, schema_version: str) -> AlertFacts:
         device_text = _text(_child(mismatch_el, "DeviceID"))
     named = _parts_of(response_id)
     try:
-        device = DeviceId.parse(device_text) if device_text else (named.device_id if named else None)
+        device = (
+            DeviceId.parse(device_text) if device_text else (named.device_id if named else None)
+        )
     except InvalidValueError as exc:
         raise AlertShapeError(f"{alert_code} alert {response_id}: {exc}") from None
     return AlertFacts(

@@ -41,7 +41,6 @@ FULLY_CHECKED_CODES = frozenset({"N64", "N999"})
 """The alert codes whose bodies chfw's bundled schema defines."""
 
 
-
 class AlertSchemas:
     """Validates alerts of any DCC alert code: in full where the body is known, else by envelope."""
 
