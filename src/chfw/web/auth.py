@@ -195,7 +195,7 @@ class DashboardAuth:
         if len(parts) != 4 or not parts[1].isdigit() or not _SESSION_ID.fullmatch(parts[2]):
             return None
         payload = ".".join(parts[:3])
-        if not hmac.compare_digest(parts[3], self._mac(payload)):
+        if not _same(parts[3], self._mac(payload)):
             return None
         age = self._clock() - int(parts[1])
         if not -_CLOCK_SKEW <= age <= SESSION_SECONDS:
@@ -279,7 +279,7 @@ class DashboardAuth:
         if not viewer.session:
             return None  # bearer token: not a browser, no ambient credential to abuse
         sent = (form.get("csrf") or [""])[0]
-        if not sent or not hmac.compare_digest(sent, self.csrf_token(viewer)):
+        if not sent or not _same(sent, self.csrf_token(viewer)):
             return "the form's security token is missing or stale: reload the page and try again"
         return None
 
@@ -301,6 +301,12 @@ class DashboardAuth:
         response = RedirectResponse(target, status_code=303)
         response.delete_cookie(self.cookie, path=self.prefix, httponly=True, samesite="strict")
         return response
+
+
+def _same(sent: str, expected: str) -> bool:
+    """Constant-time equality of a value from outside and ours, whatever characters it holds
+    (``hmac.compare_digest`` raises TypeError on non-ASCII text: a 500, not a refusal)."""
+    return hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
 
 
 def same_origin_problem(request: Request) -> str | None:
