@@ -79,14 +79,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        # Counted before the parser runs: headers that arrive in one read complete (and
+        # stop the count) inside it, so counting afterwards let any one-read block through.
         if self._in_headers and not self.transport.is_closing():
-            self._header_bytes += len(data)
+            end = data.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else end + 4
             if self._header_bytes > self.limits.max_header_bytes:
                 self._refuse(
                     b"431 Request Header Fields Too Large",
                     f"request headers exceed {self.limits.max_header_bytes} bytes",
                 )
+                return
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -100,6 +104,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self._in_headers = True  # what comes next on this connection is a request's headers
+        self._header_bytes = 0
         super().on_message_complete()
 
     def _arm(self) -> None:

@@ -193,6 +193,21 @@ class TestMalformedFraming:
             assert status_of(answer) == 431, (method, path, answer[:80])
         assert_still_serving(address, dsp, engine)
 
+    @pytest.mark.parametrize("size", [2, 6])
+    def test_headers_over_the_cap_in_one_write(
+        self, address: tuple[str, int], dsp: Dsp, engine: Engine, size: int
+    ) -> None:
+        """Headers that complete within one read are counted too (they once slipped through)."""
+        big = b"X-Big: " + b"a" * (size * LIMITS.max_header_bytes) + b"\r\n"
+        for method, path in ROUTES:
+            request = f"{method} {path} HTTP/1.1\r\nHost: receiver\r\n".encode() + big + b"\r\n"
+            with socket.create_connection(address) as sock:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(request)
+                answer = read_answer(sock)
+            assert status_of(answer) == 431, (method, path, answer[:80])
+        assert_still_serving(address, dsp, engine)
+
 
 class TestHostileQueries:
     """Bad query strings on the dashboard's pages, signed in: an answer below 500."""
