@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from chfw import __version__
-from chfw.bodylimit import BodyLimit
+from chfw.bodylimit import BodyLimit, BodyTooLarge, declared_length, read_within
 from chfw.metrics import ReceiverMetrics, install_receiver_metrics
 from chfw.receiver.checking import CheckPool
 from chfw.receiver.pipeline import Accepted, AlertReceiver, Checked, Outcome, ReceiverConfig
@@ -94,19 +94,16 @@ class ReceiverApp(FastAPI):
         self, scope: Scope, receive: Receive, remote: str | None
     ) -> Checked | None:
         limit = self.receiver.config.max_bytes
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                return self.receiver.too_large(int(value), remote)
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body += message.get("body", b"")
-            if len(body) > limit:  # stop reading: the rest is never buffered
-                return self.receiver.too_large(len(body), remote)
-            if not message.get("more_body", False):
-                return await self.checks.check(bytes(body), remote)
+        declared = declared_length(scope["headers"])
+        if declared is not None and declared > limit:
+            return self.receiver.too_large(declared, remote)
+        try:
+            body = await read_within(receive, limit)
+        except BodyTooLarge as too_large:  # the rest is never read, nor buffered
+            return self.receiver.too_large(too_large.size, remote)
+        if body is None:  # the client went away before sending its body
+            return None
+        return await self.checks.check(body, remote)
 
 
 async def _answer(send: Send, status: int, reason: str | None) -> None:
