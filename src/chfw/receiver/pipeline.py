@@ -121,8 +121,14 @@ class Refused:
 Checked = Accepted | Refused
 
 
+REASON_MAX = 500
+"""Refusal reasons are cut to this many characters: they quote what the sender wrote."""
+
+
 class _Rejected(Exception):
     def __init__(self, reason: str, response_id: str | None = None) -> None:
+        if len(reason) > REASON_MAX:
+            reason = reason[: REASON_MAX - 3] + "..."
         super().__init__(reason)
         self.reason = reason
         self.response_id = response_id

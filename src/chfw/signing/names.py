@@ -108,7 +108,8 @@ class _Parser:
         return pairs
 
     def _error(self, problem: str) -> NameSyntaxError:
-        return NameSyntaxError(f"issuer name {self.text!r}: {problem} at character {self.pos}")
+        shown = self.text if len(self.text) <= 100 else self.text[:100] + "..."
+        return NameSyntaxError(f"issuer name {shown!r}: {problem} at character {self.pos}")
 
     def _skip_spaces(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos] == _SPACE:

@@ -172,7 +172,7 @@ def verify_document(
     except InvalidSignature:
         raise VerificationError(
             "the signature value does not verify with the key of the certificate named in "
-            f"KeyInfo (issuer {parts.issuer_name!r}, serial {parts.serial_number}): signed "
+            f"KeyInfo (issuer {_shown(parts.issuer_name)}, serial {parts.serial_number}): signed "
             "with another key, or SignedInfo was altered"
         ) from None
     return VerifiedDocument(
@@ -309,7 +309,7 @@ def _check_signed_info(signed_info: etree._Element) -> bytes:
     reference = references[0]
     uri = reference.get("URI")
     if uri != "":
-        shown = "no URI attribute" if uri is None else f"URI={uri!r}"
+        shown = "no URI attribute" if uri is None else f"URI={_shown(uri)}"
         raise VerificationError(
             f'the Reference has {shown}; DCC\'s profile signs the whole document (URI="")'
         )
@@ -352,7 +352,7 @@ def _issuer_serial(key_info: etree._Element) -> tuple[str, int]:
     serial_text = (serial_element.text or "").strip(_XML_WHITESPACE)
     if not serial_text.isascii() or not serial_text.isdigit():
         raise VerificationError(
-            f"ds:X509SerialNumber {serial_text[:60]!r} is not a non-negative decimal integer"
+            f"ds:X509SerialNumber {_shown(serial_text)} is not a non-negative decimal integer"
         )
     if len(serial_text) > _SERIAL_DIGITS_MAX:
         raise VerificationError(
@@ -377,7 +377,7 @@ def _trusted_certificate(trust: TrustStore, issuer_name: str, serial: int) -> x5
         raise VerificationError(f"ds:X509IssuerName is not a distinguished name: {exc}") from None
     if certificate is None:
         raise VerificationError(
-            f"unknown signer: no trusted certificate with issuer {issuer_name!r} and serial "
+            f"unknown signer: no trusted certificate with issuer {_shown(issuer_name)} and serial "
             f"{serial}; add the signer's certificate to the trust store if it should be trusted"
         )
     return certificate
@@ -397,6 +397,17 @@ def _check_validity(certificate: x509.Certificate, at: dt.datetime | None) -> No
             f"the signer's certificate (serial {certificate.serial_number}) expired on "
             f"{certificate.not_valid_after_utc.isoformat()}"
         )
+
+
+_SHOWN_MAX = 100
+
+
+def _shown(value: str | None) -> str:
+    """A value from the document, quoted for a message, cut to a length a log line can hold:
+    whatever the sender wrote is echoed into refusals, logs and the rejections table."""
+    if value is None or len(value) <= _SHOWN_MAX:
+        return repr(value)
+    return f"{value[:_SHOWN_MAX]!r}... ({len(value)} characters)"
 
 
 def _children(element: etree._Element) -> list[etree._Element]:
@@ -440,7 +451,7 @@ def _expect_algorithm(element: etree._Element, name: str, algorithm: str) -> Non
     found = element.get("Algorithm")
     if found != algorithm:
         raise VerificationError(
-            f"ds:{name} Algorithm is {found!r}; DCC's profile requires {algorithm!r}"
+            f"ds:{name} Algorithm is {_shown(found)}; DCC's profile requires {algorithm!r}"
         )
     if _children(element):
         raise VerificationError(
