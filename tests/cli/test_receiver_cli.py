@@ -184,6 +184,10 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
             "5.1",
             "--path",
             "/alerts",
+            "--check-threads",
+            "2",
+            "--check-seconds",
+            "5",
         ],
         cwd=tmp_path,
         env=env,
@@ -231,6 +235,46 @@ class TestServe:
         data = json.loads(output)
         assert data["active_firmware_version"] == "0A0B0C0D"
         assert len(data["history"]) == 1
+
+    def test_hostile_posts_beside_genuine_ones(self, served: tuple[str, str]) -> None:
+        """The 60-byte DOCTYPE that once froze the receiver, and a comment inside a signed
+        value, against the real command: refused at once, and recorded as signed."""
+        url, database = served
+        headers = {"content-type": "application/xml"}
+        dev_zero = b'<!DOCTYPE r [<!ENTITY % p SYSTEM "file:///dev/zero"> %p;]><r/>'
+        refused = httpx.post(url, content=dev_zero, headers=headers, timeout=10)
+        assert (refused.status_code, "DOCTYPE" in refused.text) == (400, True)
+        genuine = DSP.n64("0123ABCE")
+        injected = genuine.replace(b">0123ABCE<", b">0123<!---->ABCE<")
+        assert httpx.post(url, content=injected, headers=headers).status_code == 204
+        code, output = _run("hub", str(CH), "--json", "--database", database)
+        assert code == 0, output
+        assert json.loads(output)["active_firmware_version"] == "0123ABCE"
+
+    def test_refuses_a_check_deadline_of_zero(self, tmp_path: Path) -> None:
+        trust = tmp_path / "dsp.pem"
+        trust.write_bytes(DSP.cert_pem)
+        result = subprocess.run(
+            [
+                str(VENV_CHFW),
+                "receiver",
+                "serve",
+                "--port",
+                str(free_port()),
+                "--trust",
+                str(trust),
+                "--database",
+                f"sqlite:///{tmp_path / 'x.db'}",
+                "--check-seconds",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert "check_seconds 0.0 must be more than 0" in result.stderr
 
     def test_refuses_to_start_without_a_readable_trust_file(self, tmp_path: Path) -> None:
         result = subprocess.run(

@@ -81,6 +81,12 @@ def serve(
     ] = None,
     path: Annotated[str, typer.Option(help="Path the DSP posts alerts to")] = "/",
     max_bytes: Annotated[int, typer.Option(help="Largest body accepted (bytes)")] = 1024 * 1024,
+    check_threads: Annotated[
+        int, typer.Option(help="Threads that check alerts (off the event loop)")
+    ] = 2,
+    check_seconds: Annotated[
+        float, typer.Option(help="Longest an alert's check may take before a 503 (seconds)")
+    ] = 10.0,
     xsd_dir: Annotated[
         Path | None,
         typer.Option(
@@ -145,6 +151,8 @@ def serve(
             duis_version=version,
             max_bytes=max_bytes,
             path=path,
+            check_threads=check_threads,
+            check_seconds=check_seconds,
         )
         tls = tls_options(tls_cert, tls_key, tls_client_ca)
         proxies = TrustedProxies.parse(settings().trusted_proxies)
