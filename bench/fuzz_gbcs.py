@@ -18,29 +18,27 @@ that the final corpus reaches, measured by coverage.py in a third process.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import os
-import platform
-import re
-import subprocess
 import sys
-import tempfile
-import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from _fuzzing import (
+    command_line,
+    measure_coverage,
+    print_coverage,
+    ratio,
+    run_fuzzer,
+    run_on,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RTDS = ROOT.parent / "shared" / "dcc-reference" / "gbcs"
 DOCS = ROOT / "docs" / "reliability.md"
 SECTION = "## Fuzzing"
-# libFuzzer's progress lines: "#1048576 DONE cov: 812 ft: 2903 corp: 401/9876b ... exec/s: 12345"
-_STATS = re.compile(
-    r"#(?P<runs>\d+)\s+(?P<event>\w+)\s+cov: (?P<cov>\d+) ft: (?P<ft>\d+) "
-    r"corp: (?P<corp>\d+)/(?P<corp_size>\S+).*?exec/s: (?P<execs>\d+)"
-)
 
 
 def seed_messages() -> list[bytes]:
@@ -144,81 +142,36 @@ def replay_child(folders: list[Path]) -> None:
                     with contextlib.suppress(GbcsDecodeError):
                         decode(payload)
     cov.stop()
-    report = Path(folders[0]).parent / "coverage.json"
     not_decoding = [f"{package}/{name}" for name in ("encode.py", "signature.py", "__init__.py")]
-    cov.json_report(outfile=str(report), omit=not_decoding)
-    totals = json.loads(report.read_text())["totals"]
-    lines, lines_hit = totals["num_statements"], totals["covered_lines"]
-    branches, branches_hit = totals["num_branches"], totals["covered_branches"]
-    print(json.dumps({"lines": [lines_hit, lines], "branches": [branches_hit, branches]}))
+    print_coverage(cov, Path(folders[0]).parent / "coverage.json", omit=not_decoding)
 
 
 # --- the parent: run, read, report ---------------------------------------------------------
 
 
-def run(runs: int, max_len: int, work: Path) -> dict[str, object]:
+def run(runs: int, max_len: int, work: Path) -> dict[str, Any]:
     corpus = work / "corpus"
     seeds = work / "seeds"
     corpus.mkdir()
     seeds.mkdir()
     for index, seed in enumerate(seed_messages()):
         (seeds / f"seed-{index:03d}").write_bytes(seed)
-    args = [
-        f"-runs={runs}",
-        f"-max_len={max_len}",
-        "-print_final_stats=1",
-        "-rss_limit_mb=4096",
-        "-timeout=10",
-        str(corpus),
-        str(seeds),
-    ]
-    command = [sys.executable, __file__, "--child", str(work), "--", *args]
-    started = time.perf_counter()
-    child = subprocess.run(command, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    (work / "fuzzer.log").write_text(child.stderr)
-    stats = [m.groupdict() for m in _STATS.finditer(child.stderr)]
-    if not stats:
-        sys.stderr.write(child.stderr[-4000:])
-        raise SystemExit(f"the fuzzer did not report statistics (exit {child.returncode})")
-    last = stats[-1]
-    crash_log = work / "crashes.jsonl"
-    crashes = crash_log.read_text().splitlines() if crash_log.exists() else []
-    kinds = sorted({json.loads(line)["error"] for line in crashes})
-    # libFuzzer's own crash (e.g. an uncaught error in the harness) ends the run early.
-    if child.returncode != 0:
-        kinds.append(f"fuzzer exited {child.returncode}")
-    total = int(last["runs"])
-    replay = subprocess.run(
-        [sys.executable, __file__, "--replay", str(corpus), str(seeds)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    covered = json.loads(replay.stdout.strip().splitlines()[-1])
+    fuzzed = run_fuzzer(__file__, work, runs=runs, max_len=max_len, folders=[corpus, seeds])
+    covered = measure_coverage(__file__, corpus, seeds)
     return {
-        "inputs": total,
-        "decoder_calls": total * 4,
-        "seconds": round(seconds, 1),
-        "inputs_per_second": round(total / seconds),
-        "crashes": len(crashes) + (1 if child.returncode != 0 else 0),
-        "crash_kinds": kinds,
-        "edges_covered": int(last["cov"]),
-        "features": int(last["ft"]),
-        "corpus_inputs": int(last["corp"]),
-        "corpus_size": last["corp_size"],
+        "inputs": fuzzed.inputs,
+        "decoder_calls": fuzzed.inputs * 4,
+        **fuzzed.figures(),  # its "inputs" again: the key keeps its first place
         "decoder_lines": covered["lines"],
         "decoder_branches": covered["branches"],
         "seeds": len(list(seeds.iterdir())),
         "rtds_vectors": RTDS.is_dir(),
         "max_len": max_len,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "date": datetime.now(UTC).date().isoformat(),
+        **run_on(),
     }
 
 
-def section(result: dict[str, object]) -> str:
+def section(result: dict[str, Any]) -> str:
     kinds = ", ".join(map(str, result["crash_kinds"] or ["none"]))
     return f"""{SECTION}
 
@@ -239,36 +192,14 @@ bodies at the HTTP intake in tests/intake/test_hostile.py).
 | edges covered (libFuzzer `cov`, chfw modules instrumented) | {result["edges_covered"]} |
 | coverage features (`ft`) | {result["features"]} |
 | corpus at the end | {result["corpus_inputs"]} inputs, {result["corpus_size"]} |
-| decoder lines run by the corpus (coverage.py) | {_ratio(result["decoder_lines"])} |
-| decoder branches taken by the corpus | {_ratio(result["decoder_branches"])} |
+| decoder lines run by the corpus (coverage.py) | {ratio(result["decoder_lines"])} |
+| decoder branches taken by the corpus | {ratio(result["decoder_branches"])} |
 | seeds | {result["seeds"]} |
 | longest input | {result["max_len"]} bytes |
 | run on | {result["date"]}, Python {result["python"]}, {result["machine"]} |
 
 Reproduce: `.venv/bin/python bench/fuzz_gbcs.py --runs 1000000` (writes this section).
 """
-
-
-def _ratio(pair: object) -> str:
-    hit, total = pair  # type: ignore[misc]
-    return f"{hit} of {total} ({100 * hit / max(total, 1):.0f}%)"
-
-
-def write_docs(text: str) -> None:
-    """Replace the Fuzzing section of docs/reliability.md (creating the file if needed)."""
-    if DOCS.exists():
-        current = DOCS.read_text()
-    else:
-        current = (
-            "# Reliability\n\nFigures from the long runs that do not fit in `make test`; each "
-            "section is written by the script it names.\n"
-        )
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    DOCS.write_text(updated.rstrip("\n") + "\n")
 
 
 def main() -> None:
@@ -279,26 +210,16 @@ def main() -> None:
         separator = sys.argv.index("--")
         fuzz_child(Path(sys.argv[2]), sys.argv[separator + 1 :])
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=1_000_000, help="inputs to run")
-    parser.add_argument("--max-len", type=int, default=512, help="longest input (bytes)")
-    parser.add_argument("--no-docs", action="store_true", help="do not write docs/reliability.md")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="chfw-fuzz-") as folder:
-        result = run(args.runs, args.max_len, Path(folder))
-        if result["crashes"]:
-            kept = ROOT / "fuzz-crashes.jsonl"
-            crash_log = Path(folder) / "crashes.jsonl"
-            if crash_log.exists():
-                kept.write_text(crash_log.read_text())
-                print(f"crashing inputs kept in {kept}", file=sys.stderr)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    if not args.no_docs:
-        write_docs(section(result))
-    raise SystemExit(1 if result["crashes"] else 0)
+    command_line(
+        __doc__.split("\n")[0],
+        max_len=512,
+        run=run,
+        section=section,
+        docs=DOCS,
+        heading=SECTION,
+        work_prefix="chfw-fuzz-",
+        kept=ROOT / "fuzz-crashes.jsonl",
+    )
 
 
 if __name__ == "__main__":

@@ -35,28 +35,27 @@ reaches, measured by coverage.py in a third process.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import random
 import re
-import subprocess
 import sys
-import tempfile
-import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _fuzzing import (
+    command_line,
+    measure_coverage,
+    print_coverage,
+    ratio,
+    run_fuzzer,
+    run_on,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "reliability.md"
 SECTION = "## Receiver fuzzing"
-_STATS = re.compile(
-    r"#(?P<runs>\d+)\s+(?P<event>\w+)\s+cov: (?P<cov>\d+) ft: (?P<ft>\d+) "
-    r"corp: (?P<corp>\d+)/(?P<corp_size>\S+).*?exec/s: (?P<execs>\d+)"
-)
 AS_IS, RESIGN = b"\x00", b"\x01"
 TOKENS = [
     b"<sr:ResponseID>",
@@ -308,17 +307,7 @@ def replay_child(work: Path, folders: list[Path]) -> None:
             except (ChfwError, ValueError):  # the crashes are counted by the fuzzer itself
                 continue
     cov.stop()
-    report = work / "coverage.json"
-    cov.json_report(outfile=str(report))
-    totals = json.loads(report.read_text())["totals"]
-    print(
-        json.dumps(
-            {
-                "lines": [totals["covered_lines"], totals["num_statements"]],
-                "branches": [totals["covered_branches"], totals["num_branches"]],
-            }
-        )
-    )
+    print_coverage(cov, work / "coverage.json")
 
 
 # --- the parent: run, read, report ---------------------------------------------------------
@@ -334,56 +323,22 @@ def run(runs: int, max_len: int, work: Path) -> dict[str, Any]:
         (seeds / f"seed-{index:03d}").write_bytes(seed)
     dictionary = work / "xml.dict"
     dictionary.write_text("".join(f'"{_escaped(token)}"\n' for token in TOKENS))
-    args = [
-        f"-runs={runs}",
-        f"-max_len={max_len}",
-        f"-dict={dictionary}",
-        "-print_final_stats=1",
-        "-rss_limit_mb=4096",
-        "-timeout=10",
-        str(corpus),
-        str(seeds),
-    ]
-    command = [sys.executable, __file__, "--child", str(work), "--", *args]
-    started = time.perf_counter()
-    child = subprocess.run(command, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    (work / "fuzzer.log").write_text(child.stderr)
-    stats = [m.groupdict() for m in _STATS.finditer(child.stderr)]
-    if not stats:
-        sys.stderr.write(child.stderr[-4000:])
-        raise SystemExit(f"the fuzzer did not report statistics (exit {child.returncode})")
-    last = stats[-1]
-    crash_log = work / "crashes.jsonl"
-    crashes = crash_log.read_text().splitlines() if crash_log.exists() else []
-    kinds = sorted({json.loads(line)["error"] for line in crashes})
-    if child.returncode != 0:  # libFuzzer's own crash (e.g. in the harness) ends the run
-        kinds.append(f"fuzzer exited {child.returncode}")
-    total = int(last["runs"])
-    replay = subprocess.run(
-        [sys.executable, __file__, "--replay", str(work), str(corpus), str(seeds)],
-        capture_output=True,
-        text=True,
-        check=True,
+    fuzzed = run_fuzzer(
+        __file__,
+        work,
+        runs=runs,
+        max_len=max_len,
+        folders=[corpus, seeds],
+        options=[f"-dict={dictionary}"],
     )
-    covered = json.loads(replay.stdout.strip().splitlines()[-1])
+    covered = measure_coverage(__file__, work, corpus, seeds)
     return {
-        "inputs": total,
-        "seconds": round(seconds, 1),
-        "inputs_per_second": round(total / seconds),
-        "crashes": len(crashes) + (1 if child.returncode != 0 else 0),
-        "crash_kinds": kinds,
-        "edges_covered": int(last["cov"]),
-        "features": int(last["ft"]),
-        "corpus_inputs": int(last["corp"]),
-        "corpus_size": last["corp_size"],
+        **fuzzed.figures(),
         "lines": covered["lines"],
         "branches": covered["branches"],
         "seeds": len(seed_list),
         "max_len": max_len,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "date": datetime.now(UTC).date().isoformat(),
+        **run_on(),
     }
 
 
@@ -409,8 +364,8 @@ tokens at tag boundaries.
 | edges covered (libFuzzer `cov`, chfw modules instrumented) | {result["edges_covered"]} |
 | coverage features (`ft`) | {result["features"]} |
 | corpus at the end | {result["corpus_inputs"]} inputs, {result["corpus_size"]} |
-| check-path lines run by the corpus (coverage.py) | {_ratio(result["lines"])} |
-| check-path branches taken by the corpus | {_ratio(result["branches"])} |
+| check-path lines run by the corpus (coverage.py) | {ratio(result["lines"])} |
+| check-path branches taken by the corpus | {ratio(result["branches"])} |
 | seeds | {result["seeds"]} |
 | longest input | {result["max_len"]:,} bytes |
 | run on | {result["date"]}, Python {result["python"]}, {result["machine"]} |
@@ -424,22 +379,6 @@ def _escaped(token: bytes) -> str:
     return "".join(f"\\x{b:02x}" for b in token)
 
 
-def _ratio(pair: list[int]) -> str:
-    hit, total = pair
-    return f"{hit} of {total} ({100 * hit / max(total, 1):.0f}%)"
-
-
-def write_docs(text: str) -> None:
-    """Replace the Receiver fuzzing section of docs/reliability.md (appending it if missing)."""
-    current = DOCS.read_text()
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    DOCS.write_text(updated.rstrip("\n") + "\n")
-
-
 def main() -> None:
     if len(sys.argv) > 3 and sys.argv[1] == "--replay":
         replay_child(Path(sys.argv[2]), [Path(folder) for folder in sys.argv[3:]])
@@ -448,25 +387,16 @@ def main() -> None:
         separator = sys.argv.index("--")
         fuzz_child(Path(sys.argv[2]), sys.argv[separator + 1 :])
         return
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--runs", type=int, default=1_000_000, help="inputs to run")
-    parser.add_argument("--max-len", type=int, default=8192, help="longest input (bytes)")
-    parser.add_argument("--no-docs", action="store_true", help="do not write docs/reliability.md")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="chfw-fuzz-receiver-") as folder:
-        result = run(args.runs, args.max_len, Path(folder))
-        crash_log = Path(folder) / "crashes.jsonl"
-        if crash_log.exists():
-            kept = ROOT / "fuzz-receiver-crashes.jsonl"
-            kept.write_text(crash_log.read_text())
-            print(f"crashing inputs kept in {kept}", file=sys.stderr)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    if not args.no_docs:
-        write_docs(section(result))
-    raise SystemExit(1 if result["crashes"] else 0)
+    command_line(
+        (__doc__ or "").split("\n")[0],
+        max_len=8192,
+        run=run,
+        section=section,
+        docs=DOCS,
+        heading=SECTION,
+        work_prefix="chfw-fuzz-receiver-",
+        kept=ROOT / "fuzz-receiver-crashes.jsonl",
+    )
 
 
 if __name__ == "__main__":
