@@ -5,12 +5,19 @@ Pure: keys and bytes in, bytes and values out. See DOMAIN.md §4 for the profile
 
 from __future__ import annotations
 
-from chfw.signing.sign import canonical_signed_info, sign_canonical, sign_document
+from chfw.signing.sign import (
+    Resigner,
+    canonical_signed_info,
+    sign_canonical,
+    sign_document,
+    unsigned,
+)
 from chfw.signing.signer import PemSigner, Signer, create_development_identity
 from chfw.signing.verify import TrustStore, VerifiedDocument, verify_document
 
 __all__ = [
     "PemSigner",
+    "Resigner",
     "Signer",
     "TrustStore",
     "VerifiedDocument",
@@ -18,5 +25,6 @@ __all__ = [
     "create_development_identity",
     "sign_canonical",
     "sign_document",
+    "unsigned",
     "verify_document",
 ]

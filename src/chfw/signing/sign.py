@@ -173,3 +173,64 @@ def _refuse_signature_element(root: etree._Element) -> None:
             f"the document already has a ds:Signature (line {existing.sourceline}); "
             "chfw signs unsigned documents only — remove it first"
         )
+
+
+# --- re-signing: the same document, signed by another identity ---------------------------------
+
+_SIGNATURE_START = b"<ds:Signature" + profile.DS_XMLNS + b">"
+_SIGNATURE_END = b"</ds:Signature>"
+
+
+class Resigner:
+    """Keeps stored signed documents current with one signing identity.
+
+    :meth:`is_current` tells, without parsing, whether a document chfw signed
+    names this signer's certificate in its KeyInfo (X509IssuerSerial): the
+    document must end with exactly the KeyInfo this signer writes, then the
+    root's end tag -- one ``rfind`` of the last ``</`` and one ``endswith``.
+    :meth:`resign` strips the enveloped Signature chfw appended and signs the
+    same canonical bytes again, so the signed content (ResponseID included) is
+    byte for byte what was signed before: the same alert, a new signature.
+    """
+
+    __slots__ = ("_tail", "signer")
+
+    def __init__(self, signer: Signer) -> None:
+        self.signer = signer
+        self._tail = _signature_end(signer.issuer_name, signer.serial_number)
+
+    def is_current(self, document: bytes) -> bool:
+        """Whether ``document``'s KeyInfo names this signer's certificate (issuer and serial)."""
+        return document.endswith(self._tail, 0, document.rfind(b"</"))
+
+    @staticmethod
+    def is_signed(document: bytes) -> bool:
+        """Whether ``document`` ends with a Signature as the root's last child (not checked)."""
+        return document.endswith(_SIGNATURE_END, 0, document.rfind(b"</"))
+
+    def current(self, document: bytes) -> bytes | None:
+        """``document`` re-signed by this signer, or None when it already is (no work done)."""
+        if self.is_current(document):
+            return None
+        return self.resign(document)
+
+    def resign(self, document: bytes) -> bytes:
+        """Strip chfw's enveloped Signature from a signed canonical document and sign again."""
+        return sign_canonical(unsigned(document), self.signer)
+
+
+def unsigned(document: bytes) -> bytes:
+    """A document chfw signed (:func:`sign_canonical`) without its Signature: the signed octets.
+
+    The Signature chfw writes is the root's last child and starts with its own
+    ``xmlns:ds``; what precedes it and the root's end tag are the canonical
+    document that was digested. Anything else is refused (SigningError).
+    """
+    split = _root_end_tag_start(document)
+    start = document.rfind(_SIGNATURE_START, 0, split)
+    if start < 0 or not document.endswith(_SIGNATURE_END, 0, split):
+        raise SigningError(
+            "cannot re-sign: the document does not end with a ds:Signature as chfw writes "
+            f"it: …{document[-80:]!r}"
+        )
+    return document[:start] + document[split:]
