@@ -119,7 +119,8 @@ class TestOutcome:
 
 
 class TestResponsibleSuppliers:
-    """Every registered supplier of a meter point on the CH, once per User ID."""
+    """Import and Gas Suppliers of the CH's meter points, once per User ID
+    (the Export Supplier rule: tests/domain/test_recipients.py)."""
 
     def test_electricity_and_gas_by_two_suppliers(self) -> None:
         assert responsible_suppliers([mpan(1, ALICE), mprn(2, BOB)]) == (ALICE, BOB)
@@ -127,8 +128,8 @@ class TestResponsibleSuppliers:
     def test_one_organisation_in_two_roles_gets_one(self) -> None:
         assert responsible_suppliers([mpan(1, ALICE, exp=ALICE), mprn(2, ALICE)]) == (ALICE,)
 
-    def test_export_supplier_counts(self) -> None:
-        assert responsible_suppliers([mpan(1, ALICE, exp=CAROL)]) == (ALICE, CAROL)
+    def test_export_supplier_beside_an_import_supplier_does_not_count(self) -> None:
+        assert responsible_suppliers([mpan(1, ALICE, exp=CAROL)]) == (ALICE,)
 
     def test_no_registered_supplier(self) -> None:
         assert responsible_suppliers([mpan(1, None), mprn(2, None)]) == ()

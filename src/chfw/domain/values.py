@@ -225,7 +225,11 @@ class AlertKind(enum.Enum):
 
 
 class SupplierRole(enum.Enum):
-    """Registration roles that make a supplier Responsible for a CH."""
+    """The roles a supplier is registered in against a meter point.
+
+    IS and GS make it a Responsible Supplier of the CH; ES only where the CH
+    has no Import Supplier (see :func:`chfw.domain.recipients.responsible_suppliers`).
+    """
 
     IMPORT_SUPPLIER = "IS"
     EXPORT_SUPPLIER = "ES"

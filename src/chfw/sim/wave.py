@@ -437,8 +437,10 @@ def count_ground_truth(wave: Wave) -> GroundTruth:
     """Apply the N64 rules to each hub's intended outcome.
 
     N64/N999 are due when the outcome is success and the version differs from
-    the inventory's: one alert per distinct supplier registered on the CH's
-    meter points (Import, Export, Gas), N64 from DUIS 5.1, N999 before.
+    the inventory's: one alert per distinct Responsible Supplier of the CH (its
+    Import and Gas Suppliers; its Export Suppliers only where it has no Import
+    Supplier), N64 from DUIS 5.1, N999 before. Worked out here on its own, not
+    with chfw.domain's function, so that the demo checks one against the other.
     """
     kind_of = {
         user: (AlertKind.N64 if supplier.duis_version.supports_n64 else AlertKind.N999).value
@@ -452,12 +454,11 @@ def count_ground_truth(wave: Wave) -> GroundTruth:
     alerted: Counter[UserId] = Counter()
     for act in wave.activations():
         hub = act.hub
-        recipients = {
-            user
-            for point in hub.meter_points
-            for user in (point.import_supplier, point.export_supplier, point.gas_supplier)
-            if user is not None
-        }
+        points = hub.meter_points
+        electricity = [p.import_supplier for p in points if p.import_supplier is not None] or [
+            p.export_supplier for p in points if p.export_supplier is not None
+        ]
+        recipients = {*electricity, *(p.gas_supplier for p in points if p.gas_supplier)}
         before = hub.firmware if known else None
         after = before
         if act.result is not success:
