@@ -7,8 +7,10 @@ issued. Issuing a new one replaces the old. Verifications are cached like
 CSP credentials (:mod:`chfw.store.credentials`), so a replaced token keeps
 working in other running processes for up to :data:`CACHE_TTL_SECONDS`.
 
-A Service User may read a CH only while it is a Responsible Supplier of it:
-registered as Import, Export or Gas Supplier on one of the CH's meter points.
+A Service User may read a CH only while it is registered as Import, Export or
+Gas Supplier on one of the CH's meter points: its Responsible Suppliers and,
+besides them, an Export Supplier beside an Import Supplier, which gets no N64
+(chfw.domain.recipients) yet may still look its own CH up.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def authenticate(conn: Connection, token: str) -> UserId | None:
 
 
 def is_responsible_supplier(conn: Connection, user_id: UserId, device_id: DeviceId) -> bool:
-    """Whether the user is Import, Export or Gas Supplier on any meter point of the CH."""
+    """Whether the user is Import, Export or Gas Supplier on any meter point of the CH
+    (wider than the alert recipients: an Export Supplier always counts here)."""
     user = user_id.hex
     query = (
         sa.select(meter_points.c.identifier)
