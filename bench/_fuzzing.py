@@ -186,18 +186,25 @@ def command_line(
     *,
     max_len: int,
     run: Callable[[int, int, Path], dict[str, Any]],
+    child: Callable[[Path, list[str]], None],
     section: Callable[[dict[str, Any]], str],
     docs: Path,
     heading: str,
     work_prefix: str,
     kept: Path,
 ) -> NoReturn:
-    """The parent: ``run(runs, max_len, work)`` in a temporary work folder; print the figures.
+    """The harness's command line, as the parent or as the child :func:`run_fuzzer` starts.
 
-    Also writes them to ``--json`` and, unless ``--no-docs``, ``section(figures)``
+    The child (``--child WORK -- ARGS``) is ``child(WORK, ARGS)``. The parent runs
+    ``run(runs, max_len, work)`` in a temporary work folder and prints the figures;
+    also writes them to ``--json`` and, unless ``--no-docs``, ``section(figures)``
     under ``heading`` in ``docs``. Exits 1 if anything crashed, the crash log kept
     in ``kept``.
     """
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        separator = sys.argv.index("--")
+        child(Path(sys.argv[2]), sys.argv[separator + 1 :])
+        raise SystemExit(0)
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=int, default=1_000_000, help="inputs to run")
     parser.add_argument("--max-len", type=int, default=max_len, help="longest input (bytes)")

@@ -206,14 +206,11 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--replay":
         replay_child([Path(folder) for folder in sys.argv[2:]])
         return
-    if len(sys.argv) > 2 and sys.argv[1] == "--child":
-        separator = sys.argv.index("--")
-        fuzz_child(Path(sys.argv[2]), sys.argv[separator + 1 :])
-        return
     command_line(
         __doc__.split("\n")[0],
         max_len=512,
         run=run,
+        child=fuzz_child,
         section=section,
         docs=DOCS,
         heading=SECTION,

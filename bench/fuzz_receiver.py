@@ -383,14 +383,11 @@ def main() -> None:
     if len(sys.argv) > 3 and sys.argv[1] == "--replay":
         replay_child(Path(sys.argv[2]), [Path(folder) for folder in sys.argv[3:]])
         return
-    if len(sys.argv) > 2 and sys.argv[1] == "--child":
-        separator = sys.argv.index("--")
-        fuzz_child(Path(sys.argv[2]), sys.argv[separator + 1 :])
-        return
     command_line(
         (__doc__ or "").split("\n")[0],
         max_len=8192,
         run=run,
+        child=fuzz_child,
         section=section,
         docs=DOCS,
         heading=SECTION,
