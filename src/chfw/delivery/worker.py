@@ -19,6 +19,16 @@ are renewed every third of ``lease_seconds``, and a user with four times its
 concurrency (at most half a batch) already queued locally is left out of the
 next claims, so one slow endpoint cannot hold a whole batch.
 
+Every alert goes out signed by the worker's signing identity (``signer``, the
+configured ``signing_key``/``signing_cert``): a row whose stored document names
+another certificate in its KeyInfo -- signed before a key rollover, or a dead
+letter replayed since -- is re-signed just before its POST (same canonical
+content, same ResponseID, a new Signature; :class:`chfw.signing.Resigner`), and
+the re-signed document is written back with the attempt's result, so a retry
+does not sign it again. Checking a row that is already current costs one
+``rfind`` and one ``endswith`` on its bytes. :meth:`Worker.use_signer` switches
+identity while running (`chfw worker` does on SIGHUP).
+
 Each database call is one short transaction. On PostgreSQL it runs in a
 thread (``asyncio.to_thread``), so the POSTs in flight go on during its round
 trips. On SQLite the loop waits for the write lock with ``asyncio.sleep`` and
@@ -35,7 +45,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -48,7 +58,8 @@ from sqlalchemy.engine import Connection, Engine
 from chfw.config import Settings
 from chfw.delivery.retry import RetryPolicy
 from chfw.delivery.sender import SendResult, TlsConfig, TransportFactory, Transports, send
-from chfw.exceptions import ConfigError
+from chfw.exceptions import ConfigError, SigningError
+from chfw.signing import Resigner, Signer
 from chfw.store import outbox as store
 from chfw.store.engine import writing_on_loop
 from chfw.store.outbox import AttemptResult, ClaimedAlert
@@ -80,6 +91,7 @@ class WorkerStats:
     rejected: int = 0
     expired: int = 0
     released: int = 0  # leases given back, unstarted, at a graceful stop
+    resigned: int = 0  # documents signed again with the current identity before their POST
     seconds: float = 0.0
 
     @property
@@ -95,10 +107,11 @@ class WorkerStats:
 
     def summary(self) -> str:
         rate = f", {self.delivered / self.seconds:.0f} delivered/s" if self.seconds > 0 else ""
+        resigned = f"; re-signed {self.resigned}" if self.resigned else ""
         return (
             f"delivered {self.delivered}, retried {self.retried}, dead {self.dead} "
             f"(rejected {self.rejected}, retry horizon passed {self.expired}) "
-            f"in {self.seconds:.2f} s{rate}"
+            f"in {self.seconds:.2f} s{rate}{resigned}"
         )
 
 
@@ -108,7 +121,8 @@ class Worker:
     ``transport_factory`` makes one httpx transport per TLS set-up (tests pass
     :class:`httpx.MockTransport` ones); ``clock`` gives "now" as aware
     UTC (tests pass a controllable one instead of sleeping); ``rng`` drives
-    the retry jitter.
+    the retry jitter. ``signer``: the current signing identity; documents
+    signed by another are re-signed before they are sent (None: sent as stored).
     """
 
     def __init__(
@@ -121,8 +135,11 @@ class Worker:
         rng: random.Random | None = None,
         policy: RetryPolicy | None = None,
         batch_size: int | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.engine = engine
+        self._resigner = Resigner(signer) if signer is not None else None
+        self._resigned: dict[int, bytes] = {}  # outbox id -> re-signed document, until settled
         self.settings = settings
         self.batch_size = max(1, batch_size or settings.worker_batch_size)
         self.policy = policy or RetryPolicy.from_settings(settings)
@@ -145,6 +162,16 @@ class Worker:
         self._stats = WorkerStats()
         self._analyzed_at: float | None = None  # monotonic time of the last statistics refresh
         self._on_loop = engine.dialect.name == "sqlite"  # transactions on the loop's thread
+
+    @property
+    def signer(self) -> Signer | None:
+        return self._resigner.signer if self._resigner is not None else None
+
+    def use_signer(self, signer: Signer) -> None:
+        """Sign with ``signer`` from now on: the POSTs that start after this are re-signed
+        by it where they were signed by another identity (also those signed with the
+        previous one)."""
+        self._resigner = Resigner(signer)
 
     async def __aenter__(self) -> Worker:
         return self
@@ -440,13 +467,40 @@ class Worker:
             transport = self._transports.get(TlsConfig.for_alert(alert, self.settings))
         except ConfigError as exc:
             return SendResult("retryable", None, f"user {alert.user_id}: {exc}", 0.0)
+        try:
+            document = self._signed_now(alert)
+        except SigningError as exc:
+            return SendResult(
+                "retryable",
+                None,
+                f"cannot re-sign with the current signing identity: {exc}",
+                0.0,
+            )
         async with self._limit(url, alert):
             if self._stopping:
                 self._unstarted.append(alert.id)
+                self._resigned.pop(alert.id, None)
                 return None
-            return await send(transport, url, alert.document, self._timeout)
+            return await send(transport, url, document, self._timeout)
+
+    def _signed_now(self, alert: ClaimedAlert) -> bytes:
+        """The document to POST: as stored when signed by the current identity (or when no
+        signer is configured, or the stored document carries no Signature), else re-signed
+        and kept to be written back with the result."""
+        resigner, document = self._resigner, alert.document
+        if resigner is None or resigner.is_current(document) or not resigner.is_signed(document):
+            return document
+        document = resigner.resign(document)
+        self._resigned[alert.id] = document
+        self._stats.resigned += 1
+        return document
 
     def _judge(self, alert: ClaimedAlert, result: SendResult) -> AttemptResult:
+        outcome = self._outcome(alert, result)
+        document = self._resigned.pop(alert.id, None)
+        return outcome if document is None else replace(outcome, document=document)
+
+    def _outcome(self, alert: ClaimedAlert, result: SendResult) -> AttemptResult:
         now = self._clock()
         stats = self._stats
         if result.verdict == "delivered":

@@ -4,6 +4,14 @@ State machine (see ``schema.outbox``)::
 
     pending --2xx--> delivered
     pending --400 / retry horizon passed--> dead --operator replay--> pending
+    parked --operator retry, built--> pending
+
+A parked row is an alert the intake could not build (its recipient's DUIS version had
+no usable schema: a setting to fix, docs/configuration.md): it holds its ResponseID
+and what it is about (user, CH, code, version, firmware, history id), an empty
+document and the reason in ``last_error``. ``chfw outbox retry`` builds it
+(``chfw.parked``) and makes it pending. Like dead rows, parked rows do not hold
+up later rows of their CH and user.
 
 Rows never vanish here: delivered rows stay until ``chfw.store.archive`` moves old ones out.
 "Retrying" is not a state of its own but a view: a pending row with
@@ -51,11 +59,11 @@ from chfw.store.bulk import ArrayRows, driver_time, execute_many, insert_rows
 from chfw.store.schema import UTC_TIME, delivery_attempts, outbox, service_users
 
 AlertCode = Literal["N64", "N999"]
-State = Literal["pending", "delivered", "dead"]
+State = Literal["pending", "delivered", "dead", "parked"]
 Outcome = Literal["delivered", "retry", "rejected", "dead"]
 
 ALERT_CODES: frozenset[str] = frozenset({"N64", "N999"})
-STATES: frozenset[str] = frozenset({"pending", "delivered", "dead"})
+STATES: frozenset[str] = frozenset({"pending", "delivered", "dead", "parked"})
 # What `list_rows(state=...)` accepts: the stored states plus the "retrying" view.
 LIST_STATES: frozenset[str] = STATES | {"retrying"}
 OUTCOMES: frozenset[str] = frozenset({"delivered", "retry", "rejected", "dead"})
@@ -97,6 +105,45 @@ class NewAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class NewParked:
+    """An alert for one recipient that could not be built: parked until a retry builds it."""
+
+    response_id: str
+    user_id: UserId
+    device_id: DeviceId
+    alert_code: str  # "N64" | "N999"
+    duis_version: str
+    firmware_version: str | None
+    history_id: int | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedRow:
+    """A parked row with what building it needs."""
+
+    id: int
+    response_id: str
+    user_id: str  # upper-case hex, as stored
+    device_id: str
+    alert_code: str
+    duis_version: str
+    firmware_version: str | None
+    history_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unparked:
+    """A parked row built: its document (and code and version, which may have changed with
+    the user's DUIS version), to be made pending."""
+
+    id: int
+    alert_code: str
+    duis_version: str
+    document: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedAlert:
     """A leased outbox row with what a worker needs to POST it: the user's endpoint and TLS.
 
@@ -127,7 +174,9 @@ class AttemptResult:
 
     ``outcome``: delivered (2xx), retry (temporary failure; ``next_attempt_at``
     required), rejected (final answer such as 400: dead letter) or dead (retry
-    horizon passed: dead letter).
+    horizon passed: dead letter). ``document``: the alert re-signed by the
+    worker's current identity before this attempt, to be stored in place of the
+    old one (None: the stored document was sent as it was).
     """
 
     outbox_id: int
@@ -137,6 +186,7 @@ class AttemptResult:
     error: str | None = None
     duration_ms: float | None = None
     next_attempt_at: datetime | None = None
+    document: bytes | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -208,6 +258,7 @@ class OutboxCounts(TypedDict):
     retrying: int
     delivered: int
     dead: int
+    parked: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +315,98 @@ _ENQUEUE_COLUMNS = (
     "created_at",
     "next_attempt_at",
 )
+
+
+def park(conn: Connection, alerts: Sequence[NewParked], now: datetime) -> int:
+    """Write alerts that could not be built as parked rows (empty document, the reason in
+    ``last_error``); returns how many."""
+    if not alerts:
+        return 0
+    at = driver_time(conn, outbox.c.created_at, now)
+    rows = [
+        (
+            alert.response_id,
+            alert.user_id.hex,
+            alert.device_id.hex,
+            alert.alert_code,
+            alert.duis_version,
+            alert.firmware_version,
+            alert.history_id,
+            b"",
+            "parked",
+            0,
+            at,
+            at,
+            _clip(alert.reason),
+        )
+        for alert in alerts
+    ]
+    insert_rows(conn, outbox, (*_ENQUEUE_COLUMNS, "last_error"), rows)
+    return len(alerts)
+
+
+def parked_ids(conn: Connection, user_id: str | None = None) -> list[int]:
+    """Ids of every parked row (of one user, hex, when given), oldest first."""
+    query = sa.select(outbox.c.id).where(outbox.c.state == "parked").order_by(outbox.c.id)
+    if user_id is not None:
+        query = query.where(outbox.c.user_id == user_id)
+    return list(conn.execute(query).scalars())
+
+
+def parked_rows(conn: Connection, ids: Sequence[int]) -> list[ParkedRow]:
+    """The rows among ``ids`` that are parked, oldest first."""
+    found: list[ParkedRow] = []
+    for chunk in chunked(list(dict.fromkeys(ids)), IN_LIST_MAX):
+        rows = conn.execute(
+            sa.select(
+                outbox.c.id,
+                outbox.c.response_id,
+                outbox.c.user_id,
+                outbox.c.device_id,
+                outbox.c.alert_code,
+                outbox.c.duis_version,
+                outbox.c.firmware_version,
+                outbox.c.history_id,
+            ).where(among(conn, outbox.c.id, chunk), outbox.c.state == "parked")
+        )
+        found.extend(ParkedRow(*row) for row in rows)
+    return sorted(found, key=lambda row: row.id)
+
+
+def unpark(conn: Connection, built: Sequence[Unparked], now: datetime) -> list[int]:
+    """Parked rows built: pending, due now, created now (the retry horizon counts from the
+    document's making); returns the ids changed (a row no longer parked is left alone)."""
+    at = to_db(now)
+    changed: list[int] = []
+    for alert in built:
+        result = conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == alert.id, outbox.c.state == "parked")
+            .values(
+                state="pending",
+                alert_code=alert.alert_code,
+                duis_version=alert.duis_version,
+                document=alert.document,
+                attempts=0,
+                created_at=at,
+                next_attempt_at=at,
+                lease_until=None,
+                last_error=None,
+            )
+        )
+        if result.rowcount:
+            changed.append(alert.id)
+    return changed
+
+
+def still_parked(conn: Connection, reasons: dict[int, str]) -> None:
+    """Parked rows that failed to build again: their new reason in ``last_error``."""
+    for outbox_id, reason in reasons.items():
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == outbox_id, outbox.c.state == "parked")
+            .values(last_error=_clip(reason))
+        )
 
 
 # A claim has one right plan at every size of outbox: walk ix_outbox_due in order from the
@@ -533,8 +676,19 @@ _SETTLE_DEAD = (
 )
 
 
+_STORE_DOCUMENT = (
+    sa.update(outbox)
+    .where(outbox.c.id == sa.bindparam("b_id"))
+    .values(document=sa.bindparam("b_document"))
+)
+
+
 def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
     """Settle rows from attempt results, in one executemany per outcome, and log every attempt.
+
+    A result that carries a re-signed ``document`` replaces the stored one
+    whatever the outcome: it is what was sent, and what a retry or a replay
+    sends again.
 
     Only pending rows change, so a late result cannot undo another worker's
     delivery or an operator's decision. Every attempt is recorded regardless.
@@ -547,8 +701,11 @@ def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
     retry: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
     attempts: list[tuple[Any, ...]] = []
+    documents: list[dict[str, Any]] = []
     time_column = delivery_attempts.c.attempted_at
     for result in results:
+        if result.document is not None:
+            documents.append({"b_id": result.outbox_id, "b_document": result.document})
         at = driver_time(conn, time_column, result.attempted_at)
         error = _clip(result.error)
         if result.outcome == "delivered":
@@ -580,6 +737,7 @@ def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
             conn, _HOLD_FOLLOWERS, [{"b_id": r["b_id"], "b_next": r["b_next"]} for r in retry]
         )
     execute_many(conn, _SETTLE_DEAD, dead)
+    execute_many(conn, _STORE_DOCUMENT, documents)
     insert_rows(conn, delivery_attempts, _ATTEMPT_COLUMNS, attempts)
 
 
@@ -837,6 +995,7 @@ def counts(conn: Connection) -> OutboxCounts:
         "retrying": retrying,
         "delivered": by_state.get("delivered", (0, 0))[0],
         "dead": by_state.get("dead", (0, 0))[0],
+        "parked": by_state.get("parked", (0, 0))[0],
     }
 
 
