@@ -29,7 +29,8 @@ def serve(
     """
     from chfw.forwarded import TrustedProxies
     from chfw.intake import create_app
-    from chfw.runtime import build_service
+    from chfw.runtime import build_service, expiry_warning, load_signer
+    from chfw.schema_check import check_user_schemas
     from chfw.serving import ClientLimits, tls_options
     from chfw.serving import serve as run_server
     from chfw.web.auth import announce, base_url
@@ -38,7 +39,12 @@ def serve(
         config = settings()
         tls = tls_options(tls_cert, tls_key, tls_client_ca)
         proxies = TrustedProxies.parse(config.trusted_proxies)
-        app = create_app(config, build_service(config, engine()))
+        signer = load_signer(config)  # refused when its certificate is expired or not yet valid
+        warning = expiry_warning(signer, config.signing_cert)
+        if warning:
+            typer.echo(warning, err=True)
+        check_user_schemas(config, engine())  # every user's DUIS version has a schema
+        app = create_app(config, build_service(config, engine(), signer=signer))
     announce(
         app.state.dashboard_auth,
         base_url(host or config.host, port or config.port, tls=bool(tls)),

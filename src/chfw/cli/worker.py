@@ -1,4 +1,10 @@
-"""`chfw worker`: deliver outbox alerts to Service User endpoints."""
+"""`chfw worker`: deliver outbox alerts to Service User endpoints.
+
+The worker signs with the configured identity (``signing_key``/``signing_cert``):
+alerts signed by another one are re-signed before they go out. It refuses to
+start when that certificate is expired or not yet valid, warns from 30 days
+before it expires, and reloads the identity from the settings on SIGHUP.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from chfw.cli._context import engine, run_guarded, settings
+from chfw.config import Settings
 from chfw.delivery.worker import Worker, WorkerStats
+from chfw.exceptions import ChfwError
 from chfw.longrunning import start_long_running
+from chfw.schema_check import check_user_schemas
+from chfw.signing import Signer
 from chfw.store import outbox
 from chfw.store.errors import translated
 
@@ -33,10 +43,16 @@ def worker(
         typer.Option("--batch-size", min=1, help="Rows claimed at a time (default: settings)."),
     ] = None,
 ) -> None:
-    """Deliver alerts from the outbox until stopped (Ctrl-C or SIGTERM stop gracefully)."""
+    """Deliver alerts from the outbox until stopped (Ctrl-C or SIGTERM stop gracefully).
+
+    Alerts signed by another identity than the configured signing_key and
+    signing_cert (a key rollover) are re-signed on the way out. SIGHUP reloads
+    that identity from the settings.
+    """
     with run_guarded(), translated():
         config = settings()
-        delivery = Worker(engine(), config, batch_size=batch_size)
+        check_user_schemas(config, engine())  # every user's DUIS version has a schema
+        delivery = Worker(engine(), config, batch_size=batch_size, signer=_signer(config))
         if once:
             stats = _run(_drain(delivery))
         else:
@@ -52,6 +68,40 @@ def worker(
             f"{counts['pending']} alert(s) still pending ({counts['retrying']} retrying); "
             f"next attempt due at {next_due.isoformat(timespec='seconds')}"
         )
+
+
+def _signer(config: Settings) -> Signer | None:
+    """The configured signing identity (refused when expired), or None when not configured."""
+    from chfw.runtime import certificate_summary, expiry_warning, load_signer
+
+    if not config.signing_key and not config.signing_cert:
+        typer.echo(
+            "chfw worker: signing_key and signing_cert are not set: alerts are sent as signed at "
+            "intake and never re-signed (set them as for `chfw serve` to re-sign after a key "
+            "rollover)",
+            err=True,
+        )
+        return None
+    signer = load_signer(config)
+    warning = expiry_warning(signer, config.signing_cert)
+    if warning:
+        typer.echo(warning, err=True)
+    typer.echo(f"chfw worker: signing with {certificate_summary(signer)}", err=True)
+    return signer
+
+
+def _reload_signer(delivery: Worker) -> None:
+    """SIGHUP: read the settings and the signing files again; keep the old identity on error."""
+    settings.cache_clear()
+    try:
+        signer = _signer(settings())
+    except ChfwError as exc:
+        typer.echo(
+            f"chfw worker: signing identity not reloaded, still the old one: {exc}", err=True
+        )
+        return
+    if signer is not None:
+        delivery.use_signer(signer)
 
 
 def _database() -> str:
@@ -86,5 +136,6 @@ async def _serve(delivery: Worker) -> WorkerStats:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, request_stop)
+    loop.add_signal_handler(signal.SIGHUP, _reload_signer, delivery)
     async with delivery:
         return await delivery.run_forever(stop)
