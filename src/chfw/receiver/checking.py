@@ -42,7 +42,8 @@ class CheckPool:
         deadline = self.receiver.config.check_seconds
         future = self._pool.submit(self.receiver.check, body, remote)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), deadline)
+            async with asyncio.timeout(deadline):  # no task of its own, unlike wait_for
+                return await asyncio.wrap_future(future)
         except TimeoutError:
             future.cancel()  # still queued: it never runs
             log.warning("alert_check_overran", remote=remote, size=len(body), seconds=deadline)
