@@ -175,7 +175,11 @@ class TestOrderWithoutTies:
     @settings(
         max_examples=60,
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture],
+        # The engine fixture is reset per example; one instance per backend runs it.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
     )
     @given(data=st.data())
     def test_any_arrival_order_ends_in_the_state_of_arrival_in_order(
