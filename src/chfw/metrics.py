@@ -6,7 +6,8 @@ collide). Two kinds of figures:
 **Counted in the serving process** as requests are answered:
 
 - ``chfw_intake_messages_total{status}`` -- processed, duplicate, malformed, unknown_device
-- ``chfw_intake_decisions_total{decision}`` -- new_version, same_version, failure, pending, stale
+- ``chfw_intake_decisions_total{decision}`` -- new_version, same_version, failure, pending, stale,
+  version_not_carriable (a new version longer than DUIS carries: recorded, no alert sent)
 - ``chfw_intake_decode_errors_total`` -- GBCS messages that could not be decoded
 - ``chfw_intake_alerts_total{alert_code}`` -- alerts written to the outbox, N64 / N999
 - ``chfw_intake_request_seconds{endpoint}`` (histogram) and
@@ -36,6 +37,12 @@ a big outbox is made at most every 20 s), one read at a time:
 - ``chfw_backoffice_alerts{alert_code}``, ``chfw_backoffice_rejections``,
   ``chfw_backoffice_lookups_pending`` (supplier side)
 - ``chfw_metrics_database_up`` -- 0 when the last read failed (the figures are then absent)
+
+**Computed at scrape time** from the intake's signing certificate (:class:`SigningCollector`):
+
+- ``chfw_signing_certificate_expiry_seconds{issuer,serial}`` -- seconds until the
+  certificate's notAfter (negative once expired); alert on it falling below 30 days
+  (2592000): see docs/deployment.md, key rollover
 """
 
 from __future__ import annotations
@@ -73,6 +80,8 @@ from chfw.store import outbox, stats
 from chfw.store.engine import reading
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from chfw.processing import ActivationService, SubmissionResult
     from chfw.receiver.pipeline import Outcome
 
@@ -197,6 +206,9 @@ def install_intake_metrics(
     metrics.registry.register(
         OutboxCollector(service.engine, clock=clock, min_interval=min_interval)
     )
+    signer = service.builder.signer
+    if signer is not None:
+        metrics.registry.register(SigningCollector(signer.certificate, clock=clock))
     service.observers.append(metrics.observe)
     app.add_middleware(_Middleware, wrap=metrics.middleware)
 
@@ -224,6 +236,29 @@ def _database_up(up: bool) -> GaugeMetricFamily:
         "1 when the last read of the database succeeded",
         value=1 if up else 0,
     )
+
+
+class SigningCollector(Collector):
+    """How long the DSP's signing certificate has left, computed at each scrape."""
+
+    def __init__(
+        self, certificate: x509.Certificate, *, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
+        self.certificate = certificate
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "chfw_signing_certificate_expiry_seconds",
+            "Seconds until the signing certificate's notAfter (negative once expired)",
+            labels=["issuer", "serial"],
+        )
+        left = self.certificate.not_valid_after_utc - self.clock()
+        family.add_metric(
+            [self.certificate.issuer.rfc4514_string(), str(self.certificate.serial_number)],
+            round(left.total_seconds()),
+        )
+        yield family
 
 
 class OutboxCollector(Collector):

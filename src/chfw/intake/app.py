@@ -227,7 +227,12 @@ def create_app(
     app.state.dashboard_auth = DashboardAuth.from_setting(
         settings.dashboard_token, throttle=FailureThrottle.from_settings(settings)
     )
+    signer = service.builder.signer
     mount_dsp_dashboard(  # /dashboard
-        app, engine, app.state.dashboard_auth, cache_seconds=settings.stats_cache_seconds
+        app,
+        engine,
+        app.state.dashboard_auth,
+        cache_seconds=settings.stats_cache_seconds,
+        certificate=signer.certificate if signer is not None else None,
     )
     return app

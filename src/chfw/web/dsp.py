@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from cryptography import x509
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.engine import Engine
@@ -46,6 +47,7 @@ from chfw.web.overview import (
     outcomes_chart,
     overview_main,
     read_overview,
+    signing_line,
 )
 
 APP_TITLE = "chfw · DSP dashboard"
@@ -66,6 +68,7 @@ def mount_dsp_dashboard(
     *,
     clock: Callable[[], datetime] = _utcnow,
     cache_seconds: float = 5.0,
+    certificate: x509.Certificate | None = None,
 ) -> None:
     """Add the dashboard's routes to the intake app; the overview's figures are read at most
     every ``cache_seconds``, however many people watch. Signed-out sessions are kept in
@@ -73,7 +76,7 @@ def mount_dsp_dashboard(
     auth.revocations = DatabaseRevocations(engine)
     install_login_redirect(app)
     app.include_router(base_router(auth, app_title=APP_TITLE, token_hint=SIGN_IN_HINT))
-    app.include_router(_router(engine, auth, clock, Recent(cache_seconds)))
+    app.include_router(_router(engine, auth, clock, Recent(cache_seconds), certificate))
 
 
 # --- routes ----------------------------------------------------------------------------------
@@ -88,6 +91,7 @@ def _router(
     auth: DashboardAuth,
     clock: Callable[[], datetime],
     recent: Recent[Overview],
+    certificate: x509.Certificate | None = None,
 ) -> APIRouter:
     prefix = auth.prefix
     router = APIRouter(prefix=prefix, include_in_schema=False)
@@ -127,7 +131,10 @@ def _router(
     @router.get("/")
     def home(viewer: Viewer = signed_in) -> Response:
         view = overview()
-        return frame("Firmware roll-out", overview_main(view, prefix), viewer, f"{prefix}/", True)
+        signing = signing_line(certificate, clock()) if certificate is not None else None
+        return frame(
+            "Firmware roll-out", overview_main(view, prefix, signing), viewer, f"{prefix}/", True
+        )
 
     @router.get("/live.json")
     def live(viewer: Viewer = api_client) -> Response:

@@ -9,9 +9,10 @@ text keyed like the page's ``data-live`` elements, for ``/dashboard/live.json``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+from cryptography import x509
 from sqlalchemy.engine import Connection
 
 from chfw.domain import FirmwareVersion
@@ -99,6 +100,7 @@ def live_figures(view: Overview) -> dict[str, str]:
         "outbox.pending": fmt_int(view.counts["pending"]),
         "outbox.retrying": fmt_int(view.counts["retrying"]),
         "outbox.dead": fmt_int(view.counts["dead"]),
+        "outbox.parked": fmt_int(view.counts["parked"]),
         "outbox.delivered": fmt_int(view.counts["delivered"]),
         "delivered.recent": fmt_int(view.delivered_recently),
         "oldest_due": fmt_seconds(view.oldest_due_seconds)
@@ -200,7 +202,32 @@ def firmware_chart(view: Overview) -> str:
     )
 
 
-def overview_main(view: Overview, prefix: str) -> Html:
+SIGNING_WARNING = timedelta(days=30)
+
+
+def signing_line(certificate: x509.Certificate, now: datetime) -> Html:
+    """The signing certificate's issuer, serial and expiry; an error box from 30 days before."""
+    not_after = certificate.not_valid_after_utc
+    left = not_after - now
+    days = left / timedelta(days=1)
+    when = f"in {days:,.0f} days" if days >= 1 else f"in {left.total_seconds() / 3600:.1f} hours"
+    if left <= timedelta(0):
+        when = "EXPIRED: receivers refuse alerts signed with it"
+    text = (
+        f"Signing certificate: issuer {certificate.issuer.rfc4514_string()}, serial "
+        f"{certificate.serial_number}, valid until {not_after:%Y-%m-%d %H:%M} UTC ({when})"
+    )
+    if left > SIGNING_WARNING:
+        return Html(f'<p class="hint" id="signing-certificate">{esc(text)}</p>')
+    return Html(
+        f'<p class="error" role="alert" id="signing-certificate">{esc(text)}. Roll over to '
+        "a new key before then: alerts not yet delivered are re-signed with it "
+        "(docs/deployment.md, key rollover).</p>"
+    )
+
+
+def overview_main(view: Overview, prefix: str, signing: Html | None = None) -> Html:
+    """The overview page; ``signing``: the signing certificate's line (:func:`signing_line`)."""
     counts = view.counts
     head = figures(
         [
@@ -209,6 +236,8 @@ def overview_main(view: Overview, prefix: str) -> Html:
             ("Alerts pending", fmt_int(counts["pending"]), "outbox.pending"),
             ("… of which retrying", fmt_int(counts["retrying"]), "outbox.retrying"),
             ("Dead letters", fmt_int(counts["dead"]), "outbox.dead"),
+            # Alerts not built (a user's DUIS version without schema): `chfw outbox retry`.
+            ("Alerts parked", fmt_int(counts["parked"]), "outbox.parked"),
             ("Delivered, last hour", fmt_int(view.delivered_recently), "delivered.recent"),
             (
                 "Longest wait of a due alert",
@@ -295,7 +324,7 @@ def overview_main(view: Overview, prefix: str) -> Html:
         table_id="delivery-health",
     )
     return Html(
-        f"{head}{find_form(prefix)}"
+        f"{head}{signing or ''}{find_form(prefix)}"
         "<h2>Firmware distribution</h2>"
         f'<div class="grid"><div>{distribution}</div>'
         f"<figure><figcaption>Share of CHs per version</figcaption>"
