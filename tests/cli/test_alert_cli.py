@@ -64,6 +64,21 @@ class TestRender:
         assert out == ""
         assert "no alert" in err
 
+    @pytest.mark.parametrize("version", ["5.0", "5.1"])
+    def test_version_longer_than_duis_carries_renders_neither_n64_nor_n999(
+        self, version: str
+    ) -> None:
+        status, out, err = render(
+            "--gbcs",
+            response_hex(ActivationResult.SUCCESS, "0102030405"),
+            "--duis-version",
+            version,
+        )
+        assert status == 1
+        assert out == ""
+        assert "0102030405 has 5 octets" in err
+        assert "no N64 or N999" in err
+
     def test_bad_input_exits_2_without_traceback(self) -> None:
         status, _, err = render("--gbcs", "DF09", "--duis-version", "5.1")
         assert status == 2

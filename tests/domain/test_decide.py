@@ -25,6 +25,7 @@ from chfw.domain import (
     decide,
     plan_activation,
     responsible_suppliers,
+    withheld_note,
 )
 from chfw.exceptions import InvalidValueError
 
@@ -243,3 +244,45 @@ class TestStaleOutcomes:
 
     def test_unknown_times_fall_back_to_version_comparison(self) -> None:
         assert decide(outcome(ActivationResult.SUCCESS, V1), V2, None) is Decision.NEW_VERSION
+
+
+class TestVersionNotCarriable:
+    """A new version longer than 4 octets: recorded, no N64 and no N999, the suppliers named."""
+
+    LONG = FirmwareVersion.parse("0102030405")
+    VERSIONS: ClassVar[dict[UserId, DuisVersion]] = {
+        ALICE: DuisVersion.parse("5.1"),
+        BOB: DuisVersion.parse("5.0"),
+    }
+
+    def test_no_alert_of_either_kind_and_the_inventory_takes_it(self) -> None:
+        plan = plan_activation(
+            outcome(ActivationResult.SUCCESS, self.LONG),
+            V1,
+            [mpan(1, ALICE), mprn(2, BOB), mpan(3, CAROL)],
+            self.VERSIONS,
+        )
+        assert plan.decision is Decision.VERSION_NOT_CARRIABLE
+        assert not plan.decision.alerts_due
+        assert plan.decision.changes_inventory
+        assert plan.alerts == ()
+        assert plan.new_version == self.LONG
+        assert plan.withheld == (ALICE, BOB, CAROL)
+
+    def test_four_octets_are_carried(self) -> None:
+        four = FirmwareVersion.parse("FFFFFFFF")
+        assert decide(outcome(ActivationResult.SUCCESS, four), V1) is Decision.NEW_VERSION
+
+    def test_same_long_version_again_is_same_version(self) -> None:
+        again = decide(outcome(ActivationResult.SUCCESS, self.LONG), self.LONG)
+        assert again is Decision.SAME_VERSION
+
+    def test_a_failure_reporting_a_long_version_is_a_failure(self) -> None:
+        assert decide(outcome(ActivationResult.HASH_MISMATCH, self.LONG), V1) is Decision.FAILURE
+
+    def test_the_note_names_version_octets_and_suppliers(self) -> None:
+        note = withheld_note(self.LONG, [ALICE, BOB])
+        assert "0102030405 has 5 octets" in note
+        assert "no N64 or N999" in note
+        assert str(ALICE) in note
+        assert str(BOB) in note

@@ -12,7 +12,7 @@ import typer
 from chfw.alerts import AlertBuilder
 from chfw.cli._context import fail, run_guarded
 from chfw.config import DEFAULT_DCC_USER_ID
-from chfw.domain import DuisVersion, UserId, alert_kind_for, decide
+from chfw.domain import Decision, DuisVersion, UserId, alert_kind_for, decide, withheld_note
 from chfw.domain.decide import PlannedAlert
 from chfw.duis import bundled_schemas, official_schemas
 from chfw.gbcs import decode_outcome
@@ -52,6 +52,10 @@ def render(
         outcome = decode_outcome(_read_hex(gbcs))
         version = DuisVersion.parse(duis_version)
         decision = decide(outcome, None)
+        if decision is Decision.VERSION_NOT_CARRIABLE:
+            assert outcome.firmware_version is not None
+            typer.echo(f"no alert: {withheld_note(outcome.firmware_version, ())}", err=True)
+            raise typer.Exit(1)
         if not decision.alerts_due:
             typer.echo(
                 f"no alert: the outcome is {outcome.result.value} ({decision.value}); "

@@ -7,6 +7,7 @@ from chfw.domain.decide import (
     alert_kind_for,
     decide,
     plan_activation,
+    withheld_note,
 )
 from chfw.domain.outcome import (
     ActivationOutcome,
@@ -48,4 +49,5 @@ __all__ = [
     "decide",
     "plan_activation",
     "responsible_suppliers",
+    "withheld_note",
 ]

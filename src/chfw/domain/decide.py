@@ -1,4 +1,19 @@
-"""Decide what a CS06 outcome means for the inventory and for alerts."""
+"""Decide what a CS06 outcome means for the inventory and for alerts.
+
+A version DUIS cannot carry (more than 4 octets: ``FirmwareVersion`` is 1-8
+hex characters) gets one rule for every recipient, N64 and N999 alike
+(:attr:`Decision.VERSION_NOT_CARRIABLE`): the activation is recorded in the
+firmware history and the inventory as the hub reported it, no alert of either
+kind is sent, and the intake surfaces it (the decision in its answer and the
+``chfw_intake_decisions_total`` metric, an error log line naming the CH, the
+version and the suppliers not told, the note on the history row). Why:
+truncating would tell suppliers a version the hub does not run; and an N999
+says "this N64 exists but your DUIS version cannot receive it" -- untrue when
+no N64 can be made -- so sending it to DUIS 5.0 users alone would tell some
+Responsible Suppliers of the CH of a change the others never hear of. The
+version in the inventory (read by every supplier, chfw's inventory endpoint)
+stays the truth; an operator resolves the cause with the CSP.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +37,8 @@ class Decision(enum.Enum):
     """What to do with an outcome, given the inventory's current version."""
 
     NEW_VERSION = "new_version"  # success reporting a version the inventory does not hold: alert
+    # ... but one longer than DUIS carries: inventory and history only, surfaced, no alert
+    VERSION_NOT_CARRIABLE = "version_not_carriable"
     SAME_VERSION = "same_version"  # success, version already recorded: nothing to send
     FAILURE = "failure"  # activation failed: history only
     PENDING = "pending"  # future-dated activation accepted: history only
@@ -30,6 +47,11 @@ class Decision(enum.Enum):
     @property
     def alerts_due(self) -> bool:
         return self is Decision.NEW_VERSION
+
+    @property
+    def changes_inventory(self) -> bool:
+        """The outcome's version becomes the CH's active firmware."""
+        return self is Decision.NEW_VERSION or self is Decision.VERSION_NOT_CARRIABLE
 
 
 def decide(
@@ -43,6 +65,9 @@ def decide(
     the hub says happened *before* that (a future-dated alert delayed in the
     CSP network behind a later activation) must not roll the inventory back
     nor tell suppliers an older version is active: it is recorded as STALE.
+
+    A new version longer than DUIS carries is VERSION_NOT_CARRIABLE (see the
+    module's docstring): same inventory change as NEW_VERSION, no alert.
     """
     if outcome.result is ActivationResult.ACCEPTED:
         return Decision.PENDING
@@ -56,6 +81,8 @@ def decide(
         and outcome.occurred_at < current_since
     ):
         return Decision.STALE
+    if outcome.firmware_version is not None and not outcome.firmware_version.duis_carriable:
+        return Decision.VERSION_NOT_CARRIABLE
     return Decision.NEW_VERSION
 
 
@@ -82,6 +109,8 @@ class ActivationPlan:
     new_version: FirmwareVersion | None
     alerts: tuple[PlannedAlert, ...]
     unknown_recipients: tuple[UserId, ...]  # registered suppliers with no Service User record
+    # Responsible Suppliers not told because DUIS cannot carry the version (VERSION_NOT_CARRIABLE)
+    withheld: tuple[UserId, ...] = ()
 
 
 def plan_activation(
@@ -95,12 +124,17 @@ def plan_activation(
 
     A supplier registered in the estate but unknown as a Service User cannot
     be sent anything; it is reported in ``unknown_recipients`` so that the
-    operator sees it rather than the alert vanishing.
+    operator sees it rather than the alert vanishing. So are, in ``withheld``,
+    the Responsible Suppliers of a VERSION_NOT_CARRIABLE outcome: none of them
+    is sent anything, whatever its DUIS version.
     """
     decision = decide(outcome, current, current_since)
-    new_version = outcome.firmware_version if decision is Decision.NEW_VERSION else current
+    new_version = outcome.firmware_version if decision.changes_inventory else current
     alerts: list[PlannedAlert] = []
     unknown: list[UserId] = []
+    if decision is Decision.VERSION_NOT_CARRIABLE:
+        withheld = responsible_suppliers(meter_points)
+        return ActivationPlan(decision, current, new_version, (), (), withheld)
     if decision.alerts_due:
         for user_id in responsible_suppliers(meter_points):
             version = duis_versions.get(user_id)
@@ -109,3 +143,13 @@ def plan_activation(
             else:
                 alerts.append(PlannedAlert(user_id, alert_kind_for(version), version))
     return ActivationPlan(decision, current, new_version, tuple(alerts), tuple(unknown))
+
+
+def withheld_note(version: FirmwareVersion, withheld: Iterable[UserId]) -> str:
+    """What an operator is told about a VERSION_NOT_CARRIABLE outcome (answer, history, log)."""
+    users = ", ".join(str(user) for user in withheld)
+    return (
+        f"firmware version {version.hex} has {len(version.octets)} octets; DUIS carries at most "
+        f"{FirmwareVersion.DUIS_MAX_OCTETS}: no N64 or N999 sent{f' to {users}' if users else ''}; "
+        "recorded in the inventory -- check the hub's firmware with its CSP"
+    )

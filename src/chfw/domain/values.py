@@ -114,9 +114,14 @@ class FirmwareVersion:
     def hex(self) -> str:
         return self.octets.hex().upper()
 
+    @property
+    def duis_carriable(self) -> bool:
+        """Whether DUIS ``FirmwareVersion`` (1-8 hex characters) can carry this version."""
+        return len(self.octets) <= self.DUIS_MAX_OCTETS
+
     def duis_text(self) -> str:
         """The DUIS ``FirmwareVersion`` text; refuses versions DUIS cannot carry."""
-        if len(self.octets) > self.DUIS_MAX_OCTETS:
+        if not self.duis_carriable:
             raise FirmwareVersionNotCarriable(
                 f"firmware version {self.hex} has {len(self.octets)} octets; DUIS FirmwareVersion "
                 f"carries at most {self.DUIS_MAX_OCTETS} (8 hex characters)"

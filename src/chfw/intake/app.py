@@ -67,7 +67,9 @@ class MessageResult(BaseModel):
     key: str | None = Field(None, description="Outcome identity: CH:counter:event")
     device_id: str | None = None
     decision: str | None = Field(
-        None, description="new_version | same_version | failure | pending | stale"
+        None,
+        description="new_version | same_version | failure | pending | stale"
+        " | version_not_carriable",
     )
     alerts: dict[str, int] | None = Field(None, description="Alerts written, by DCC alert code")
     history_id: int | None = None
