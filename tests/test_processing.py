@@ -199,14 +199,15 @@ class TestRejections:
         long_version = FirmwareVersion.parse("0102030405")
         (result,) = dsp.service.submit([response(CH1, 9, v=long_version)], "north")
         assert result.status is Status.PROCESSED
-        # ALICE (N64) cannot be told; BOB's N999 carries no version and is sent.
-        assert result.alerts == {"N999": 1}
-        assert any("N64" in w and "octets" in w for w in result.warnings)
+        assert result.decision == "version_not_carriable"
+        # One rule for ALICE (N64) and BOB (N999): neither is sent anything.
+        assert result.alerts == {}
+        assert any("no N64 or N999" in w and "5 octets" in w for w in result.warnings)
         with dsp.engine.connect() as conn:
             hub = estate.get_hub(conn, CH1)
             assert hub is not None
             assert hub.active_firmware == long_version
-            assert outbox.counts(conn)["pending"] == 1
+            assert outbox.counts(conn)["pending"] == 0
 
 
 class TestLogging:

@@ -32,6 +32,7 @@ from chfw.domain import (
     UserId,
     plan_activation,
     responsible_suppliers,
+    withheld_note,
 )
 from chfw.domain.decide import decide
 from chfw.exceptions import (
@@ -396,7 +397,7 @@ class _Batch:
             current, since = state[device]
             decision = decide(item, current, since)
             entry = _Item(i, item, current, since, decision)
-            if decision is Decision.NEW_VERSION:
+            if decision.changes_inventory:
                 assert item.firmware_version is not None  # a success always carries one
                 entry.new_version = item.firmware_version
                 state[device] = (item.firmware_version, item.occurred_at or now)
@@ -470,6 +471,16 @@ class _Batch:
                 for user in plan.unknown_recipients
             )
             version = outcome.firmware_version
+            if plan.decision is Decision.VERSION_NOT_CARRIABLE:
+                assert version is not None
+                entry.warnings.append(withheld_note(version, plan.withheld))
+                log.error(
+                    "firmware_version_not_carriable",
+                    device_id=str(device),
+                    key=str(outcome.key),
+                    firmware_version=version.hex,
+                    withheld=[str(user) for user in plan.withheld],
+                )
             if plan.alerts:
                 assert version is not None  # alerts follow a success, which carries one
                 requests.extend(AlertRequest(planned, device, version) for planned in plan.alerts)

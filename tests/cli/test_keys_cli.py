@@ -65,3 +65,26 @@ class TestKeysCreate:
         result = runner.invoke(app, ["create"])
         assert result.exit_code == 2
         assert "--out" in result.output
+
+
+class TestKeysRotate:
+    """keys rotate: a new pair in a new directory, and the steps of a rollover."""
+
+    def test_new_pair_and_instructions(self, tmp_path: Path) -> None:
+        assert runner.invoke(app, ["create", "--out", str(tmp_path / "old")]).exit_code == 0
+        out = tmp_path / "new"
+        result = runner.invoke(app, ["rotate", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        old = PemSigner.from_files(tmp_path / "old" / KEY_FILE, tmp_path / "old" / CERT_FILE)
+        new = PemSigner.from_files(out / KEY_FILE, out / CERT_FILE)
+        assert new.serial_number != old.serial_number
+        assert f"CHFW_SIGNING_KEY={(out / KEY_FILE).resolve()}" in result.output
+        assert f'signing_cert = "{(out / CERT_FILE).resolve()}"' in result.output
+        assert "SIGHUP" in result.output
+        assert "--trust OLD.pem --trust NEW.pem" in result.output
+
+    def test_refuses_to_overwrite(self, tmp_path: Path) -> None:
+        assert runner.invoke(app, ["create", "--out", str(tmp_path)]).exit_code == 0
+        result = runner.invoke(app, ["rotate", "--out", str(tmp_path)])
+        assert result.exit_code == 1
+        assert "refusing to overwrite" in result.output
