@@ -139,7 +139,7 @@ class TestWorkersShareOneOutbox:
         received = receiver.received
         accepted = Counter(response_id_of(r.body) for r in received if 200 <= r.status < 300)
         posts = Counter(response_id_of(r.body) for r in received)
-        assert counts == {"pending": 0, "retrying": 0, "delivered": ALERTS, "dead": 0}
+        assert counts == {"pending": 0, "retrying": 0, "delivered": ALERTS, "dead": 0, "parked": 0}
         # None lost, none delivered twice, and no POST beyond the scripted failures.
         assert set(accepted) == set(wave.place)
         assert set(accepted.values()) == {1}

@@ -387,11 +387,23 @@ class TestReports:
 
     def test_counts(self, engine: Engine, mixed: list[int]) -> None:
         with engine.connect() as conn:
-            assert outbox.counts(conn) == {"pending": 3, "retrying": 1, "delivered": 1, "dead": 1}
+            assert outbox.counts(conn) == {
+                "pending": 3,
+                "retrying": 1,
+                "delivered": 1,
+                "dead": 1,
+                "parked": 0,
+            }
 
     def test_counts_on_an_empty_outbox(self, engine: Engine) -> None:
         with engine.connect() as conn:
-            assert outbox.counts(conn) == {"pending": 0, "retrying": 0, "delivered": 0, "dead": 0}
+            assert outbox.counts(conn) == {
+                "pending": 0,
+                "retrying": 0,
+                "delivered": 0,
+                "dead": 0,
+                "parked": 0,
+            }
             assert outbox.counts_by(conn) == []
             assert outbox.oldest_due_age(conn, T0) is None
             assert outbox.next_due_at(conn) is None

@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Connection
 
-from chfw.cli._context import run_guarded
+from chfw.cli._context import run_guarded, settings
 from chfw.cli._store import transaction
 from chfw.domain import DuisVersion, UserId
 from chfw.exceptions import InvalidValueError
+from chfw.schema_check import check_version
 from chfw.store import audit, inventory_access, users
 from chfw.store.users import ServiceUser
 
@@ -83,6 +84,7 @@ def add(
             allow_insecure_http=allow_insecure_http,
         )
         users.check_transport(user.endpoint_url, allow_insecure_http)
+        check_version(settings(), user.duis_version)  # its schema is installed
     with transaction() as conn:
         users.add_user(conn, user)
         audit.record(conn, audit.current_actor(), "users.add", _as_json(user))
@@ -152,6 +154,7 @@ def set_duis(
     """Change the DUIS version a user's alerts are rendered in (audited)."""
     with run_guarded():
         uid, new = UserId.parse(user_id), DuisVersion.parse(version)
+        check_version(settings(), new)  # its schema is installed
     before = _change(
         uid,
         "users.set-duis",

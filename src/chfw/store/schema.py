@@ -135,7 +135,7 @@ outbox = sa.Table(
     sa.Column("firmware_version", sa.String(64), nullable=True),
     sa.Column("history_id", sa.BigInteger, nullable=True),
     sa.Column("document", sa.LargeBinary, nullable=False),  # signed DUIS Response
-    sa.Column("state", sa.String(16), nullable=False),  # pending | delivered | dead
+    sa.Column("state", sa.String(16), nullable=False),  # pending | delivered | dead | parked
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", UTC_TIME, nullable=False),
     sa.Column("next_attempt_at", UTC_TIME, nullable=False),
