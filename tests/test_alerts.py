@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from itertools import count
+from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from chfw.alerts import AlertBuilder, AlertRequest, BuiltAlert
+from chfw.alerts import AlertBuilder, AlertRequest, BuiltAlert, ParkedAlert
 from chfw.domain import AlertKind, DeviceId, DuisVersion, FirmwareVersion, PlannedAlert
-from chfw.duis import bundled_schemas
+from chfw.duis import ResponseId, bundled_schemas, official_schemas
 from chfw.duis.render import SR_NAMESPACE
-from chfw.exceptions import FirmwareVersionNotCarriable, InvalidValueError, SchemaValidationError
+from chfw.exceptions import (
+    ConfigError,
+    FirmwareVersionNotCarriable,
+    InvalidValueError,
+    SchemaValidationError,
+)
 from chfw.signing import verify_document
 from tests.dsp import ALICE, BOB, CH1, CH2, DCC, SIGNER, TRUST
 
@@ -92,15 +98,43 @@ class TestBuildMany:
         built = b.build_many([n64(), n64(), n64()], AT)
         assert [type(x) for x in built] == [BuiltAlert, InvalidValueError, BuiltAlert]
 
-    def test_invalid_document_fails_the_whole_call(self) -> None:
-        # N64 on a DUIS 5.0 schema is a planning bug, not one alert's problem.
+    def test_invalid_document_parks_that_alert_only(self) -> None:
+        # N64 on a DUIS 5.0 schema: that alert is parked; the N999 is built.
         class WrongVersion:
             def validate(self, document: object, version: DuisVersion) -> None:
                 bundled_schemas().validate(document, V50)  # type: ignore[arg-type]
 
         b = AlertBuilder(DCC, SIGNER, WrongVersion(), iter(range(1, 9)).__next__)  # type: ignore[arg-type]
+        built, parked = b.build_many([n999(), n64()], AT)
+        assert isinstance(built, BuiltAlert)
+        assert isinstance(parked, ParkedAlert)
+        assert isinstance(parked.reason, SchemaValidationError)
+        assert str(parked.response_id) == f"{DCC}:{CH1}:2"
         with pytest.raises(SchemaValidationError):
-            b.build_many([n999(), n64()], AT)
+            b.build(n64().planned, CH1, NEW, AT)
+
+    def test_a_version_without_schema_parks_its_alerts_only(self, tmp_path: Path) -> None:
+        # Official schemas configured, with no folder for any version: 5.1 and 5.0 both
+        # missing. Each alert is parked with the reason, counters taken, none raised.
+        b = AlertBuilder(DCC, SIGNER, official_schemas(tmp_path), iter(range(1, 9)).__next__)
+        parked = b.build_many([n64(CH1), n999(CH2)], AT)
+        assert [type(p) for p in parked] == [ParkedAlert, ParkedAlert]
+        reasons = [p.reason for p in parked if isinstance(p, ParkedAlert)]
+        assert all(isinstance(r, ConfigError) for r in reasons)
+        assert "no official DUIS 5.1 schemas" in str(reasons[0])
+        assert "no official DUIS 5.0 schemas" in str(reasons[1])
+        with pytest.raises(ConfigError, match="DUIS 5.1"):
+            b.build(n64().planned, CH1, NEW, AT)
+
+    def test_a_given_response_id_is_kept_and_takes_no_counter(self) -> None:
+        counter = count(5)
+        given = ResponseId(DCC, CH2, 77)
+        request = AlertRequest(n64(CH2).planned, CH2, NEW, given)
+        kept, fresh = builder(counter).build_many([request, n64(CH1)], AT)
+        assert isinstance(kept, BuiltAlert) and isinstance(fresh, BuiltAlert)
+        assert kept.response_id == given
+        assert text(kept.document, "ResponseID") == str(given)
+        assert str(fresh.response_id) == f"{DCC}:{CH1}:5"
 
     def test_empty(self) -> None:
         assert builder().build_many([], AT) == []

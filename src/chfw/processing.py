@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from chfw.alerts import AlertBuilder, AlertRequest, BuiltAlert
+from chfw.alerts import AlertBuilder, AlertRequest, BuiltAlert, ParkedAlert
 from chfw.domain import (
     ActivationOutcome,
     ActivationPlan,
@@ -262,6 +262,7 @@ class _Item:
     alerts: list[outbox.NewAlert] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     new_version: FirmwareVersion | None = None
+    parked: list[outbox.NewParked] = field(default_factory=list)  # see _finish
 
 
 @dataclass
@@ -425,9 +426,11 @@ class _Batch:
             csp=self.csp,
         )
         alerts: list[outbox.NewAlert] = []
+        parked: list[outbox.NewParked] = []
         for entry, history_id in zip(items, history_ids, strict=True):
             for alert in entry.alerts:
                 alerts.append(dataclasses.replace(alert, history_id=history_id))
+            parked.extend(dataclasses.replace(p, history_id=history_id) for p in entry.parked)
             results[entry.index] = SubmissionResult(
                 Status.PROCESSED,
                 key=str(entry.outcome.key),
@@ -447,6 +450,7 @@ class _Batch:
                 )
         inventory.set_active_firmware_many(conn, ((d, v, t) for d, (v, t) in final.items()))
         outbox.enqueue(conn, alerts, now)
+        outbox.park(conn, parked, now)
         return [r for r in results if r is not None]
 
     def _build(self, items: list[_Item], inputs: _Inputs) -> None:
@@ -489,12 +493,50 @@ class _Batch:
             self._finish(entry, plan, [next(built) for _ in plan.alerts])
 
     def _finish(
-        self, entry: _Item, plan: ActivationPlan, built: list[BuiltAlert | InvalidValueError]
+        self,
+        entry: _Item,
+        plan: ActivationPlan,
+        built: list[BuiltAlert | ParkedAlert | InvalidValueError],
     ) -> None:
+        """Record an item's built alerts and its history row.
+
+        An alert the builder parked (its recipient's DUIS version has no usable
+        schema) becomes a parked outbox row, built later by ``chfw outbox retry``
+        (chfw.parked); the outcome and the other recipients' alerts go ahead.
+        """
         outcome = entry.outcome
         device = outcome.device_id
         version = outcome.firmware_version
         for planned, alert in zip(plan.alerts, built, strict=True):
+            if isinstance(alert, ParkedAlert):
+                assert version is not None
+                entry.warnings.append(
+                    f"{planned.kind.value} for {planned.user_id} (DUIS {planned.duis_version}) "
+                    f"parked, not sent: {alert.reason} (fix it, then `chfw outbox retry "
+                    f"{alert.response_id}`)"
+                )
+                log.error(
+                    "alert_parked",
+                    device_id=str(device),
+                    key=str(outcome.key),
+                    user_id=str(planned.user_id),
+                    duis_version=str(planned.duis_version),
+                    response_id=str(alert.response_id),
+                    error=str(alert.reason),
+                )
+                entry.parked.append(
+                    outbox.NewParked(
+                        response_id=str(alert.response_id),
+                        user_id=planned.user_id,
+                        device_id=device,
+                        alert_code=planned.kind.value,
+                        duis_version=str(planned.duis_version),
+                        firmware_version=version.hex,
+                        history_id=None,
+                        reason=str(alert.reason),
+                    )
+                )
+                continue
             if not isinstance(alert, BuiltAlert):
                 entry.warnings.append(
                     f"{planned.kind.value} for {planned.user_id} not sent: {alert}"

@@ -14,6 +14,7 @@ from rich.table import Table
 from chfw.cli._context import engine, fail, run_guarded
 from chfw.cli._store import transaction
 from chfw.domain import DeviceId, UserId
+from chfw.parked import ParkedBuild, build_parked
 from chfw.store import archive, audit, outbox
 from chfw.store.errors import translated
 from chfw.store.outbox import BulkChange, OutboxDetail, OutboxRow
@@ -84,7 +85,10 @@ def _user_hex(text: str | None) -> str | None:
 def list_(
     state: Annotated[
         str | None,
-        typer.Option(help="pending, retrying (pending after a failure), delivered or dead"),
+        typer.Option(
+            help="pending, retrying (pending after a failure), delivered, dead or parked "
+            "(not built: `chfw outbox retry` builds them)"
+        ),
     ] = None,
     user: Annotated[str | None, typer.Option(help="Only this Service User (User ID)")] = None,
     device: Annotated[str | None, typer.Option(help="Only this Communications Hub")] = None,
@@ -117,7 +121,7 @@ def list_(
             str(UserId(bytes.fromhex(row.user_id))),
             str(DeviceId(bytes.fromhex(row.device_id))),
             str(row.attempts),
-            _time(when) if row.state != "dead" else "-",
+            _time(when) if row.state not in ("dead", "parked") else "-",
             (row.last_error or "")[:80],
         )
     Console().print(table)
@@ -176,17 +180,77 @@ def _report(change: BulkChange, unknown: list[str], done: str) -> None:
 @app.command()
 def retry(
     keys: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
-            metavar="ID_OR_RESPONSE_ID", help="Outbox ids or ResponseIDs of pending rows"
+            metavar="ID_OR_RESPONSE_ID",
+            help="Outbox ids or ResponseIDs of pending or parked rows",
         ),
-    ],
+    ] = None,
+    all_parked: Annotated[
+        bool, typer.Option("--all-parked", help="Build every parked row")
+    ] = False,
+    user: Annotated[
+        str | None, typer.Option(help="With --all-parked: only this Service User's rows")
+    ] = None,
 ) -> None:
-    """Make pending rows due now (e.g. after a Service User fixed its endpoint)."""
-    ids, unknown = _resolve(keys)
+    """Make pending rows due now (e.g. after a Service User fixed its endpoint); build
+    parked rows (alerts the intake could not build) and make them due now.
+
+    A parked row is built for its user's current DUIS version, with the signing key
+    and schemas of the settings (audited under your OS user); one that still cannot
+    be built stays parked with the new reason (exit 1).
+    """
+    if all_parked == bool(keys):
+        raise fail("give either outbox ids / ResponseIDs or --all-parked", 2)
+    if user is not None and not all_parked:
+        raise fail("--user goes with --all-parked", 2)
+    with run_guarded(2):
+        user_hex = _user_hex(user)
+    unknown: list[str] = []
+    if all_parked:
+        with transaction() as conn:
+            ids = outbox.parked_ids(conn, user_hex)
+    else:
+        ids, unknown = _resolve(keys or [])
+    now = datetime.now(UTC)
     with transaction() as conn:
-        change = outbox.retry_now(conn, ids, datetime.now(UTC))
-    _report(change, unknown, "due now")
+        parked = {row.id for row in outbox.parked_rows(conn, ids)}
+        change = outbox.retry_now(conn, [i for i in ids if i not in parked], now)
+    built = _build_parked(sorted(parked), now)
+    if all_parked and not ids:
+        typer.echo("no parked rows")
+        return
+    if change.changed or not parked:
+        typer.echo(f"{len(change.changed)} row(s) due now")
+    if parked:
+        typer.echo(f"{len(built.built)} parked row(s) built, due now")
+    for outbox_id, reason in sorted(built.still_parked.items()):
+        typer.echo(f"row {outbox_id} still parked: {reason}", err=True)
+    for outbox_id, state in sorted(change.skipped.items()):
+        typer.echo(f"row {outbox_id} left alone: it is {state}", err=True)
+    for key in unknown:
+        typer.echo(f"no outbox row with id or ResponseID {key!r}", err=True)
+    if built.still_parked or change.skipped or unknown or change.missing:
+        raise typer.Exit(1)
+
+
+def _build_parked(ids: list[int], now: datetime) -> ParkedBuild:
+    """Build parked rows with the settings' signing key and schemas (chfw.parked)."""
+    if not ids:
+        return ParkedBuild()
+    from chfw.alerts import AlertBuilder
+    from chfw.cli._context import settings
+    from chfw.runtime import load_schemas, load_signer
+
+    def no_counter() -> int:  # parked rows keep their ResponseIDs
+        raise AssertionError("a parked row is built with its own ResponseID")
+
+    with run_guarded(), translated():
+        config = settings()
+        builder = AlertBuilder(
+            config.dcc_user, load_signer(config), load_schemas(config), no_counter
+        )
+        return build_parked(engine(), builder, ids, audit.current_actor(), now)
 
 
 @app.command()
