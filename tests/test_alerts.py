@@ -123,7 +123,7 @@ class TestBuildMany:
         assert all(isinstance(r, ConfigError) for r in reasons)
         assert "no official DUIS 5.1 schemas" in str(reasons[0])
         assert "no official DUIS 5.0 schemas" in str(reasons[1])
-        with pytest.raises(ConfigError, match="DUIS 5.1"):
+        with pytest.raises(ConfigError, match=r"DUIS 5\.1"):
             b.build(n64().planned, CH1, NEW, AT)
 
     def test_a_given_response_id_is_kept_and_takes_no_counter(self) -> None:
@@ -131,7 +131,8 @@ class TestBuildMany:
         given = ResponseId(DCC, CH2, 77)
         request = AlertRequest(n64(CH2).planned, CH2, NEW, given)
         kept, fresh = builder(counter).build_many([request, n64(CH1)], AT)
-        assert isinstance(kept, BuiltAlert) and isinstance(fresh, BuiltAlert)
+        assert isinstance(kept, BuiltAlert)
+        assert isinstance(fresh, BuiltAlert)
         assert kept.response_id == given
         assert text(kept.document, "ResponseID") == str(given)
         assert str(fresh.response_id) == f"{DCC}:{CH1}:5"
