@@ -118,6 +118,32 @@ intake_rejections = sa.Table(
     sa.Index("ix_intake_rejections_received_at", "received_at"),
 )
 
+# Outcomes for CHs not in the estate (yet): kept, with the post's bytes and CSP, until
+# `chfw estate import` (or `chfw parked process`) adds the CH and processes them, in
+# received order (id), deleting each in the transaction that processes it. Never expired.
+# Unique on the outcome's identity: the same outcome posted again is not kept twice.
+parked_outcomes = sa.Table(
+    "parked_outcomes",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("device_id", EUI64, nullable=False),
+    sa.Column("originator_counter", sa.String(20), nullable=False),  # decimal 0..2^64-1
+    sa.Column("event", sa.String(16), nullable=False),  # accepted | outcome
+    sa.Column("sender", EUI64, nullable=False),  # the CS06 command's sender (GBCS recipient)
+    sa.Column("result", sa.String(32), nullable=False),  # ActivationResult value, for listing
+    sa.Column("firmware_version", sa.String(64), nullable=True),
+    sa.Column("payload", sa.LargeBinary, nullable=False),  # the GBCS message as received
+    sa.Column("csp", sa.String(100), nullable=True),
+    sa.Column("received_at", UTC_TIME, nullable=False),
+    sa.UniqueConstraint(
+        "device_id",
+        "sender",
+        "originator_counter",
+        "event",
+        name="uq_parked_outcomes_identity",
+    ),
+)
+
 # One row per alert per recipient. State machine:
 #   pending --2xx--> delivered
 #   pending --400 / horizon passed--> dead --operator replay--> pending
