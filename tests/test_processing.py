@@ -14,10 +14,10 @@ from sqlalchemy.engine import Engine
 
 from chfw import processing
 from chfw.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
-from chfw.gbcs import encode_accepted, encode_alert, encode_response
+from chfw.gbcs import encode_accepted, encode_alert, encode_response, message_bytes
 from chfw.processing import ActivationService, Status
 from chfw.signing import verify_document
-from chfw.store import estate, inventory, outbox, rejections
+from chfw.store import estate, inventory, outbox, parked_outcomes, rejections
 from chfw.store.counters import CounterBlock
 from chfw.store.schema import outbox as outbox_table
 from tests.dsp import ALICE, BOB, CAROL, CH1, CH2, CH3, CH4, SIGNER, TRUST, Dsp, build_dsp
@@ -181,14 +181,20 @@ class TestRejections:
             (rejection,) = rejections.list_recent(conn)
             assert "offset" in rejection.reason
 
-    def test_unknown_device(self, dsp: Dsp) -> None:
+    def test_unknown_device_is_parked_once(self, dsp: Dsp) -> None:
         stranger = DeviceId.parse("00-1D-A1-FF-FF-FF-FF-FF")
-        (result,) = dsp.service.submit([response(stranger, 1)], "north")
-        assert result.status is Status.UNKNOWN_DEVICE
-        assert "not in the estate" in (result.error or "")
+        message = response(stranger, 1)
+        (result,) = dsp.service.submit([message], "north")
+        assert result.status is Status.PARKED
+        assert result.to_json()["key"] == f"{stranger}:1:outcome"
+        assert "not in the estate yet" in (result.error or "")
+        (again,) = dsp.service.submit([message], "south")
+        assert again.status is Status.PARKED
         with dsp.engine.connect() as conn:
-            (rejection,) = rejections.list_recent(conn)
-            assert rejection.device_id == stranger
+            assert rejections.list_recent(conn) == []
+            (kept,) = parked_outcomes.list_parked(conn)
+        assert (kept.device_id, kept.csp, kept.in_estate) == (stranger, "north", False)
+        assert kept.payload == message_bytes(message)
 
     def test_batch_mixes_good_and_bad(self, dsp: Dsp) -> None:
         results = dsp.service.submit([response(CH2, 1), "zz", response(CH1, 2)], "north")
@@ -229,10 +235,10 @@ class TestLogging:
         (batch,) = [e for e in logs if e["event"] == "cs06_batch"]
         assert batch["log_level"] == "info"
         assert (batch["messages"], batch["processed"]) == (4, 2)
-        assert (batch["malformed"], batch["unknown_device"]) == (1, 1)
+        assert (batch["malformed"], batch["parked"]) == (1, 1)
         assert batch["csp"] == "north"
         outcomes = [e for e in logs if e["event"] == "cs06_outcome"]
-        assert sorted(e["status"] for e in outcomes) == ["malformed", "unknown_device"]
+        assert sorted(e["status"] for e in outcomes) == ["malformed", "parked"]
         assert {e["log_level"] for e in outcomes} == {"warning"}
 
     def test_debug_level_logs_every_outcome(self, dsp: Dsp) -> None:

@@ -5,7 +5,7 @@ collide). Two kinds of figures:
 
 **Counted in the serving process** as requests are answered:
 
-- ``chfw_intake_messages_total{status}`` -- processed, duplicate, malformed, unknown_device
+- ``chfw_intake_messages_total{status}`` -- processed, duplicate, malformed, parked
 - ``chfw_intake_decisions_total{decision}`` -- new_version, same_version, failure, pending, stale,
   version_not_carriable (a new version longer than DUIS carries: recorded, no alert sent)
 - ``chfw_intake_decode_errors_total`` -- GBCS messages that could not be decoded
@@ -147,7 +147,7 @@ class IntakeMetrics:
             buckets=REQUEST_BUCKETS,
             registry=r,
         )
-        for status in ("processed", "duplicate", "malformed", "unknown_device"):
+        for status in ("processed", "duplicate", "malformed", "parked"):
             self.messages.labels(status)
         for code in ("N64", "N999"):
             self.alerts.labels(code)

@@ -40,8 +40,8 @@ from chfw.exceptions import (
     GbcsDecodeError,
     InvalidValueError,
 )
-from chfw.gbcs import decode_outcome
-from chfw.store import estate, inventory, outbox, rejections, users
+from chfw.gbcs import decode_outcome, message_bytes
+from chfw.store import estate, inventory, outbox, parked_outcomes, rejections, users
 from chfw.store.engine import reading
 from chfw.store.estate import Hub
 
@@ -52,7 +52,9 @@ class Status(enum.Enum):
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
     MALFORMED = "malformed"
-    UNKNOWN_DEVICE = "unknown_device"
+    # CH not in the estate (yet): the outcome is kept (chfw.store.parked_outcomes) and
+    # processed by the `chfw estate import` that adds the CH (HTTP 202).
+    PARKED = "parked"
 
 
 _ALERT_CODES = tuple(kind.value for kind in AlertKind)  # iterating an Enum per answer is slow
@@ -234,7 +236,7 @@ def _log_batch(results: Sequence[SubmissionResult], csp: str | None) -> None:
     )
     debug = log.is_enabled_for(logging.DEBUG)
     for result in results:
-        refused = result.status in (Status.MALFORMED, Status.UNKNOWN_DEVICE)
+        refused = result.status in (Status.MALFORMED, Status.PARKED)
         if refused or debug:
             (log.warning if refused else log.debug)(
                 "cs06_outcome",
@@ -383,11 +385,13 @@ class _Batch:
                 continue
             device = item.device_id
             key = item.key
-            if device not in state:
-                reason = f"Communications Hub {device} is not in the estate"
-                rejections.append((i, device, reason))
+            if device not in state:  # kept by write(), processed once the estate has it
                 results[i] = SubmissionResult(
-                    Status.UNKNOWN_DEVICE, key=str(key), device_id=str(device), error=reason
+                    Status.PARKED,
+                    key=str(key),
+                    device_id=str(device),
+                    error=f"Communications Hub {device} is not in the estate yet: outcome "
+                    "parked, processed when an estate import adds it",
                 )
                 continue
             key_text = (device.hex, str(key.originator_counter), key.event.value)
@@ -451,7 +455,27 @@ class _Batch:
         inventory.set_active_firmware_many(conn, ((d, v, t) for d, (v, t) in final.items()))
         outbox.enqueue(conn, alerts, now)
         outbox.park(conn, parked, now)
+        self._write_parked_outcomes(conn, results)
         return [r for r in results if r is not None]
+
+    def _write_parked_outcomes(
+        self, conn: Connection, results: Sequence[SubmissionResult | None]
+    ) -> None:
+        """Keep the outcomes answered ``parked``; delete the parked copies of the others
+        (an outcome parked earlier, processed now: by ``chfw estate import`` or sent again)."""
+        keep: list[parked_outcomes.NewParkedOutcome] = []
+        settled: set[parked_outcomes.Identity] = set()
+        for index, result in enumerate(results):
+            outcome = self.decoded[index]
+            if result is None or not isinstance(outcome, ActivationOutcome):
+                continue
+            if result.status is Status.PARKED:
+                payload = message_bytes(self.payloads[index])
+                keep.append(parked_outcomes.NewParkedOutcome(outcome, payload, self.csp))
+            else:
+                settled.add(parked_outcomes.identity_of(outcome))
+        parked_outcomes.park(conn, keep, self.now)
+        parked_outcomes.settle(conn, settled)
 
     def _build(self, items: list[_Item], inputs: _Inputs) -> None:
         """Decide each item's recipients, build all the batch's alerts in one call, and

@@ -1,8 +1,10 @@
 """FastAPI app for CSPs: POST CS06 answers, get one result per message.
 
-Answers: 200 ``processed`` or ``duplicate``; 400 malformed GBCS (with the
+Answers: 200 ``processed`` or ``duplicate``; 202 ``parked``: the CH is not in
+the estate yet, the outcome is kept and processed when an estate import adds
+it (send nothing again); 400 malformed GBCS (with the
 decoder's message and byte offset); 401 missing/wrong credential; 413 body
-too large; 415 wrong content type; 422 CH not in the estate; 429 (with
+too large; 415 wrong content type; 429 (with
 Retry-After) after too many wrong credentials from one address
 (``auth_max_failures``, :mod:`chfw.throttle`); 503 (with
 Retry-After) while the outbox backlog is over ``intake_max_backlog`` or the
@@ -41,7 +43,7 @@ _STATUS_CODES = {
     Status.PROCESSED: 200,
     Status.DUPLICATE: 200,
     Status.MALFORMED: 400,
-    Status.UNKNOWN_DEVICE: 422,
+    Status.PARKED: 202,
 }
 
 _RAW_BODY = {
@@ -63,7 +65,7 @@ class BatchRequest(BaseModel):
 
 
 class MessageResult(BaseModel):
-    status: str = Field(description="processed | duplicate | malformed | unknown_device")
+    status: str = Field(description="processed | duplicate | malformed | parked")
     key: str | None = Field(None, description="Outcome identity: CH:counter:event")
     device_id: str | None = None
     decision: str | None = Field(
@@ -175,7 +177,11 @@ def create_app(
             413: {"description": "Body too large"},
             429: {"description": "Too many wrong credentials from this address: Retry-After"},
             415: {"description": "Not application/octet-stream or text/plain"},
-            422: {"description": "CH not in the estate", "model": MessageResult},
+            202: {
+                "description": "CH not in the estate yet: outcome parked, processed when an "
+                "estate import adds the CH",
+                "model": MessageResult,
+            },
             503: {"description": "Backlog over the limit or database unavailable: retry"},
         },
     )
