@@ -60,7 +60,8 @@ def import_(
     """Import an estate file, validating row by row; re-importing updates (later rows win).
 
     Each batch is its own transaction, so a failure part-way keeps the batches
-    already written; import the file again once it is fixed.
+    already written; import the file again once it is fixed. Then the outcomes
+    parked for CHs now in the estate are processed, in the order they came.
     """
     with run_guarded():
         kind = estate_file.format_for(file.name, fmt)
@@ -113,6 +114,10 @@ def import_(
             typer.echo(f"  {row.where}: {row.reason}")
         if more:
             typer.echo(f"  ... and {more} more")
+    if counts["accepted"]:
+        from chfw.cli.parked import process_parked
+
+        process_parked()  # outcomes that came before their CH: processed now, in order
     if counts["accepted"] == 0:
         what = "every row was rejected" if counts["rejected"] else "the file has no records"
         raise fail(f"nothing imported from {file}: {what}")

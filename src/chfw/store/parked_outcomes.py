@@ -128,8 +128,8 @@ def _row(row: sa.Row[tuple[object, ...]]) -> ParkedOutcome:
         result=str(m["result"]),
         firmware_version=None if m["firmware_version"] is None else str(m["firmware_version"]),
         csp=None if m["csp"] is None else str(m["csp"]),
-        received_at=from_db(m["received_at"]),  # type: ignore[arg-type]
-        payload=bytes(m["payload"]),  # type: ignore[arg-type]
+        received_at=from_db(m["received_at"]),
+        payload=bytes(m["payload"]),
         in_estate=bool(m["in_estate"]),
     )
 
@@ -149,3 +149,10 @@ def ready(conn: Connection) -> list[ParkedOutcome]:
 
 def count(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(parked_outcomes)).scalar_one())
+
+
+def count_ready(conn: Connection) -> int:
+    """Parked outcomes whose CH is in the estate now (waiting for the next processing)."""
+    t = parked_outcomes
+    known = sa.exists().where(hubs.c.device_id == t.c.device_id)
+    return int(conn.execute(sa.select(sa.func.count()).select_from(t).where(known)).scalar_one())

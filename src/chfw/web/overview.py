@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from chfw.domain import FirmwareVersion
 from chfw.estate_file import CspRegion
-from chfw.store import estate, outbox, stats
+from chfw.store import estate, outbox, parked_outcomes, stats
 from chfw.web import svg
 from chfw.web.html import (
     Html,
@@ -53,6 +53,7 @@ class Overview:
     delivery: list[stats.UserDelivery]
     counts: outbox.OutboxCounts
     oldest_due_seconds: float | None
+    parked_outcomes: int = 0  # outcomes for CHs not in the estate yet (`chfw parked list`)
 
     @property
     def versions(self) -> list[str | None]:
@@ -79,6 +80,7 @@ def read_overview(conn: Connection, now: datetime) -> Overview:
         delivery=stats.delivery_health(conn, now),
         counts=outbox.counts(conn),
         oldest_due_seconds=outbox.oldest_due_age(conn, now),
+        parked_outcomes=parked_outcomes.count(conn),
     )
 
 
@@ -102,6 +104,7 @@ def live_figures(view: Overview) -> dict[str, str]:
         "outbox.dead": fmt_int(view.counts["dead"]),
         "outbox.parked": fmt_int(view.counts["parked"]),
         "outbox.delivered": fmt_int(view.counts["delivered"]),
+        "parked_outcomes": fmt_int(view.parked_outcomes),
         "delivered.recent": fmt_int(view.delivered_recently),
         "oldest_due": fmt_seconds(view.oldest_due_seconds)
         if view.oldest_due_seconds
@@ -238,6 +241,9 @@ def overview_main(view: Overview, prefix: str, signing: Html | None = None) -> H
             ("Dead letters", fmt_int(counts["dead"]), "outbox.dead"),
             # Alerts not built (a user's DUIS version without schema): `chfw outbox retry`.
             ("Alerts parked", fmt_int(counts["parked"]), "outbox.parked"),
+            # Outcomes for CHs not in the estate yet: the import that adds them processes
+            # them (`chfw parked list`).
+            ("Outcomes parked", fmt_int(view.parked_outcomes), "parked_outcomes"),
             ("Delivered, last hour", fmt_int(view.delivered_recently), "delivered.recent"),
             (
                 "Longest wait of a due alert",
