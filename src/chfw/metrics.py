@@ -147,7 +147,7 @@ class IntakeMetrics:
             buckets=REQUEST_BUCKETS,
             registry=r,
         )
-        for status in ("processed", "duplicate", "malformed", "parked"):
+        for status in ("processed", "duplicate", "malformed", "parked", "conflict"):
             self.messages.labels(status)
         for code in ("N64", "N999"):
             self.alerts.labels(code)

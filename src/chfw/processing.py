@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import logging
 import threading
 from collections import Counter
@@ -29,8 +30,11 @@ from chfw.domain import (
     DuisVersion,
     FirmwareVersion,
     MeterPoint,
+    Report,
     UserId,
+    clamp,
     plan_activation,
+    report_of,
     responsible_suppliers,
     withheld_note,
 )
@@ -55,6 +59,9 @@ class Status(enum.Enum):
     # CH not in the estate (yet): the outcome is kept (chfw.store.parked_outcomes) and
     # processed by the `chfw estate import` that adds the CH (HTTP 202).
     PARKED = "parked"
+    # Same identity (CH, command's sender, counter, event) as a recorded outcome, other
+    # content: the first stands, this one is kept for operators (HTTP 409).
+    CONFLICT = "conflict"
 
 
 _ALERT_CODES = tuple(kind.value for kind in AlertKind)  # iterating an Enum per answer is slow
@@ -236,7 +243,7 @@ def _log_batch(results: Sequence[SubmissionResult], csp: str | None) -> None:
     )
     debug = log.is_enabled_for(logging.DEBUG)
     for result in results:
-        refused = result.status in (Status.MALFORMED, Status.PARKED)
+        refused = result.status in (Status.MALFORMED, Status.PARKED, Status.CONFLICT)
         if refused or debug:
             (log.warning if refused else log.debug)(
                 "cs06_outcome",
@@ -265,6 +272,9 @@ class _Item:
     warnings: list[str] = field(default_factory=list)
     new_version: FirmwareVersion | None = None
     parked: list[outbox.NewParked] = field(default_factory=list)  # see _finish
+    sender: str = ""  # hex of the command's sender (the outcome's identity)
+    digest: str | None = None  # content_digest(outcome as received)
+    latest: Report | None = None  # the hub's newest report before this outcome
 
 
 @dataclass
@@ -273,10 +283,13 @@ class _State:
     outcomes already processed for those CHs."""
 
     known: dict[DeviceId, Hub]
-    seen: set[tuple[str, str, str]]
+    seen: dict[inventory.OutcomeIdentity, str | None]  # identity -> content digest
 
-    def firmware(self) -> dict[DeviceId, tuple[FirmwareVersion | None, datetime | None]]:
-        return {d: (hub.active_firmware, hub.firmware_changed_at) for d, hub in self.known.items()}
+    def firmware(self) -> dict[DeviceId, _HubNow]:
+        return {
+            d: (hub.active_firmware, hub.firmware_changed_at, hub.latest)
+            for d, hub in self.known.items()
+        }
 
     def changed_since(self, earlier: _State) -> set[DeviceId]:
         """CHs whose firmware, processed outcomes or presence in the estate differ."""
@@ -284,8 +297,14 @@ class _State:
         changed = {d for d in mine.keys() | theirs.keys() if mine.get(d) != theirs.get(d)}
         if self.seen != earlier.seen:
             by_hex = {d.hex: d for d in mine.keys() | theirs.keys()}
-            changed.update(by_hex[key[0]] for key in self.seen ^ earlier.seen if key[0] in by_hex)
+            keys = self.seen.keys() | earlier.seen.keys()
+            differ = {k for k in keys if self.seen.get(k, 0) != earlier.seen.get(k, 0)}
+            changed.update(by_hex[key[0]] for key in differ if key[0] in by_hex)
         return changed
+
+
+_HubNow = tuple[FirmwareVersion | None, datetime | None, Report | None]
+"""A CH's active firmware, since when, and its newest report, as a batch goes along."""
 
 
 @dataclass
@@ -304,6 +323,8 @@ class _Plan:
     results: list[SubmissionResult | None]
     items: list[_Item]
     rejections: list[tuple[int, DeviceId | None, str]]  # payload index, CH, reason
+    # What the batch leaves its CHs at (those whose newest report moved)
+    hub_states: list[inventory.HubState] = field(default_factory=list)
 
 
 class _Batch:
@@ -324,7 +345,7 @@ class _Batch:
 
     def read_state(self, conn: Connection, *, lock: bool = True) -> _State:
         known = estate.lock_hubs(conn, self.devices, lock=lock)
-        return _State(known, inventory.processed_keys(conn, known))
+        return _State(known, inventory.processed_outcomes(conn, known))
 
     def read(self, conn: Connection, *, lock: bool = False) -> _Inputs:
         """The CHs' state and registrations (with ``lock``, the CHs' rows locked)."""
@@ -361,7 +382,8 @@ class _Batch:
         rejections = [r for r in earlier.rejections if self._device_of(r[0]) not in changed]
         rejections += fresh.rejections
         rejections.sort(key=lambda rejection: rejection[0])  # payload order
-        return _Plan(results, items, rejections)
+        states = [h for h in earlier.hub_states if h.device_id not in changed] + fresh.hub_states
+        return _Plan(results, items, rejections, states)
 
     def _device_of(self, index: int) -> DeviceId | None:
         item = self.decoded[index]
@@ -373,7 +395,7 @@ class _Batch:
         now = self.now
         results: list[SubmissionResult | None] = [None] * len(self.decoded)
         rejections: list[tuple[int, DeviceId | None, str]] = []
-        seen = set(inputs.state.seen)
+        seen = dict(inputs.state.seen)
         state = inputs.state.firmware()
         items: list[_Item] = []
         for i, item in enumerate(self.decoded):
@@ -394,21 +416,62 @@ class _Batch:
                     "parked, processed when an estate import adds it",
                 )
                 continue
-            key_text = (device.hex, str(key.originator_counter), key.event.value)
-            if key_text in seen:
-                results[i] = SubmissionResult(Status.DUPLICATE, key=str(key), device_id=str(device))
+            sender = item.recipient.hex
+            identity = (device.hex, sender, str(key.originator_counter), key.event.value)
+            digest = content_digest(item)
+            recorded = _recorded(seen, identity)
+            if recorded is not None:
+                first_digest = recorded[1]
+                if first_digest is None or first_digest == digest:
+                    results[i] = SubmissionResult(
+                        Status.DUPLICATE, key=str(key), device_id=str(device)
+                    )
+                    continue
+                reason = (
+                    f"conflict: outcome {key} from sender {item.recipient} was recorded before "
+                    "with other content; the first stands (counters belong to the command's "
+                    "sender: check the CSP's and the hub's counters)"
+                )
+                rejections.append((i, device, reason))
+                results[i] = SubmissionResult(
+                    Status.CONFLICT, key=str(key), device_id=str(device), error=reason
+                )
                 continue
-            seen.add(key_text)
-            current, since = state[device]
-            decision = decide(item, current, since)
-            entry = _Item(i, item, current, since, decision)
+            seen[identity] = digest
+            received = item
+            occurred_at, clamped = clamp(item.occurred_at, now)
+            # A time that is not believed orders nothing: the command counter does.
+            ordered = dataclasses.replace(item, occurred_at=None) if clamped else item
+            if clamped:
+                item = dataclasses.replace(item, occurred_at=occurred_at)
+            current, since, latest = state[device]
+            decision = decide(ordered, current, latest)
+            entry = _Item(
+                i, item, current, since, decision, sender=sender, digest=digest, latest=latest
+            )
+            if clamped:
+                assert received.occurred_at is not None
+                entry.warnings.append(
+                    f"the hub's time {received.occurred_at.isoformat()} is later than the "
+                    f"message was received ({now.isoformat()}): taken as the receipt time "
+                    "(the hub's clock is wrong; tell its CSP)"
+                )
+            if decision.is_newest_report:
+                latest = report_of(ordered)
             if decision.changes_inventory:
                 assert item.firmware_version is not None  # a success always carries one
                 entry.new_version = item.firmware_version
-                state[device] = (item.firmware_version, item.occurred_at or now)
+                current, since = item.firmware_version, item.occurred_at or now
+            state[device] = (current, since, latest)
             items.append(entry)
         self._build(items, inputs)
-        return _Plan(results, items, rejections)
+        moved = {e.outcome.device_id for e in items if e.decision.is_newest_report}
+        states = []
+        for device in sorted(moved, key=lambda d: d.hex):
+            version, since, latest = state[device]
+            assert latest is not None  # set by the newest report that moved it
+            states.append(inventory.HubState(device, version, since, latest))
+        return _Plan(results, items, rejections, states)
 
     def write(self, conn: Connection, plan: _Plan) -> list[SubmissionResult]:
         now = self.now
@@ -445,14 +508,7 @@ class _Batch:
                 warnings=tuple(entry.warnings),
                 response_ids=tuple(a.response_id for a in entry.alerts),
             )
-        final: dict[DeviceId, tuple[FirmwareVersion, datetime]] = {}
-        for entry in items:
-            if entry.new_version is not None:
-                final[entry.outcome.device_id] = (
-                    entry.new_version,
-                    entry.outcome.occurred_at or now,
-                )
-        inventory.set_active_firmware_many(conn, ((d, v, t) for d, (v, t) in final.items()))
+        inventory.set_hub_states(conn, plan.hub_states)
         outbox.enqueue(conn, alerts, now)
         outbox.park(conn, parked, now)
         self._write_parked_outcomes(conn, results)
@@ -490,7 +546,7 @@ class _Batch:
                 entry.current,
                 inputs.points.get(device, []),
                 inputs.versions,
-                entry.since,
+                entry.latest,
             )
             plans.append(plan)
             entry.warnings.extend(
@@ -596,7 +652,44 @@ class _Batch:
             occurred_at=outcome.occurred_at,
             alerts_created=len(entry.alerts),
             note="; ".join(entry.warnings) or None,
+            sender=entry.sender,
+            content_digest=entry.digest,
         )
+
+
+def content_digest(outcome: ActivationOutcome) -> str:
+    """SHA-256 of what an outcome says, as received: a CSP's redelivery of the same message
+    has the same; another message under the same identity (a conflict) has another.
+
+    The carrying message's own counter is left out: the same outcome raised again in a
+    new GBCS message is the same outcome.
+    """
+    version = outcome.firmware_version.hex if outcome.firmware_version else ""
+    at = outcome.occurred_at.isoformat() if outcome.occurred_at else ""
+    text = "|".join(
+        (
+            outcome.source.value,
+            str(outcome.message_code),
+            outcome.result.value,
+            version,
+            at,
+            "" if outcome.alert_code is None else str(outcome.alert_code),
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _recorded(
+    seen: dict[inventory.OutcomeIdentity, str | None], identity: inventory.OutcomeIdentity
+) -> tuple[inventory.OutcomeIdentity, str | None] | None:
+    """The recorded outcome with this identity, if any: rows kept before the sender was
+    (sender '') match any sender."""
+    if identity in seen:
+        return identity, seen[identity]
+    legacy = (identity[0], "", identity[2], identity[3])
+    if legacy in seen:
+        return legacy, seen[legacy]
+    return None
 
 
 def _count_codes(alerts: Sequence[outbox.NewAlert]) -> dict[str, int]:

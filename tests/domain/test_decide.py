@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
 from typing import ClassVar
 
 import pytest
@@ -22,8 +24,10 @@ from chfw.domain import (
     OutcomeEvent,
     OutcomeSource,
     UserId,
+    clamp,
     decide,
     plan_activation,
+    report_of,
     responsible_suppliers,
     withheld_note,
 )
@@ -208,42 +212,67 @@ class TestPlanActivation:
 
 
 class TestStaleOutcomes:
-    """A success older than the inventory's last change never rolls the inventory back."""
+    """A success before the hub's newest report never rolls the inventory back."""
 
-    def _at(self, hour: int) -> ActivationOutcome:
-        from datetime import UTC, datetime
-
+    @staticmethod
+    def _at(hour: int | None, counter: int = 1234) -> ActivationOutcome:
         base = outcome(ActivationResult.SUCCESS, V1)
         return ActivationOutcome(
             device_id=base.device_id,
-            originator_counter=base.originator_counter,
+            originator_counter=counter,
             result=base.result,
             firmware_version=base.firmware_version,
             source=OutcomeSource.ALERT,
             message_code=0x00CA,
             message_counter=7,
             recipient=base.recipient,
-            occurred_at=datetime(2030, 1, 1, hour, tzinfo=UTC),
+            occurred_at=None if hour is None else datetime(2030, 1, 1, hour, tzinfo=UTC),
         )
 
-    def test_older_success_is_stale(self) -> None:
-        from datetime import UTC, datetime
-
-        since = datetime(2030, 1, 1, 12, tzinfo=UTC)
-        assert decide(self._at(9), V2, since) is Decision.STALE
-        plan = plan_activation(self._at(9), V2, [mpan(1, ALICE)], {ALICE: DuisVersion(5, 1)}, since)
+    def test_older_by_the_hubs_time_is_stale(self) -> None:
+        latest = report_of(self._at(12, counter=1))
+        assert decide(self._at(9, counter=9), V2, latest) is Decision.STALE
+        plan = plan_activation(
+            self._at(9), V2, [mpan(1, ALICE)], {ALICE: DuisVersion(5, 1)}, latest
+        )
         assert plan.alerts == ()
         assert plan.new_version == V2
 
-    def test_newer_success_is_new(self) -> None:
-        from datetime import UTC, datetime
+    def test_newer_by_the_hubs_time_is_new(self) -> None:
+        assert decide(self._at(13, 1), V2, report_of(self._at(12, 9))) is Decision.NEW_VERSION
 
-        assert (
-            decide(self._at(13), V2, datetime(2030, 1, 1, 12, tzinfo=UTC)) is Decision.NEW_VERSION
-        )
+    def test_without_a_time_the_command_counter_orders(self) -> None:
+        latest = report_of(self._at(12, counter=50))
+        assert decide(self._at(None, counter=49), V2, latest) is Decision.STALE
+        assert decide(self._at(None, counter=51), V2, latest) is Decision.NEW_VERSION
 
-    def test_unknown_times_fall_back_to_version_comparison(self) -> None:
+    def test_same_time_the_counter_orders(self) -> None:
+        latest = report_of(self._at(12, counter=50))
+        assert decide(self._at(12, counter=49), V2, latest) is Decision.STALE
+
+    def test_counters_of_another_sender_do_not_order(self) -> None:
+        other = dataclasses.replace(self._at(None, counter=1), recipient=BOB)
+        assert decide(other, V2, report_of(self._at(12, counter=50))) is Decision.NEW_VERSION
+
+    def test_an_older_report_of_the_current_version_is_stale_too(self) -> None:
+        assert decide(self._at(9), V1, report_of(self._at(12))) is Decision.STALE
+
+    def test_nothing_reported_yet(self) -> None:
         assert decide(outcome(ActivationResult.SUCCESS, V1), V2, None) is Decision.NEW_VERSION
+
+
+class TestClamp:
+    """A hub time later than the receipt is not believed."""
+
+    def test_future_time_clamped_and_flagged(self) -> None:
+        received = datetime(2026, 12, 7, 9, tzinfo=UTC)
+        assert clamp(datetime(2031, 1, 1, tzinfo=UTC), received) == (received, True)
+
+    def test_past_time_and_no_time_kept(self) -> None:
+        received = datetime(2026, 12, 7, 9, tzinfo=UTC)
+        earlier = datetime(2026, 12, 7, 8, tzinfo=UTC)
+        assert clamp(earlier, received) == (earlier, False)
+        assert clamp(None, received) == (None, False)
 
 
 class TestVersionNotCarriable:

@@ -33,6 +33,7 @@ AT = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 def _history_row(conn: sa.Connection, n: int, at: datetime | None) -> tuple[object, ...]:
     return (
         "001DA10000000042",
+        "90B3D51F30020000",  # the command's sender
         str(n),
         "outcome",
         "response",
@@ -46,11 +47,12 @@ def _history_row(conn: sa.Connection, n: int, at: datetime | None) -> tuple[obje
         "csp-north",
         n % 3,
         None,
+        None,  # content digest
     )
 
 
 COLUMNS = inventory._HISTORY_COLUMNS  # the intake's own history insert
-KEY = ("device_id", "originator_counter", "event")
+KEY = ("device_id", "sender", "originator_counter", "event")
 
 
 class TestInsertReturning:
@@ -60,7 +62,7 @@ class TestInsertReturning:
             rows = [_history_row(conn, n, AT + timedelta(seconds=n)) for n in range(1201)]
             returned = insert_rows_returning(conn, firmware_history, COLUMNS, rows, ("id", *KEY))
         assert len(returned) == 1201
-        ids = {row[2]: row[0] for row in returned}
+        ids = {row[3]: row[0] for row in returned}
         assert sorted(ids) == sorted(str(n) for n in range(1201))
         with engine.connect() as conn:
             stored = {
@@ -92,7 +94,7 @@ class TestInsertReturning:
                     for n in range(1201)
                 ],
             )
-        assert sorted(row[2] for row in returned) == sorted(str(n) for n in range(1201))
+        assert sorted(row[3] for row in returned) == sorted(str(n) for n in range(1201))
         assert len({row[0] for row in returned}) == 1201
         with engine.connect() as conn:
             count = sa.select(sa.func.count()).select_from(audit_log)

@@ -7,8 +7,10 @@ from chfw.domain.decide import (
     alert_kind_for,
     decide,
     plan_activation,
+    report_of,
     withheld_note,
 )
+from chfw.domain.ordering import Report, clamp
 from chfw.domain.outcome import (
     ActivationOutcome,
     OutcomeEvent,
@@ -43,11 +45,14 @@ __all__ = [
     "OutcomeKey",
     "OutcomeSource",
     "PlannedAlert",
+    "Report",
     "SupplierRole",
     "UserId",
     "alert_kind_for",
+    "clamp",
     "decide",
     "plan_activation",
+    "report_of",
     "responsible_suppliers",
     "withheld_note",
 ]

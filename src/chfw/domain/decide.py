@@ -20,8 +20,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
+from chfw.domain.ordering import Report
 from chfw.domain.outcome import ActivationOutcome
 from chfw.domain.recipients import MeterPoint, responsible_suppliers
 from chfw.domain.values import (
@@ -42,11 +42,16 @@ class Decision(enum.Enum):
     SAME_VERSION = "same_version"  # success, version already recorded: nothing to send
     FAILURE = "failure"  # activation failed: history only
     PENDING = "pending"  # future-dated activation accepted: history only
-    STALE = "stale"  # success that happened before the inventory's last change: history only
+    STALE = "stale"  # success before the newest one the hub reported: history only
 
     @property
     def alerts_due(self) -> bool:
         return self is Decision.NEW_VERSION
+
+    @property
+    def is_newest_report(self) -> bool:
+        """The outcome is the hub's newest success: it moves the hub's order marker."""
+        return self in (Decision.NEW_VERSION, Decision.VERSION_NOT_CARRIABLE, Decision.SAME_VERSION)
 
     @property
     def changes_inventory(self) -> bool:
@@ -57,14 +62,17 @@ class Decision(enum.Enum):
 def decide(
     outcome: ActivationOutcome,
     current: FirmwareVersion | None,
-    current_since: datetime | None = None,
+    latest: Report | None = None,
 ) -> Decision:
-    """N64 is due exactly when the hub reports success with a version not yet recorded.
+    """N64 is due exactly when the hub reports success with a version not yet recorded,
+    and that success is the newest the hub has reported.
 
-    ``current_since`` is when the inventory's version took effect. A success
-    the hub says happened *before* that (a future-dated alert delayed in the
-    CSP network behind a later activation) must not roll the inventory back
-    nor tell suppliers an older version is active: it is recorded as STALE.
+    ``latest`` is where the newest success processed for this hub stands
+    (:mod:`chfw.domain.ordering`): one that happened before it -- by the hub's
+    (clamped) time, or by the command counter when a time is missing -- is
+    STALE: history only, so a late answer neither rolls the inventory back nor
+    tells suppliers an older version is active. Callers clamp the outcome's
+    time to its receipt first.
 
     A new version longer than DUIS carries is VERSION_NOT_CARRIABLE (see the
     module's docstring): same inventory change as NEW_VERSION, no alert.
@@ -73,17 +81,18 @@ def decide(
         return Decision.PENDING
     if outcome.result is not ActivationResult.SUCCESS:
         return Decision.FAILURE
+    if latest is not None and report_of(outcome).is_before(latest):
+        return Decision.STALE
     if outcome.firmware_version == current:
         return Decision.SAME_VERSION
-    if (
-        current_since is not None
-        and outcome.occurred_at is not None
-        and outcome.occurred_at < current_since
-    ):
-        return Decision.STALE
     if outcome.firmware_version is not None and not outcome.firmware_version.duis_carriable:
         return Decision.VERSION_NOT_CARRIABLE
     return Decision.NEW_VERSION
+
+
+def report_of(outcome: ActivationOutcome) -> Report:
+    """Where a success stands in its hub's order of events."""
+    return Report(outcome.occurred_at, outcome.recipient, outcome.originator_counter)
 
 
 def alert_kind_for(version: DuisVersion) -> AlertKind:
@@ -118,7 +127,7 @@ def plan_activation(
     current: FirmwareVersion | None,
     meter_points: Iterable[MeterPoint],
     duis_versions: Mapping[UserId, DuisVersion],
-    current_since: datetime | None = None,
+    latest: Report | None = None,
 ) -> ActivationPlan:
     """Decide, resolve Responsible Suppliers and choose N64/N999 per recipient.
 
@@ -128,7 +137,7 @@ def plan_activation(
     the Responsible Suppliers of a VERSION_NOT_CARRIABLE outcome: none of them
     is sent anything, whatever its DUIS version.
     """
-    decision = decide(outcome, current, current_since)
+    decision = decide(outcome, current, latest)
     new_version = outcome.firmware_version if decision.changes_inventory else current
     alerts: list[PlannedAlert] = []
     unknown: list[UserId] = []

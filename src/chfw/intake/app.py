@@ -44,6 +44,7 @@ _STATUS_CODES = {
     Status.DUPLICATE: 200,
     Status.MALFORMED: 400,
     Status.PARKED: 202,
+    Status.CONFLICT: 409,
 }
 
 _RAW_BODY = {
@@ -180,6 +181,10 @@ def create_app(
             202: {
                 "description": "CH not in the estate yet: outcome parked, processed when an "
                 "estate import adds the CH",
+                "model": MessageResult,
+            },
+            409: {
+                "description": "Same outcome identity as a recorded one, other content",
                 "model": MessageResult,
             },
             503: {"description": "Backlog over the limit or database unavailable: retry"},

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from chfw.domain import DeviceId, FirmwareVersion, Fuel, MeterPoint, UserId
+from chfw.domain import DeviceId, Eui64, FirmwareVersion, Fuel, MeterPoint, Report, UserId
 from chfw.estate_file import CspRegion, EstateRecord
 from chfw.store._sql import among, chunked, from_db_opt, insert_for, now
 from chfw.store.schema import hubs, meter_points
@@ -32,6 +32,7 @@ class Hub:
     status: str
     active_firmware: FirmwareVersion | None  # None: no activation ever reported
     firmware_changed_at: datetime | None
+    latest: Report | None = None  # the newest success processed (chfw.domain.ordering)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,7 @@ def lock_hubs(
     # A wave's CHs share a handful of regions and versions: parse each text once.
     regions: dict[str, CspRegion] = {}
     versions: dict[str, FirmwareVersion] = {}
+    senders: dict[str, Eui64] = {}
     for chunk in chunked(ordered, 900):
         by_hex = dict(chunk)
         query = sa.select(
@@ -226,11 +228,23 @@ def lock_hubs(
             hubs.c.status,
             hubs.c.active_firmware,
             hubs.c.firmware_changed_at,
+            hubs.c.latest_report_at,
+            hubs.c.latest_report_sender,
+            hubs.c.latest_report_counter,
         ).where(among(conn, hubs.c.device_id, by_hex))
         query = query.order_by(hubs.c.device_id)
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        for device_hex, region_text, status, version_text, changed_at in conn.execute(query):
+        for (
+            device_hex,
+            region_text,
+            status,
+            version_text,
+            changed_at,
+            report_at,
+            sender,
+            counter,
+        ) in conn.execute(query):
             region = regions.get(region_text)
             if region is None:
                 region = regions[region_text] = CspRegion(region_text)
@@ -238,7 +252,19 @@ def lock_hubs(
             if version is None and version_text:
                 version = versions[version_text] = FirmwareVersion.parse(version_text)
             device = by_hex[device_hex]
-            found[device] = Hub(device, region, status, version, from_db_opt(changed_at))
+            latest = (
+                Report(from_db_opt(report_at), _eui(sender, senders), int(counter))
+                if sender is not None and counter is not None
+                else None
+            )
+            found[device] = Hub(device, region, status, version, from_db_opt(changed_at), latest)
+    return found
+
+
+def _eui(text: str, seen: dict[str, Eui64]) -> Eui64:
+    found = seen.get(text)
+    if found is None:
+        found = seen[text] = Eui64(bytes.fromhex(text))
     return found
 
 

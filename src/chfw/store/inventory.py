@@ -25,6 +25,7 @@ from chfw.domain import (
     OutcomeEvent,
     OutcomeKey,
     OutcomeSource,
+    Report,
 )
 from chfw.exceptions import InvalidValueError, UnknownDeviceError
 from chfw.store._sql import among, chunked, from_db, from_db_opt, insert_for, to_db, to_db_opt
@@ -98,8 +99,11 @@ def record_outcome(
     recorded_at: datetime,
     csp: str | None,
     note: str | None = None,
+    sender: str = "",
 ) -> int | None:
     """Add the outcome to the CH's history; None when this outcome was already processed.
+
+    ``sender`` is the hex of the command's sender (part of the outcome's identity).
 
     Enums may be given as their value text and versions as hex, as they are
     stored. The returned id names the history row (outbox rows refer to it).
@@ -108,6 +112,7 @@ def record_outcome(
         insert_for(conn, firmware_history)
         .values(
             device_id=key.device_id.hex,
+            sender=sender,
             originator_counter=str(key.originator_counter),
             event=key.event.value,
             source=_value(OutcomeSource, source, "source"),
@@ -121,7 +126,7 @@ def record_outcome(
             csp=csp,
             note=_note(note),
         )
-        .on_conflict_do_nothing(index_elements=["device_id", "originator_counter", "event"])
+        .on_conflict_do_nothing(index_elements=list(_HISTORY_KEY))
         .returning(firmware_history.c.id)
     )
     new_id = conn.execute(stmt).scalar_one_or_none()
@@ -212,21 +217,36 @@ class NewOutcome:
     occurred_at: datetime | None
     alerts_created: int = 0
     note: str | None = None
+    sender: str = ""  # hex of the command's sender (the response's recipient system title)
+    content_digest: str | None = None  # processing.content_digest of the outcome
 
 
-def processed_keys(conn: Connection, device_ids: Iterable[DeviceId]) -> set[tuple[str, str, str]]:
-    """(device hex, counter text, event) of every outcome already recorded for these CHs."""
-    keys: set[tuple[str, str, str]] = set()
+OutcomeIdentity = tuple[str, str, str, str]
+"""(device hex, sender hex, counter text, event): one outcome, whoever posts it how often."""
+
+
+def processed_outcomes(
+    conn: Connection, device_ids: Iterable[DeviceId]
+) -> dict[OutcomeIdentity, str | None]:
+    """The identity of every outcome already recorded for these CHs, with its content digest.
+
+    Rows recorded before the sender was kept (migration 0010) have sender ''
+    and no digest.
+    """
+    found: dict[OutcomeIdentity, str | None] = {}
     for chunk in chunked(sorted({d.hex for d in device_ids}), 900):
         rows = conn.execute(
             sa.select(
                 firmware_history.c.device_id,
+                firmware_history.c.sender,
                 firmware_history.c.originator_counter,
                 firmware_history.c.event,
+                firmware_history.c.content_digest,
             ).where(among(conn, firmware_history.c.device_id, chunk))
         )
-        keys.update((row[0], row[1], row[2]) for row in rows)
-    return keys
+        for device, sender, counter, event, digest in rows:
+            found[(device, sender, counter, event)] = digest
+    return found
 
 
 def record_outcomes(
@@ -245,6 +265,7 @@ def record_outcomes(
     rows = [
         (
             o.key.device_id.hex,
+            o.sender,
             str(o.key.originator_counter),
             o.key.event.value,
             o.source,
@@ -258,6 +279,7 @@ def record_outcomes(
             csp,
             o.alerts_created,
             _note(o.note),
+            o.content_digest,
         )
         for o in outcomes
     ]
@@ -265,10 +287,10 @@ def record_outcomes(
         conn, firmware_history, _HISTORY_COLUMNS, rows, ("id", *_HISTORY_KEY)
     )
     ids = {tuple(row[1:]): int(row[0]) for row in returned}
-    return [ids[row[:3]] for row in rows]
+    return [ids[row[:4]] for row in rows]
 
 
-_HISTORY_KEY = ("device_id", "originator_counter", "event")
+_HISTORY_KEY = ("device_id", "sender", "originator_counter", "event")
 _HISTORY_COLUMNS = (
     *_HISTORY_KEY,
     "source",
@@ -282,6 +304,7 @@ _HISTORY_COLUMNS = (
     "csp",
     "alerts_created",
     "note",
+    "content_digest",
 )
 
 
@@ -316,4 +339,78 @@ _SET_ACTIVE_FIRMWARE_SET = (
     sa.update(hubs)
     .where(hubs.c.device_id == _CHANGES.c.device_id)
     .values(active_firmware=_CHANGES.c.version, firmware_changed_at=_CHANGES.c.at)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HubState:
+    """What one batch leaves a CH at: its active firmware and its newest report."""
+
+    device_id: DeviceId
+    active_firmware: FirmwareVersion | None
+    changed_at: datetime | None
+    latest: Report
+
+
+def set_hub_states(conn: Connection, states: Iterable[HubState]) -> None:
+    """Write CHs' active firmware and newest report in one statement (SQLite: one
+    executemany); a CH named twice ends with its last state."""
+    last: dict[str, tuple[Any, ...]] = {}
+    for state in states:
+        version = state.active_firmware.hex if state.active_firmware else None
+        latest = state.latest
+        last[state.device_id.hex] = (
+            version,
+            driver_time(conn, hubs.c.firmware_changed_at, state.changed_at)
+            if state.changed_at
+            else None,
+            driver_time(conn, hubs.c.latest_report_at, latest.at) if latest.at else None,
+            latest.sender.hex,
+            str(latest.counter),
+        )
+    if not last:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(_SET_STATES_SET, _STATES.params([(d, *v) for d, v in last.items()]))
+        return
+    execute_many(
+        conn,
+        _SET_STATES,
+        [dict(zip(_STATE_PARAMS, (d, *v), strict=True)) for d, v in last.items()],
+    )
+
+
+_STATE_PARAMS = ("b_device", "b_version", "b_at", "b_report_at", "b_sender", "b_counter")
+_SET_STATES = (
+    sa.update(hubs)
+    .where(hubs.c.device_id == sa.bindparam("b_device"))
+    .values(
+        active_firmware=sa.bindparam("b_version"),
+        firmware_changed_at=sa.bindparam("b_at"),
+        latest_report_at=sa.bindparam("b_report_at"),
+        latest_report_sender=sa.bindparam("b_sender"),
+        latest_report_counter=sa.bindparam("b_counter"),
+    )
+)
+_STATES = ArrayRows(
+    "states",
+    {
+        "device_id": sa.String(),
+        "version": sa.String(),
+        "at": UTC_TIME,
+        "report_at": UTC_TIME,
+        "sender": sa.String(),
+        "counter": sa.String(),
+    },
+)
+_SET_STATES_SET = (
+    sa.update(hubs)
+    .where(hubs.c.device_id == _STATES.c.device_id)
+    .values(
+        active_firmware=_STATES.c.version,
+        firmware_changed_at=_STATES.c.at,
+        latest_report_at=_STATES.c.report_at,
+        latest_report_sender=_STATES.c.sender,
+        latest_report_counter=_STATES.c.counter,
+    )
 )

@@ -62,6 +62,12 @@ hubs = sa.Table(
     sa.Column("active_firmware", sa.String(64), nullable=True),
     sa.Column("firmware_changed_at", UTC_TIME, nullable=True),
     sa.Column("created_at", UTC_TIME, nullable=False),
+    # The newest success processed for this CH (chfw.domain.ordering.Report): the hub's
+    # time (None if it gave none, or one later than its receipt), the command's sender and
+    # counter (decimal).
+    sa.Column("latest_report_at", UTC_TIME, nullable=True),
+    sa.Column("latest_report_sender", EUI64, nullable=True),
+    sa.Column("latest_report_counter", sa.String(20), nullable=True),
 )
 
 meter_points = sa.Table(
@@ -98,8 +104,17 @@ firmware_history = sa.Table(
     sa.Column("csp", sa.String(100), nullable=True),
     sa.Column("alerts_created", sa.Integer, nullable=False, server_default="0"),
     sa.Column("note", sa.String(500), nullable=True),  # e.g. suppliers with no Service User
+    # The command's sender (the response's recipient system title): counters are its own.
+    # '' on rows recorded before it was kept (they match any sender).
+    sa.Column("sender", EUI64, nullable=False, server_default=sa.text("''")),
+    # SHA-256 of the outcome's content: a redelivery has the same, a conflict another.
+    sa.Column("content_digest", sa.String(64), nullable=True),
     sa.UniqueConstraint(
-        "device_id", "originator_counter", "event", name="uq_firmware_history_outcome_key"
+        "device_id",
+        "sender",
+        "originator_counter",
+        "event",
+        name="uq_firmware_history_outcome_key",
     ),
     sa.Index("ix_firmware_history_device_id", "device_id", "id"),
     sa.Index("ix_firmware_history_recorded_at", "recorded_at"),

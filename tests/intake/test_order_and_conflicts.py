@@ -1,0 +1,106 @@
+"""Through the served intake: conflicts answered 409 (and per message in batches), recorded
+and counted; a late answer and a hub clock in 2031 neither roll back nor freeze a hub."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from chfw.config import Settings
+from chfw.domain import ActivationResult, FirmwareVersion
+from chfw.gbcs import encode_response
+from chfw.intake import create_app
+from chfw.store import estate
+from chfw.store.schema import intake_rejections
+from tests.dsp import CH1, Dsp
+from tests.intake.helpers import SUPPLIER
+from tests.intake.server import running
+
+V1, V2, V3 = (FirmwareVersion.parse(v) for v in ("02010300", "02010400", "02010500"))
+
+
+def message(counter: int, version: FirmwareVersion, at: datetime | None = None) -> bytes:
+    return encode_response(
+        device_id=CH1,
+        recipient=SUPPLIER,
+        counter=counter,
+        result=ActivationResult.SUCCESS,
+        firmware_version=version,
+        date_time=at,
+    )
+
+
+@pytest.fixture
+def app(dsp: Dsp) -> FastAPI:
+    return create_app(Settings(), dsp.service)
+
+
+@pytest.fixture
+def client(app: FastAPI, dsp: Dsp) -> Iterator[httpx.Client]:
+    with (
+        running(app) as (host, port),
+        httpx.Client(
+            base_url=f"http://{host}:{port}",
+            headers={"authorization": f"Bearer {dsp.credential}"},
+            timeout=10,
+        ) as http,
+    ):
+        yield http
+
+
+def post(client: httpx.Client, body: bytes) -> httpx.Response:
+    return client.post(
+        "/csp/v1/messages", content=body, headers={"content-type": "application/octet-stream"}
+    )
+
+
+class TestConflicts:
+    """Same (CH, sender, counter, event), other content: 409, recorded, counted; first stands."""
+
+    def test_single_message(self, client: httpx.Client, dsp: Dsp) -> None:
+        assert post(client, message(7, V1)).status_code == 200
+        assert post(client, message(7, V1)).json()["status"] == "duplicate"
+        conflict = post(client, message(7, V2))
+        assert conflict.status_code == 409
+        assert conflict.json()["status"] == "conflict"
+        with dsp.engine.connect() as conn:
+            reasons = conn.execute(sa.select(intake_rejections.c.reason)).scalars().all()
+            hub = estate.get_hub(conn, CH1)
+        assert hub is not None
+        assert hub.active_firmware == V1
+        assert any(reason.startswith("conflict:") for reason in reasons)
+        metrics = client.get("/metrics").text
+        assert 'chfw_intake_messages_total{status="conflict"} 1.0' in metrics
+
+    def test_in_a_batch_answer(self, client: httpx.Client, dsp: Dsp) -> None:
+        post(client, message(8, V1))
+        answer = client.post(
+            "/csp/v1/messages/batch",
+            json={"messages": [message(8, V1).hex(), message(8, V3).hex(), message(9, V2).hex()]},
+        )
+        assert answer.status_code == 200
+        body = answer.json()
+        assert [r["status"] for r in body["results"]] == ["duplicate", "conflict", "processed"]
+        assert body["counts"]["conflict"] == 1
+
+
+class TestOrder:
+    """The hub's own order of events, whatever the network does to the messages."""
+
+    def test_late_answer_is_stale(self, client: httpx.Client, dsp: Dsp) -> None:
+        assert post(client, message(21, V2)).json()["decision"] == "new_version"
+        late = post(client, message(20, V1)).json()
+        assert (late["decision"], late["alerts"]["N64"]) == ("stale", 0)
+
+    def test_clock_in_2031(self, client: httpx.Client, dsp: Dsp) -> None:
+        future = post(client, message(30, V1, datetime(2031, 6, 1, tzinfo=UTC))).json()
+        assert future["decision"] == "new_version"
+        assert any("later than the message was received" in w for w in future["warnings"])
+        genuine = post(client, message(31, V2, datetime.now(UTC).replace(microsecond=0))).json()
+        assert genuine["decision"] == "new_version"
+        assert genuine["alerts"]["N64"] == 1
