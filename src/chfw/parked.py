@@ -11,6 +11,11 @@ DUIS version (so fixing it with ``chfw users set-duis`` works too; the alert
 code follows the version), keeping its ResponseID, validated, signed and
 made pending, due now. A row that still cannot be built stays parked with the
 new reason.
+
+A row whose version the CH no longer runs (a newer activation came after it)
+is **superseded**: it is not built -- sent now, it would tell the supplier of
+an older version after the newer one -- and stays parked, its reason saying
+so (``ParkedBuild.superseded``); the firmware history keeps the activation.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from chfw.alerts import AlertBuilder, AlertRequest, BuiltAlert, ParkedAlert
 from chfw.domain import (
@@ -32,7 +37,7 @@ from chfw.domain import (
 )
 from chfw.duis import ResponseId
 from chfw.exceptions import ChfwError
-from chfw.store import audit, outbox, users
+from chfw.store import audit, estate, outbox, users
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class ParkedBuild:
 
     built: tuple[int, ...] = ()
     still_parked: dict[int, str] = field(default_factory=dict)
+    superseded: dict[int, str] = field(default_factory=dict)  # not built: the CH moved on
 
 
 def build_parked(
@@ -60,7 +66,10 @@ def build_parked(
         )
         requests: list[tuple[outbox.ParkedRow, AlertRequest]] = []
         reasons: dict[int, str] = {}
+        superseded = _superseded(conn, rows)
         for row in rows:
+            if row.id in superseded:
+                continue
             try:
                 requests.append((row, _request(row, versions)))
             except ChfwError as exc:
@@ -80,7 +89,7 @@ def build_parked(
             else:
                 reasons[row.id] = str(result.reason if isinstance(result, ParkedAlert) else result)
         built = outbox.unpark(conn, done, now)
-        outbox.still_parked(conn, reasons)
+        outbox.still_parked(conn, {**reasons, **superseded})
         if built:
             audit.record(
                 conn,
@@ -89,7 +98,23 @@ def build_parked(
                 {"ids": built[:1000], "count": len(built)},
                 at=now,
             )
-    return ParkedBuild(tuple(built), reasons)
+    return ParkedBuild(tuple(built), reasons, superseded)
+
+
+def _superseded(conn: Connection, rows: Sequence[outbox.ParkedRow]) -> dict[int, str]:
+    """The rows whose firmware version their CH no longer runs, with the reason."""
+    hubs = estate.lock_hubs(conn, {DeviceId(bytes.fromhex(row.device_id)) for row in rows})
+    found: dict[int, str] = {}
+    for row in rows:
+        hub = hubs.get(DeviceId(bytes.fromhex(row.device_id)))
+        active = hub.active_firmware.hex if hub and hub.active_firmware else None
+        if active != row.firmware_version:
+            found[row.id] = (
+                f"superseded: {row.device_id} now runs {active or 'no known version'}, not "
+                f"{row.firmware_version}; sent now, this alert would tell the supplier of an "
+                "older version after a newer one -- not sent (the history keeps it)"
+            )
+    return found
 
 
 def _request(row: outbox.ParkedRow, versions: dict[UserId, DuisVersion]) -> AlertRequest:

@@ -254,3 +254,56 @@ class TestParkedAtRunTime:
         assert detail is not None
         assert detail.row.state == "delivered"
         assert detail.row.last_error is None
+
+
+class TestSuperseded:
+    """A parked alert whose version the CH no longer runs is not sent when built later."""
+
+    def test_only_the_newest_version_goes_out(
+        self,
+        cli: CliDb,
+        engine: Engine,
+        dcc_reference: Path,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        receiver: ScriptedReceiver,
+    ) -> None:
+        folder = schema_folder(dcc_reference, tmp_path / "xsd", "5.0", "5.1")
+        monkeypatch.setenv("CHFW_DUIS_XSD_DIR", str(folder))
+        csps.clear_cache()
+        build_dsp(engine, {ALICE: receiver.url(), BOB: receiver.url()})
+        with engine.begin() as conn:
+            users.set_duis_version(conn, BOB, DuisVersion(5, 4))
+        counter = count(1)
+        builder = AlertBuilder(DCC, SIGNER, official_schemas(folder), lambda: next(counter))
+        service = ActivationService(engine, builder)
+        newer = FirmwareVersion.parse("02010400")
+        older = encode_response(
+            device_id=CH1,
+            recipient=ALICE,
+            counter=1,
+            result=ActivationResult.SUCCESS,
+            firmware_version=NEW,
+        )
+        later = encode_response(
+            device_id=CH1,
+            recipient=ALICE,
+            counter=2,
+            result=ActivationResult.SUCCESS,
+            firmware_version=newer,
+        )
+        service.submit([older], "north")
+        service.submit([later], "north")  # BOB's alerts for both versions are parked
+
+        add_version(dcc_reference, folder, "5.4")
+        built = cli.invoke(outbox_app, "retry", "--all-parked")
+        assert built.exit_code == 0, built.output
+        assert "1 parked row(s) built, due now" in built.stdout
+        assert "superseded" in built.stdout
+        assert cli.invoke(worker_app, "--until-idle").exit_code == 0
+        to_bob = [b for b in receiver.bodies() if b'schemaVersion="5.4"' in b]  # BOB is on 5.4
+        assert len(to_bob) == 1
+        assert newer.hex.encode() in to_bob[0]
+        with engine.connect() as conn:
+            rows = outbox.list_rows(conn, state="parked")
+        assert [r.firmware_version for r in rows] == [NEW.hex]

@@ -198,7 +198,8 @@ def retry(
 
     A parked row is built for its user's current DUIS version, with the signing key
     and schemas of the settings (audited under your OS user); one that still cannot
-    be built stays parked with the new reason (exit 1).
+    be built stays parked with the new reason (exit 1). One whose version its CH no
+    longer runs is superseded: not sent, kept parked with that reason (not an error).
     """
     if all_parked == bool(keys):
         raise fail("give either outbox ids / ResponseIDs or --all-parked", 2)
@@ -226,6 +227,8 @@ def retry(
         typer.echo(f"{len(built.built)} parked row(s) built, due now")
     for outbox_id, reason in sorted(built.still_parked.items()):
         typer.echo(f"row {outbox_id} still parked: {reason}", err=True)
+    for outbox_id, reason in sorted(built.superseded.items()):
+        typer.echo(f"row {outbox_id} not sent: {reason}")
     for outbox_id, state in sorted(change.skipped.items()):
         typer.echo(f"row {outbox_id} left alone: it is {state}", err=True)
     for key in unknown:
