@@ -162,7 +162,7 @@ class TestConflicts:
         (other,) = dsp.service.submit([response(7, VERSIONS[1])], "north")
         assert other.status is Status.CONFLICT
         assert other.to_json()["status"] == "conflict"
-        assert "recorded before with other content" in (other.error or "")
+        assert "received before with other content" in (other.error or "")
         assert active(dsp) == VERSIONS[0]
         assert alerted_versions(dsp) == [VERSIONS[0].hex]
 

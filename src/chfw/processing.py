@@ -30,6 +30,7 @@ from chfw.domain import (
     DuisVersion,
     FirmwareVersion,
     MeterPoint,
+    OutcomeKey,
     Report,
     UserId,
     clamp,
@@ -284,6 +285,8 @@ class _State:
 
     known: dict[DeviceId, Hub]
     seen: dict[inventory.OutcomeIdentity, str | None]  # identity -> content digest
+    # Outcomes parked before for the batch's CHs not in the estate: identity -> digest
+    parked: dict[inventory.OutcomeIdentity, str] = field(default_factory=dict)
 
     def firmware(self) -> dict[DeviceId, _HubNow]:
         return {
@@ -345,7 +348,12 @@ class _Batch:
 
     def read_state(self, conn: Connection, *, lock: bool = True) -> _State:
         known = estate.lock_hubs(conn, self.devices, lock=lock)
-        return _State(known, inventory.processed_outcomes(conn, known))
+        parked = parked_outcomes.payloads_for(conn, self.devices - known.keys())
+        return _State(
+            known,
+            inventory.processed_outcomes(conn, known),
+            {identity: content_digest(decode_outcome(p)) for identity, p in parked.items()},
+        )
 
     def read(self, conn: Connection, *, lock: bool = False) -> _Inputs:
         """The CHs' state and registrations (with ``lock``, the CHs' rows locked)."""
@@ -396,6 +404,7 @@ class _Batch:
         results: list[SubmissionResult | None] = [None] * len(self.decoded)
         rejections: list[tuple[int, DeviceId | None, str]] = []
         seen = dict(inputs.state.seen)
+        parked = dict(inputs.state.parked)
         state = inputs.state.firmware()
         items: list[_Item] = []
         for i, item in enumerate(self.decoded):
@@ -408,6 +417,15 @@ class _Batch:
             device = item.device_id
             key = item.key
             if device not in state:  # kept by write(), processed once the estate has it
+                identity = parked_outcomes.identity_of(item)
+                digest = content_digest(item)
+                if parked.setdefault(identity, digest) != digest:
+                    reason = _conflict(key, item)
+                    rejections.append((i, device, reason))
+                    results[i] = SubmissionResult(
+                        Status.CONFLICT, key=str(key), device_id=str(device), error=reason
+                    )
+                    continue
                 results[i] = SubmissionResult(
                     Status.PARKED,
                     key=str(key),
@@ -427,11 +445,7 @@ class _Batch:
                         Status.DUPLICATE, key=str(key), device_id=str(device)
                     )
                     continue
-                reason = (
-                    f"conflict: outcome {key} from sender {item.recipient} was recorded before "
-                    "with other content; the first stands (counters belong to the command's "
-                    "sender: check the CSP's and the hub's counters)"
-                )
+                reason = _conflict(key, item)
                 rejections.append((i, device, reason))
                 results[i] = SubmissionResult(
                     Status.CONFLICT, key=str(key), device_id=str(device), error=reason
@@ -528,7 +542,7 @@ class _Batch:
             if result.status is Status.PARKED:
                 payload = message_bytes(self.payloads[index])
                 keep.append(parked_outcomes.NewParkedOutcome(outcome, payload, self.csp))
-            else:
+            elif result.status is not Status.CONFLICT:  # a conflict leaves the first copy
                 settled.add(parked_outcomes.identity_of(outcome))
         parked_outcomes.park(conn, keep, self.now)
         parked_outcomes.settle(conn, settled)
@@ -677,6 +691,14 @@ def content_digest(outcome: ActivationOutcome) -> str:
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _conflict(key: OutcomeKey, outcome: ActivationOutcome) -> str:
+    return (
+        f"conflict: outcome {key} from sender {outcome.recipient} was received before with "
+        "other content; the first stands (counters belong to the command's sender: check "
+        "the CSP's and the hub's counters)"
+    )
 
 
 def _recorded(

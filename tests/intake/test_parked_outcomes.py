@@ -247,3 +247,32 @@ class TestParkedUntilTheImport:
             assert estate.get_hub(conn, LATE) is not None  # the import itself stands
         (row,) = json.loads(cli.invoke(parked_app, "list", "--json").stdout)
         assert row["in_estate"] is True
+
+
+class TestParkedConflicts:
+    """A parked outcome sent again with other content is a conflict, not silently dropped."""
+
+    def test_other_content_under_a_parked_identity(self, engine: Engine) -> None:
+        csps.clear_cache()
+        dsp = build_dsp(engine)
+        app = create_app(Settings(stats_cache_seconds=0), dsp.service)
+        with running(app) as (host, port):
+            base = f"http://{host}:{port}"
+            assert post(base, dsp.credential, cs06(LATE, 5)).status_code == 202
+            assert post(base, dsp.credential, cs06(LATE, 5)).json()["status"] == "parked"
+            conflict = post(base, dsp.credential, cs06(LATE, 5, V2))
+            assert conflict.status_code == 409
+            assert conflict.json()["status"] == "conflict"
+            batch = httpx.post(
+                f"{base}/csp/v1/messages/batch",
+                json={"messages": [cs06(LATE, 6).hex(), cs06(LATE, 6, V2).hex()]},
+                headers={"authorization": f"Bearer {dsp.credential}"},
+                timeout=30,
+            ).json()
+        assert [r["status"] for r in batch["results"]] == ["parked", "conflict"]
+        with engine.connect() as conn:
+            kept = parked_outcomes.list_parked(conn)
+        assert [(p.originator_counter, p.firmware_version) for p in kept] == [
+            (5, V1.hex),
+            (6, V1.hex),
+        ]

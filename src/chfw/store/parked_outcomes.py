@@ -83,6 +83,21 @@ def park(conn: Connection, rows: Sequence[NewParkedOutcome], received_at: dateti
     conn.execute(statement, values)
 
 
+def payloads_for(conn: Connection, devices: Iterable[DeviceId]) -> dict[Identity, bytes]:
+    """The parked outcomes of these CHs by identity, with the bytes they came in (so that a
+    copy with other content can be told from a redelivery)."""
+    wanted = {device.hex for device in devices}
+    if not wanted:
+        return {}
+    t = parked_outcomes
+    rows = conn.execute(
+        sa.select(t.c.device_id, t.c.sender, t.c.originator_counter, t.c.event, t.c.payload).where(
+            among(conn, t.c.device_id, wanted)
+        )
+    )
+    return {(r.device_id, r.sender, r.originator_counter, r.event): bytes(r.payload) for r in rows}
+
+
 def settle(conn: Connection, identities: Iterable[Identity]) -> int:
     """Delete the parked copies of outcomes now processed; how many there were.
 
