@@ -9,19 +9,29 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import sqlalchemy as sa
+import typer
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
+from chfw.cli.worker import worker
 from chfw.config import Settings
 from chfw.domain import ActivationResult, FirmwareVersion
+from chfw.duis import SR_NAMESPACE
 from chfw.gbcs import encode_response
 from chfw.intake import create_app
-from chfw.store import estate
+from chfw.signing import verify_document
+from chfw.store import csps, estate
 from chfw.store.schema import intake_rejections
-from tests.dsp import CH1, Dsp
+from tests.cli.dbcli import CliDb
+from tests.delivery.receiver import ScriptedReceiver
+from tests.dsp import ALICE, BOB, CH1, TRUST, Dsp, build_dsp
 from tests.intake.helpers import SUPPLIER
 from tests.intake.server import running
 
 V1, V2, V3 = (FirmwareVersion.parse(v) for v in ("02010300", "02010400", "02010500"))
+
+worker_app = typer.Typer()
+worker_app.command()(worker)
 
 
 def message(counter: int, version: FirmwareVersion, at: datetime | None = None) -> bytes:
@@ -104,3 +114,33 @@ class TestOrder:
         genuine = post(client, message(31, V2, datetime.now(UTC).replace(microsecond=0))).json()
         assert genuine["decision"] == "new_version"
         assert genuine["alerts"]["N64"] == 1
+
+
+class TestDeliveredInOrder:
+    """HTTP in, HTTPS out: after a late answer and a lying clock, suppliers hold the newest."""
+
+    def test_only_the_newest_versions_reach_the_suppliers(
+        self, engine: Engine, cli: CliDb, receiver: ScriptedReceiver
+    ) -> None:
+        csps.clear_cache()
+        dsp = build_dsp(engine, {ALICE: receiver.url(), BOB: receiver.url()})
+        with (
+            running(create_app(Settings(), dsp.service)) as (host, port),
+            httpx.Client(
+                base_url=f"http://{host}:{port}",
+                headers={"authorization": f"Bearer {dsp.credential}"},
+                timeout=10,
+            ) as client,
+        ):
+            assert post(client, message(41, V2)).json()["decision"] == "new_version"
+            assert post(client, message(40, V1)).json()["decision"] == "stale"  # late answer
+            clock_2031 = post(client, message(42, V3, datetime(2031, 1, 1, tzinfo=UTC))).json()
+            assert clock_2031["decision"] == "new_version"
+            assert post(client, message(39, V1)).json()["decision"] == "stale"
+        delivered = cli.invoke(worker_app, "--until-idle")
+        assert delivered.exit_code == 0, delivered.output
+        documents = [verify_document(body, TRUST).root for body in receiver.bodies()]
+        n64 = [d.findtext(f".//{{{SR_NAMESPACE}}}FirmwareVersion") for d in documents]
+        # ALICE (DUIS 5.1) hears V2 then V3; BOB (5.0) two N999s, which carry no version.
+        assert [v for v in n64 if v] == [V2.hex, V3.hex]
+        assert n64.count(None) == 2

@@ -11,7 +11,6 @@ duplicate, and outcomes of CHs still unknown stay parked.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,12 +28,10 @@ from chfw.intake import create_app
 from chfw.runtime import build_service
 from chfw.signing import verify_document
 from chfw.store import csps, estate, inventory, outbox, parked_outcomes
-from tests.cli.dbcli import CliDb, cli_db
-from tests.cli.test_serve import signing_files
+from tests.cli.dbcli import CliDb
 from tests.delivery.receiver import ScriptedReceiver
 from tests.dsp import ALICE, BOB, CH1, TRUST, build_dsp
 from tests.intake.server import running
-from tests.pki import Pki
 
 LATE = DeviceId.parse("00-1D-A1-00-00-00-00-77")  # registered after its CSP answered
 NEVER = DeviceId.parse("00-1D-A1-00-00-00-00-78")  # not in any estate file here
@@ -55,42 +52,6 @@ def cs06(device: DeviceId, counter: int, version: FirmwareVersion = V1) -> bytes
         result=ActivationResult.SUCCESS,
         firmware_version=version,
     )
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    folder = tmp_path / "pki"
-    folder.mkdir()
-    return Pki.create(folder)
-
-
-@pytest.fixture
-def receiver(pki: Pki) -> Iterator[ScriptedReceiver]:
-    server = ScriptedReceiver(
-        ssl={"ssl_certfile": str(pki.server_cert), "ssl_keyfile": str(pki.server_key)}
-    ).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def signing(tmp_path: Path) -> dict[str, str]:
-    return signing_files(tmp_path)
-
-
-@pytest.fixture
-def cli(
-    engine: Engine,
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    signing: dict[str, str],
-    pki: Pki,
-) -> CliDb:
-    for name, value in signing.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CHFW_DELIVERY_CA_BUNDLE", str(pki.ca))
-    return cli_db(database_url, tmp_path, monkeypatch)
 
 
 def estate_file(tmp_path: Path, device: DeviceId, name: str = "late.csv") -> Path:
