@@ -1,10 +1,13 @@
 """chfw's errors: one root, a few branches, messages an operator can act on.
 
-The whole tree::
+The whole tree, one line a class; a class defined outside this module is prefixed
+with its module (``tests/test_exceptions.py`` checks the tree against the code)::
 
     ChfwError
     ├── InvalidValueError (ValueError)         a domain value failed validation on construction
-    │   └── FirmwareVersionNotCarriable         version longer than DUIS FirmwareVersion can carry
+    │   ├── FirmwareVersionNotCarriable         version longer than DUIS FirmwareVersion can carry
+    │   ├── CohortFileError                     receiver.cohort: a cohort file unreadable as a whole
+    │   └── AlertShapeError                     receiver.facts: a valid alert lacks a ResponseID…
     ├── GbcsDecodeError (ValueError)           a CS06 answer could not be decoded; has .offset
     │   ├── GbcsTruncatedError                  input ended before a field was complete
     │   ├── GbcsTagError                        a byte is not the tag expected there
@@ -25,9 +28,15 @@ The whole tree::
     ├── EstateFileError (ValueError)            an estate file is unreadable as a whole
     ├── StoreError                              persistence failed
     │   └── UnknownDeviceError                  the CH is not in the estate
-    └── DeliveryError                           posting an alert to a Service User failed
-        ├── RetryableDeliveryError              5xx, timeouts, refused connections: try again later
-        └── PermanentDeliveryError              400 and other final answers: dead-letter it
+    ├── DeliveryError                           posting an alert to a Service User failed
+    │   ├── RetryableDeliveryError              5xx, timeouts, refused connections: try again later
+    │   └── PermanentDeliveryError              400 and other final answers: dead-letter it
+    ├── UnsafeXmlError (ValueError)             xmlsafe: not well-formed, or has a DTD or entities
+    │   └── LoadRefused                         xmlsafe: the parser asked to load a DTD or entity
+    ├── NameSyntaxError (ValueError)            signing.names: a DN string is not RFC 4514 syntax
+    ├── InventoryLookupError                    receiver.lookup: no version from the DSP; retried
+    ├── ServiceStartError                       demo.processes: a child service did not come up
+    └── DemoError                               demo.run: the demo could not complete a step
 
 Invalid-input errors also subclass ``ValueError`` so callers that only know
 the standard library still catch them.
