@@ -148,6 +148,17 @@ class TestClocksThatLie:
         assert active(dsp) == VERSIONS[1]
         assert alerted_versions(dsp) == [VERSIONS[0].hex, VERSIONS[1].hex]
 
+    def test_a_clamped_time_from_an_earlier_command_is_stale(self, dsp: Dsp) -> None:
+        """Its time is not believed and its counter is lower: stale, and no alert is built
+        for it (the decision and the recipients come from one decision)."""
+        dsp.service.submit([response(50, VERSIONS[1], NOW - timedelta(hours=1))], "north")
+        (late,) = dsp.service.submit(
+            [response(49, VERSIONS[2], datetime(2031, 1, 1, tzinfo=UTC))], "north"
+        )
+        assert (late.decision, late.alerts) == ("stale", {})
+        assert active(dsp) == VERSIONS[1]
+        assert alerted_versions(dsp) == [VERSIONS[1].hex]
+
 
 class TestConflicts:
     """Same identity, other content: 409-worthy, recorded, the first stands."""

@@ -39,7 +39,6 @@ from chfw.domain import (
     responsible_suppliers,
     withheld_note,
 )
-from chfw.domain.decide import decide
 from chfw.exceptions import (
     ConfigError,
     GbcsDecodeError,
@@ -276,6 +275,7 @@ class _Item:
     sender: str = ""  # hex of the command's sender (the outcome's identity)
     digest: str | None = None  # content_digest(outcome as received)
     latest: Report | None = None  # the hub's newest report before this outcome
+    activation: ActivationPlan | None = None  # the decision and its recipients (plan)
 
 
 @dataclass
@@ -459,10 +459,16 @@ class _Batch:
             if clamped:
                 item = dataclasses.replace(item, occurred_at=occurred_at)
             current, since, latest = state[device]
-            decision = decide(ordered, current, latest)
+            # Decided once, here: the decision and its recipients, from the one outcome
+            # that orders (a clamped time orders nothing).
+            activation = plan_activation(
+                ordered, current, inputs.points.get(device, []), inputs.versions, latest
+            )
+            decision = activation.decision
             entry = _Item(
                 i, item, current, since, decision, sender=sender, digest=digest, latest=latest
             )
+            entry.activation = activation
             if clamped:
                 assert received.occurred_at is not None
                 entry.warnings.append(
@@ -478,7 +484,7 @@ class _Batch:
                 current, since = item.firmware_version, item.occurred_at or now
             state[device] = (current, since, latest)
             items.append(entry)
-        self._build(items, inputs)
+        self._build(items)
         moved = {e.outcome.device_id for e in items if e.decision.is_newest_report}
         states = []
         for device in sorted(moved, key=lambda d: d.hex):
@@ -547,21 +553,16 @@ class _Batch:
         parked_outcomes.park(conn, keep, self.now)
         parked_outcomes.settle(conn, settled)
 
-    def _build(self, items: list[_Item], inputs: _Inputs) -> None:
-        """Decide each item's recipients, build all the batch's alerts in one call, and
-        record each item's history row."""
+    def _build(self, items: list[_Item]) -> None:
+        """Build all the batch's alerts in one call (each item's recipients were decided
+        with it in :meth:`plan`), and record each item's history row."""
         requests: list[AlertRequest] = []
         plans: list[ActivationPlan] = []
         for entry in items:
             outcome = entry.outcome
             device = outcome.device_id
-            plan = plan_activation(
-                outcome,
-                entry.current,
-                inputs.points.get(device, []),
-                inputs.versions,
-                entry.latest,
-            )
+            plan = entry.activation
+            assert plan is not None  # decided in plan()
             plans.append(plan)
             entry.warnings.extend(
                 f"supplier {user} is registered for {device} but is not a Service User: "
