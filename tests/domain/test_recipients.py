@@ -51,7 +51,7 @@ def gas(points: list[MeterPoint]) -> set[UserId]:
 
 
 class TestExamples:
-    """The cases DOMAIN.md §1 names."""
+    """The cases docs/domain.md, "Responsible Suppliers" names."""
 
     def test_export_supplier_on_the_import_mpans_record_is_not_responsible(self) -> None:
         assert responsible_suppliers([mpan(1, IS_A, exp=ES)]) == (IS_A,)

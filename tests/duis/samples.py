@@ -15,7 +15,7 @@ from chfw.duis import ResponseId, render_n64, render_n999
 SR = "http://www.dccinterface.co.uk/ServiceUserGateway"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 
-# The worked example of DOMAIN.md: CH 00-1D-A1-00-00-00-00-42 now runs 02010300.
+# docs/domain.md, "Worked example": CH 00-1D-A1-00-00-00-00-42 now runs 02010300.
 DEVICE = DeviceId.parse("00-1D-A1-00-00-00-00-42")
 DCC_USER = UserId.parse("90-B3-D5-1F-30-00-00-02")
 FIRMWARE = FirmwareVersion.parse("02010300")
@@ -54,7 +54,7 @@ def n999(version: DuisVersion = V5_0, **overrides: Any) -> bytes:
     return render_n999(**values)
 
 
-# A ds:Signature shaped as DOMAIN.md §4 describes, with dummy base64 values:
+# A ds:Signature shaped as docs/domain.md, "Signing" describes, with dummy base64 values:
 # structurally valid XML-DSig, cryptographically meaningless.
 SIGNATURE = (
     f'<ds:Signature xmlns:ds="{DS}"><ds:SignedInfo>'

@@ -30,7 +30,8 @@ from tests.duis.samples import (
     n999_inputs,
 )
 
-# DOMAIN.md §3's outline, in document order, as the paths of every element.
+# The outline in docs/domain.md, "The alert document", in document order, as the paths of
+# every element.
 N64_OUTLINE = [
     "Response",
     "Response/Header",
@@ -96,7 +97,8 @@ class TestN64Document:
         assert _value(root, f"{activation}/FirmwareVersion") == "02010300"
 
     def test_worked_example_bytes(self) -> None:
-        # Written out by hand from DOMAIN.md §3, independently of the templates.
+        # Written out by hand from docs/domain.md, "The alert document", independently of the
+        # templates.
         expected = (
             b'<sr:Response xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" '
             b'schemaVersion="5.1"><sr:Header>'

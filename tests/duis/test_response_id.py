@@ -13,8 +13,9 @@ from chfw.duis import ResponseId
 from chfw.exceptions import InvalidValueError
 from tests.duis.samples import DCC_USER, DEVICE, counters, device_ids, user_ids
 
-# The ResponseIDType facts of DOMAIN.md §3, as a test-side oracle: EUI:EUI:counter,
-# EUIs as eight hex pairs joined by "-", the counter a decimal without leading zeros.
+# The ResponseIDType facts of docs/domain.md, "The alert document", as a test-side oracle:
+# EUI:EUI:counter, EUIs as eight hex pairs joined by "-", the counter a decimal without leading
+# zeros.
 _DUIS_FORM = re.compile(
     r"[0-9A-F]{2}(-[0-9A-F]{2}){7}:[0-9A-F]{2}(-[0-9A-F]{2}){7}:(0|[1-9][0-9]*)"
 )

@@ -101,7 +101,7 @@ class TestBundledSchemasAcceptWhatWeRender:
         bundled_schemas().validate(etree.fromstring(n64()), V5_1)
 
     def test_whitespace_between_elements_is_still_schema_valid(self) -> None:
-        # Compactness matters to signatures (DOMAIN.md §4), not to the schema.
+        # Compactness matters to signatures (docs/domain.md, "Signing"), not to the schema.
         pretty = etree.tostring(etree.fromstring(n64()), pretty_print=True)
         assert b"\n  <sr:Header>" in pretty
         bundled_schemas().validate(pretty, V5_1)

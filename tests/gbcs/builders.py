@@ -1,7 +1,7 @@
 """Small builders for GBCS test messages, malformed ones included.
 
-Offsets below follow the General Signing layout (DOMAIN.md §2): the content
-of a message without a date-time starts at byte 34, with one at byte 46.
+Offsets below follow docs/domain.md, "The General Signing wrapper": the content of a
+message without a date-time starts at byte 34, with one at byte 46.
 """
 
 from __future__ import annotations

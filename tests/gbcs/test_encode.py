@@ -49,7 +49,7 @@ def outcome(**changes: Any) -> ActivationOutcome:
 
 
 class TestBytes:
-    """Unsigned messages, byte for byte as DOMAIN.md lays them out."""
+    """Unsigned messages, byte for byte (docs/domain.md, "The General Signing wrapper")."""
 
     def test_accepted(self) -> None:
         data = encode_accepted(device_id=DEVICE, recipient=SUPPLIER, counter=1001)

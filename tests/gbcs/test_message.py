@@ -27,7 +27,7 @@ from tests.gbcs.builders import (
 )
 
 SIGNATURE = bytes(range(64))
-# DOMAIN.md §2 worked example: response to command 1234 from CH 00-1D-A1-00-00-00-00-42.
+# docs/domain.md, "Worked example": response to command 1234 from CH 00-1D-A1-00-00-00-00-42.
 WORKED_EXAMPLE = (
     "DF 09 02 00000000000004D2 08 001DA10000000042 08 90B3D51F30020000 00 02 0012 "
     "0B 30 09 02 01 00 04 04 02010300 40 " + SIGNATURE.hex()

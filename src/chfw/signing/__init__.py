@@ -1,6 +1,6 @@
 """XML-Signature for DUIS documents in DCC's profile: sign with a key, verify with a trust store.
 
-Pure: keys and bytes in, bytes and values out. See DOMAIN.md §4 for the profile.
+Pure: keys and bytes in, bytes and values out. See docs/domain.md, "Signing" for the profile.
 """
 
 from __future__ import annotations

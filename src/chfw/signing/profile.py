@@ -1,4 +1,4 @@
-"""The one XML-Signature profile DCC uses for DUIS (DOMAIN.md §4), as constants.
+"""The one XML-Signature profile DCC uses for DUIS (docs/domain.md, "Signing"), as constants.
 
 Signing writes exactly this; verification accepts exactly this and nothing else.
 """
