@@ -1,26 +1,33 @@
 """The DSP dashboard's dead-letter page and its replay action.
 
-``/dashboard/dead-letters`` lists dead-lettered alerts (refused with 400, or
-out of retries), optionally of one Service User; the form replays the chosen
-ones or all of them: back to pending, due now, audited in the same
-transaction with the signed-in operator as actor (``dashboard:<name>``).
+``/dashboard/dead-letters`` (template ``dead_letters.html``) lists
+dead-lettered alerts (refused with 400, or out of retries), optionally of one
+Service User; its form posts to ``/dashboard/dead-letters/replay``, which
+replays the chosen ones or all of them: back to pending, due now, audited in
+the same transaction with the signed-in operator as actor (``dashboard:<name>``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.engine import Connection, Engine
+from starlette.concurrency import run_in_threadpool
 
 from chfw.domain import DeviceId
 from chfw.exceptions import InvalidValueError
 from chfw.store import outbox, stats
+from chfw.store.engine import reading
 from chfw.store.schema import outbox as outbox_table
-from chfw.web.auth import Viewer
-from chfw.web.html import Html, esc, figures, fmt_int, hidden, table, when
-from chfw.web.hub_page import hub_link, user_label
+from chfw.web.auth import Viewer, read_form
+from chfw.web.common import CurrentDashboard, SignedIn, page
+from chfw.web.render import SECURITY_HEADERS
 
 log = structlog.get_logger("chfw.web")
 
@@ -28,6 +35,7 @@ DEAD_LETTER_PAGE = 500  # rows listed on the page
 
 
 def user_hex(text: str) -> str | None:
+    """A Service User's ID from a form or query (any EUI-64 spelling); None when it is not one."""
     text = text.strip()
     if not text:
         return None
@@ -37,93 +45,46 @@ def user_hex(text: str) -> str | None:
         return None
 
 
-def dead_letters_main(
-    conn: Connection, prefix: str, csrf: str, user: str | None, message: Html
-) -> Html:
+@dataclass(frozen=True)
+class DeadLetters:
+    """Everything on the page, read over one connection."""
+
+    rows: list[outbox.OutboxRow]  # the newest DEAD_LETTER_PAGE, of ``user`` if given
+    total: int  # every dead letter
+    shown_total: int  # every dead letter of ``user`` (or all)
+    users: list[str]  # the Service Users that have dead letters (for the filter)
+    user: str | None
+    replays: list[stats.Replay]
+
+
+def read_dead_letters(conn: Connection, user: str | None) -> DeadLetters:
     rows = outbox.list_rows(conn, state="dead", user_id=user, limit=DEAD_LETTER_PAGE)
     total = outbox.counts(conn)["dead"]
-    shown_total = len(outbox.dead_ids(conn, user)) if user else total
-    users = sorted(
-        set(
-            conn.execute(
-                sa.select(outbox_table.c.user_id).where(outbox_table.c.state == "dead").distinct()
-            ).scalars()
-        )
+    users = conn.execute(
+        sa.select(outbox_table.c.user_id).where(outbox_table.c.state == "dead").distinct()
+    ).scalars()
+    return DeadLetters(
+        rows=rows,
+        total=total,
+        shown_total=len(outbox.dead_ids(conn, user)) if user else total,
+        users=sorted(set(users)),
+        user=user,
+        replays=stats.recent_replays(conn),
     )
-    replays = stats.recent_replays(conn)
-    options = "".join(
-        f'<option value="{esc(u)}"{" selected" if u == user else ""}>{esc(user_label(u))}</option>'
-        for u in users
+
+
+def replay_notice(replayed: int | None, skipped: int) -> str | None:
+    """What the page says after a replay (``replayed`` None: there was none)."""
+    if replayed is None:
+        return None
+    text = (
+        f"{replayed:,} alert(s) put back to pending."
+        if replayed
+        else "Nothing was replayed: select at least one dead letter."
     )
-    filter_form = Html(
-        f'<form class="inline" method="get" action="{prefix}/dead-letters">'
-        '<div><label for="user">Service User</label>'
-        f'<select id="user" name="user"><option value="">All users</option>{options}</select></div>'
-        '<button type="submit" class="secondary">Filter</button></form>'
-    )
-    body_rows = [
-        [
-            Html(
-                f'<input type="checkbox" name="id" value="{r.id}" id="dl-{r.id}" '
-                f'aria-label="Select alert {esc(r.response_id)}">'
-            ),
-            Html(f'<label for="dl-{r.id}" class="mono">{esc(r.response_id)}</label>'),
-            hub_link(prefix, r.device_id),
-            Html(f"<span class=mono>{esc(user_label(r.user_id))}</span>"),
-            r.alert_code,
-            fmt_int(r.attempts),
-            when(r.created_at),
-            r.last_error,
-        ]
-        for r in rows
-    ]
-    listing = table(
-        f"Dead-lettered alerts, newest first ({fmt_int(len(rows))} shown of "
-        f"{fmt_int(shown_total)})",
-        [
-            "Select",
-            "ResponseID",
-            "CH",
-            "Service User",
-            "Alert",
-            "Attempts",
-            "Written",
-            "Last error",
-        ],
-        body_rows,
-        numeric=[5],
-        empty="No dead letters.",
-        table_id="dead-letters",
-    )
-    scope = f" of {user_label(user)}" if user else ""
-    user_field = hidden("user", user) if user else ""
-    buttons = (
-        '<p><button type="submit" name="action" value="selected">Replay selected</button> '
-        f'<button type="submit" name="action" value="all" class="secondary">'
-        f"Replay all {esc(fmt_int(shown_total))} dead letters{esc(scope)}</button></p>"
-        if rows
-        else ""
-    )
-    form = Html(
-        f'<form method="post" action="{prefix}/dead-letters/replay">'
-        f"{hidden('csrf', csrf)}{user_field}{listing}{buttons}</form>"
-    )
-    replay_rows = [[when(r.at), r.actor, fmt_int(r.count)] for r in replays]
-    audit = table(
-        "Recent replays (from the audit log)",
-        ["When", "Who", "Alerts"],
-        replay_rows,
-        numeric=[2],
-        empty="No replay yet.",
-        table_id="replays",
-    )
-    head = figures([("Dead letters", fmt_int(total), "outbox.dead")])
-    return Html(
-        f"{head}{message}"
-        '<p class="hint">Replaying puts an alert back to pending, due now; the delivery worker '
-        "sends it again. Each replay is recorded in the audit log with your name.</p>"
-        f"{filter_form}{form}<h2>Replays</h2>{audit}"
-    )
+    if skipped:
+        text += f" {skipped:,} were no longer dead letters and were left alone."
+    return text
 
 
 def replay_dead_letters(
@@ -156,3 +117,63 @@ def replay_dead_letters(
         response_ids=response_ids,  # the first 20
     )
     return change
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/dead-letters")
+def dead_letters(
+    viewer: SignedIn,
+    dashboard: CurrentDashboard,
+    user: str = "",
+    replayed: int | None = None,
+    skipped: int = 0,
+) -> Response:
+    with reading(dashboard.engine) as conn:
+        view = read_dead_letters(conn, user_hex(user))
+    return page(
+        dashboard,
+        viewer,
+        "dead_letters.html",
+        active="/dead-letters",
+        live_url=f"{dashboard.prefix}/live.json",
+        view=view,
+        notice=replay_notice(replayed, skipped),
+    )
+
+
+@router.post("/dead-letters/replay")
+async def replay(
+    request: Request,
+    viewer: SignedIn,
+    dashboard: CurrentDashboard,
+) -> Response:
+    form = await read_form(request)
+    problem = (
+        "the form was too large"
+        if form is None
+        else dashboard.auth.check_post(request, viewer, form)
+    )
+    if problem or form is None:
+        return page(
+            dashboard,
+            viewer,
+            "refused.html",
+            403,
+            heading="Replay refused",
+            message=f"Replay refused: {problem}.",
+            announce=True,
+        )
+    chosen_user = user_hex((form.get("user") or [""])[0])
+    change = await run_in_threadpool(
+        replay_dead_letters, dashboard.engine, form, chosen_user, viewer, dashboard.clock()
+    )
+    query: dict[str, str | int] = {"replayed": len(change.changed), "skipped": len(change.skipped)}
+    if chosen_user:
+        query["user"] = chosen_user
+    return RedirectResponse(
+        f"{dashboard.prefix}/dead-letters?{urlencode(query)}",
+        status_code=303,
+        headers=SECURITY_HEADERS,
+    )

@@ -2,36 +2,40 @@
 
 ``/dashboard/``: the firmware distribution (CHs per active version and CSP
 region, each version's share), activation outcomes over time, and alert
-delivery health per Service User. :func:`live_figures` is the same page as
-text keyed like the page's ``data-live`` elements, for ``/dashboard/live.json``.
+delivery health per Service User (template ``overview.html``).
+``/dashboard/live.json`` is the same page as text keyed like the page's
+``data-live`` elements (:func:`live_figures`); ``/dashboard/charts/*.svg``
+serve its charts, which the page's script fetches again when figures change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
 
 from cryptography import x509
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from markupsafe import Markup
 from sqlalchemy.engine import Connection
 
 from chfw.domain import FirmwareVersion
 from chfw.estate_file import CspRegion
 from chfw.store import estate, outbox, parked_outcomes, stats
+from chfw.store.engine import reading
 from chfw.web import svg
-from chfw.web.html import (
-    Html,
-    esc,
-    figures,
-    fmt_int,
-    fmt_seconds,
-    fmt_share,
-    fmt_time,
-    live_cell,
-    table,
+from chfw.web.common import (
+    CurrentDashboard,
+    Dashboard,
+    SignedIn,
+    api_viewer,
+    fingerprint,
+    page,
 )
-from chfw.web.hub_page import NOT_REPORTED, find_form, user_label
+from chfw.web.formatting import fmt_int, fmt_seconds, fmt_share, fmt_time
+from chfw.web.render import chart, json_response, macro, svg_response
 
+NOT_REPORTED = "not reported"
 CATEGORY_NAMES = {
     "success": "Success",
     "no_image_held": "No image held",
@@ -39,6 +43,8 @@ CATEGORY_NAMES = {
     "activation_failure": "Activation failure",
     "pending": "Pending (future-dated)",
 }
+FAILURES_AND_PENDING = tuple(name for name in CATEGORY_NAMES if name != "success")
+SIGNING_WARNING = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,18 @@ def read_overview(conn: Connection, now: datetime) -> Overview:
         oldest_due_seconds=outbox.oldest_due_age(conn, now),
         parked_outcomes=parked_outcomes.count(conn),
     )
+
+
+def overview_of(dashboard: Dashboard) -> Overview:
+    """The overview's figures, read at most every cache period however many people watch."""
+
+    def read() -> Overview:
+        with reading(dashboard.engine) as conn:
+            return read_overview(conn, dashboard.clock())
+
+    view = dashboard.recent.get("overview", read)
+    assert isinstance(view, Overview)
+    return view
 
 
 def _version_label(version: str | None) -> str:
@@ -133,10 +151,7 @@ def live_figures(view: Overview) -> dict[str, str]:
     return figures_
 
 
-# --- charts -----------------------------------------------------------------------------------
-
-
-FAILURES_AND_PENDING = tuple(name for name in CATEGORY_NAMES if name != "success")
+# --- charts: the data, drawn by chfw.web.svg -----------------------------------------------
 
 
 def outcomes_chart(timeline: stats.Timeline, only: tuple[str, ...] | None = None) -> str:
@@ -205,11 +220,19 @@ def firmware_chart(view: Overview) -> str:
     )
 
 
-SIGNING_WARNING = timedelta(days=30)
+# --- the signing certificate -----------------------------------------------------------------
 
 
-def signing_line(certificate: x509.Certificate, now: datetime) -> Html:
-    """The signing certificate's issuer, serial and expiry; an error box from 30 days before."""
+@dataclass(frozen=True, slots=True)
+class SigningStatus:
+    """The signing certificate's issuer, serial and expiry, as a sentence; ``warning`` from
+    :data:`SIGNING_WARNING` before its expiry."""
+
+    text: str
+    warning: bool
+
+
+def signing_status(certificate: x509.Certificate, now: datetime) -> SigningStatus:
     not_after = certificate.not_valid_after_utc
     left = not_after - now
     days = left / timedelta(days=1)
@@ -220,129 +243,63 @@ def signing_line(certificate: x509.Certificate, now: datetime) -> Html:
         f"Signing certificate: issuer {certificate.issuer.rfc4514_string()}, serial "
         f"{certificate.serial_number}, valid until {not_after:%Y-%m-%d %H:%M} UTC ({when})"
     )
-    if left > SIGNING_WARNING:
-        return Html(f'<p class="hint" id="signing-certificate">{esc(text)}</p>')
-    return Html(
-        f'<p class="error" role="alert" id="signing-certificate">{esc(text)}. Roll over to '
-        "a new key before then: alerts not yet delivered are re-signed with it "
-        "(docs/deployment.md, key rollover).</p>"
+    return SigningStatus(text, warning=left <= SIGNING_WARNING)
+
+
+def signing_line(certificate: x509.Certificate, now: datetime) -> Markup:
+    """The overview's line about the signing certificate: a hint, an alert box from 30 days
+    before it expires (rendered by the ``signing_line`` macro of ``_macros.html``)."""
+    return macro("signing_line", signing_status(certificate, now))
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def home(viewer: SignedIn, dashboard: CurrentDashboard) -> Response:
+    view = overview_of(dashboard)
+    certificate = dashboard.certificate
+    prefix = dashboard.prefix
+    return page(
+        dashboard,
+        viewer,
+        "overview.html",
+        active="/",
+        live_url=f"{prefix}/live.json",
+        view=view,
+        signing=None if certificate is None else signing_status(certificate, dashboard.clock()),
+        outcomes_recorded=live_figures(view)["outcomes"],
+        regions=list(CspRegion),
+        region_headers=[f"{region.value.title()} CHs" for region in CspRegion],
+        categories=CATEGORY_NAMES,
+        not_reported=NOT_REPORTED,
+        firmware_chart=chart(firmware_chart(view)),
+        outcomes_chart=chart(outcomes_chart(view.timeline)),
+        failures_chart=chart(outcomes_chart(view.timeline, FAILURES_AND_PENDING)),
     )
 
 
-def overview_main(view: Overview, prefix: str, signing: Html | None = None) -> Html:
-    """The overview page; ``signing``: the signing certificate's line (:func:`signing_line`)."""
-    counts = view.counts
-    head = figures(
-        [
-            ("Communications Hubs", fmt_int(view.hubs), "hubs"),
-            ("Outcomes recorded", live_figures(view)["outcomes"], "outcomes"),
-            ("Alerts pending", fmt_int(counts["pending"]), "outbox.pending"),
-            ("… of which retrying", fmt_int(counts["retrying"]), "outbox.retrying"),
-            ("Dead letters", fmt_int(counts["dead"]), "outbox.dead"),
-            # Alerts not built (a user's DUIS version without schema): `chfw outbox retry`.
-            ("Alerts parked", fmt_int(counts["parked"]), "outbox.parked"),
-            # Outcomes for CHs not in the estate yet: the import that adds them processes
-            # them (`chfw parked list`).
-            ("Outcomes parked", fmt_int(view.parked_outcomes), "parked_outcomes"),
-            ("Delivered, last hour", fmt_int(view.delivered_recently), "delivered.recent"),
-            (
-                "Longest wait of a due alert",
-                fmt_seconds(view.oldest_due_seconds) if view.oldest_due_seconds else "none due",
-                "oldest_due",
-            ),
-        ]
+@router.get("/live.json", dependencies=[Depends(api_viewer)])
+def live(dashboard: CurrentDashboard) -> Response:
+    view = overview_of(dashboard)
+    figures_ = live_figures(view)
+    return json_response(
+        {"at": view.at.strftime("%H:%M:%S UTC"), "version": fingerprint(figures_), "live": figures_}
     )
-    version_rows = []
-    for version in view.versions:
-        key = _version_key(version)
-        count = view.distribution.get(version, 0)
-        version_rows.append(
-            [
-                Html(f"<span class=mono>{esc(_version_label(version))}</span>"),
-                live_cell(fmt_int(count), f"version.{key}"),
-                live_cell(fmt_share(count, view.hubs), f"version.{key}.share"),
-                *(
-                    live_cell(
-                        fmt_int(view.by_region.get(region, {}).get(version, 0)),
-                        f"version.{key}.{region.value}",
-                    )
-                    for region in CspRegion
-                ),
-            ]
-        )
-    distribution = table(
-        "Communications Hubs per active firmware version and CSP region",
-        ["Firmware version", "CHs", "Share", *(f"{r.value.title()} CHs" for r in CspRegion)],
-        version_rows,
-        numeric=range(1, 3 + len(CspRegion)),
-        empty="The estate is empty: import one with `chfw estate import`.",
-        table_id="firmware-distribution",
-    )
-    totals = view.timeline.totals
-    outcome_rows = [
-        [CATEGORY_NAMES[name], live_cell(fmt_int(totals.get(name, 0)), f"outcome.{name}")]
-        for name in CATEGORY_NAMES
-    ]
-    outcomes = table(
-        "Activation outcomes so far (pending: accepted, outcome alert not yet received)",
-        ["Outcome", "CHs"],
-        outcome_rows,
-        numeric=[1],
-        table_id="outcome-totals",
-    )
-    delivery_rows = []
-    for user in view.delivery:
-        p = f"delivery.{user.user_id}"
-        dead_link = Html(
-            f'<a href="{prefix}/dead-letters?{urlencode({"user": user.user_id})}" '
-            f'data-live="{p}.dead">{esc(fmt_int(user.dead))}</a>'
-        )
-        delivery_rows.append(
-            [
-                Html(
-                    f"{esc(user.name or 'not a Service User')}<br>"
-                    f"<span class=mono>{esc(user_label(user.user_id))}</span>"
-                ),
-                live_cell(fmt_int(user.waiting), f"{p}.waiting"),
-                live_cell(fmt_int(user.retrying), f"{p}.retrying"),
-                dead_link,
-                live_cell(fmt_int(user.delivered), f"{p}.delivered"),
-                live_cell(fmt_int(user.delivered_recently), f"{p}.recent"),
-                live_cell(fmt_seconds(user.p50_seconds), f"{p}.p50"),
-                live_cell(fmt_seconds(user.p99_seconds), f"{p}.p99"),
-            ]
-        )
-    delivery = table(
-        "Alert delivery per Service User (latency: from intake to delivery, last hour)",
-        [
-            "Service User",
-            "Pending, not yet tried",
-            "Retrying",
-            "Dead letters",
-            "Delivered",
-            "Delivered, last hour",
-            "Latency p50",
-            "Latency p99",
-        ],
-        delivery_rows,
-        numeric=range(1, 8),
-        empty="No alert has been written yet.",
-        table_id="delivery-health",
-    )
-    return Html(
-        f"{head}{signing or ''}{find_form(prefix)}"
-        "<h2>Firmware distribution</h2>"
-        f'<div class="grid"><div>{distribution}</div>'
-        f"<figure><figcaption>Share of CHs per version</figcaption>"
-        f'<div data-chart="{prefix}/charts/firmware.svg">{firmware_chart(view)}</div>'
-        "</figure></div>"
-        "<h2>Activation outcomes over time</h2>"
-        "<figure><figcaption>Cumulative outcomes by the time chfw recorded them</figcaption>"
-        f'<div data-chart="{prefix}/charts/outcomes.svg">{outcomes_chart(view.timeline)}</div>'
-        '</figure><div class="grid"><figure><figcaption>Failures and pending only</figcaption>'
-        f'<div data-chart="{prefix}/charts/failures.svg">'
-        f"{outcomes_chart(view.timeline, FAILURES_AND_PENDING)}</div></figure>"
-        f"<div>{outcomes}</div></div>"
-        "<h2>Alert delivery</h2>"
-        f"{delivery}"
-    )
+
+
+@router.get("/charts/outcomes.svg", dependencies=[Depends(api_viewer)])
+def outcomes_svg(dashboard: CurrentDashboard) -> Response:
+    return svg_response(outcomes_chart(overview_of(dashboard).timeline))
+
+
+@router.get("/charts/failures.svg", dependencies=[Depends(api_viewer)])
+def failures_svg(dashboard: CurrentDashboard) -> Response:
+    return svg_response(outcomes_chart(overview_of(dashboard).timeline, FAILURES_AND_PENDING))
+
+
+@router.get("/charts/firmware.svg", dependencies=[Depends(api_viewer)])
+def firmware_svg(dashboard: CurrentDashboard) -> Response:
+    return svg_response(firmware_chart(overview_of(dashboard)))

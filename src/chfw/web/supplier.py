@@ -24,30 +24,19 @@ from chfw.exceptions import InvalidValueError
 from chfw.receiver import backoffice, pilots, readiness
 from chfw.recent import Recent
 from chfw.store.engine import reading
-from chfw.store.sessions import DatabaseRevocations
 from chfw.web import svg
-from chfw.web.auth import DashboardAuth, Viewer
+from chfw.web.auth import DashboardAuth
 from chfw.web.common import (
-    base_router,
+    CurrentDashboard,
+    Dashboard,
+    SignedIn,
+    api_viewer,
     fingerprint,
-    install_login_redirect,
-    json_response,
-)
-from chfw.web.html import (
-    Html,
-    esc,
-    figures,
-    fmt_int,
-    fmt_seconds,
-    fmt_share,
-    fmt_time,
-    html_response,
-    live_cell,
+    mount,
     page,
-    svg_response,
-    table,
-    when,
 )
+from chfw.web.formatting import fmt_int, fmt_seconds, fmt_share, fmt_time
+from chfw.web.render import chart, json_response, svg_response
 
 APP_TITLE = "chfw · supplier dashboard"
 SIGN_IN_HINT = (
@@ -55,6 +44,7 @@ SIGN_IN_HINT = (
     "CHFW_RECEIVER_DASHBOARD_TOKEN). When it is not set, the receiver makes one at start and "
     "prints a sign-in link in its terminal."
 )
+NAV = (("Pilots and alerts", "/"),)
 RECENT = 15
 STATUS_NAMES = {
     pilots.MemberStatus.ACTIVATED: "Activated, still on the target",
@@ -79,10 +69,16 @@ def mount_supplier_dashboard(
     """Add the dashboard's routes to the receiver app; each page's figures are read at most
     every ``cache_seconds``, however many people watch. Signed-out sessions are kept in
     ``engine``'s database, so every process serving the dashboard refuses them."""
-    auth.revocations = DatabaseRevocations(engine)
-    install_login_redirect(app)
-    app.include_router(base_router(auth, app_title=APP_TITLE, token_hint=SIGN_IN_HINT))
-    app.include_router(_router(engine, auth, clock, Recent(cache_seconds)))
+    dashboard = Dashboard(
+        auth=auth,
+        engine=engine,
+        clock=clock,
+        recent=Recent(cache_seconds),
+        app_title=APP_TITLE,
+        token_hint=SIGN_IN_HINT,
+        nav=NAV,
+    )
+    mount(app, dashboard, (router,))
 
 
 @dataclass(frozen=True)
@@ -202,222 +198,68 @@ def pilot_chart(pilot: pilots.Pilot | None, progress: pilots.PilotProgress | Non
     )
 
 
-def _forms(view: SupplierView, prefix: str) -> Html:
-    options = "".join(
-        f'<option value="{esc(name)}"'
-        f"{' selected' if view.pilot and name == view.pilot.name else ''}>{esc(name)}</option>"
-        for name in view.pilot_names
+def view_of(dashboard: Dashboard, pilot: str, min_version: str) -> SupplierView:
+    """The page for this query, read at most every cache period however many people watch."""
+
+    def read() -> SupplierView:
+        with reading(dashboard.engine) as conn:
+            return read_view(conn, dashboard.clock(), pilot, min_version)
+
+    found = dashboard.recent.get((pilot, min_version), read)
+    assert isinstance(found, SupplierView)
+    return found
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def home(
+    viewer: SignedIn,
+    dashboard: CurrentDashboard,
+    pilot: str = "",
+    min_version: str = "",
+) -> Response:
+    found = view_of(dashboard, pilot, min_version)
+    query = urlencode(
+        {
+            "pilot": found.pilot.name if found.pilot else "",
+            "min_version": found.min_version.hex if found.min_version else "",
+        }
     )
-    pilot_field = (
-        '<div><label for="pilot">Pilot</label>'
-        f'<select id="pilot" name="pilot">{options}</select></div>'
-        if view.pilot_names
-        else ""
+    prefix = dashboard.prefix
+    return page(
+        dashboard,
+        viewer,
+        "supplier.html",
+        400 if found.problem else 200,
+        active="/",
+        live_url=f"{prefix}/live.json?{query}",
+        view=found,
+        recent=RECENT,
+        statuses=[(STATUS_NAMES[status], status) for status in pilots.MemberStatus],
+        milestones=[(m, _milestone_text(m)) for m in found.progress.milestones]
+        if found.progress
+        else [],
+        chart_src=f"{prefix}/charts/pilot.svg?{query}",
+        pilot_chart=chart(pilot_chart(found.pilot, found.progress)),
     )
-    version = view.min_version.hex if view.min_version else ""
-    return Html(
-        f'<form class="inline" method="get" action="{prefix}/">{pilot_field}'
-        '<div><label for="min_version">HAN readiness: minimum firmware version (hex)</label>'
-        f'<input type="text" id="min_version" name="min_version" value="{esc(version)}" '
-        'pattern="[0-9A-Fa-f]{2,64}" inputmode="latin"></div>'
-        '<button type="submit">Show</button></form>'
+
+
+@router.get("/live.json", dependencies=[Depends(api_viewer)])
+def live(dashboard: CurrentDashboard, pilot: str = "", min_version: str = "") -> Response:
+    found = view_of(dashboard, pilot, min_version)
+    figures_ = live_figures(found)
+    return json_response(
+        {
+            "at": found.at.strftime("%H:%M:%S UTC"),
+            "version": fingerprint(figures_),
+            "live": figures_,
+        }
     )
 
 
-def _main(view: SupplierView, prefix: str, query: str) -> Html:
-    head = figures(
-        [
-            ("Alerts received", fmt_int(sum(view.alert_counts.values())), "alerts.total"),
-            ("N64 (version carried)", fmt_int(view.alert_counts.get("N64", 0)), "alerts.N64"),
-            ("N999 (version fetched)", fmt_int(view.alert_counts.get("N999", 0)), "alerts.N999"),
-            ("CHs with a known alert", fmt_int(view.hubs), "hubs"),
-            (
-                "HAN-ready CHs",
-                fmt_int(view.ready.ready) if view.ready else "—",
-                "ready.ready",
-            ),
-        ]
-    )
-    problem = f'<p class="error" role="alert">{esc(view.problem)}</p>' if view.problem else ""
-    parts = [head, problem, _forms(view, prefix)]
-    chart_src = f"{prefix}/charts/pilot.svg?{query}"
-    if view.pilot is not None and view.progress is not None:
-        p, pilot = view.progress, view.pilot
-        parts.append(f"<h2>Pilot {esc(pilot.name)}</h2>")
-        if pilot.description:
-            parts.append(f'<p class="hint">{esc(pilot.description)}</p>')
-        parts.append(
-            figures(
-                [
-                    ("Target version", pilot.target_version.hex, None),
-                    ("Cohort", fmt_int(p.cohort), None),
-                    ("Activated", fmt_int(p.activated), "pilot.activated"),
-                    ("Share activated", fmt_share(p.activated, p.cohort), "pilot.share"),
-                    ("Not yet (failed or to come)", fmt_int(p.not_yet), "pilot.not_yet"),
-                ]
-            )
-        )
-        status_rows = [
-            [STATUS_NAMES[s], live_cell(fmt_int(p.statuses[s]), f"pilot.status.{s.value}")]
-            for s in pilots.MemberStatus
-        ]
-        milestone_rows = [
-            [
-                f"{m.percent} % ({fmt_int(m.needed)} CHs)",
-                live_cell(_milestone_text(m), f"pilot.milestone.{m.percent}"),
-            ]
-            for m in p.milestones
-        ]
-        parts.append(
-            '<div class="grid"><figure><figcaption>Cumulative activations</figcaption>'
-            f'<div data-chart="{esc(chart_src)}">{pilot_chart(pilot, p)}</div></figure><div>'
-            + table(
-                "Cohort CHs by status",
-                ["Status", "CHs"],
-                status_rows,
-                numeric=[1],
-                table_id="pilot-statuses",
-            )
-            + table(
-                "Milestones (from the first activation)",
-                ["Share", "Reached"],
-                milestone_rows,
-                table_id="pilot-milestones",
-            )
-            + "</div></div>"
-        )
-    else:
-        parts.append(
-            "<h2>Pilots</h2><p>No pilot is defined yet: create one with "
-            "<code>chfw pilot create</code>.</p>"
-        )
-    if view.ready is not None and view.min_version is not None:
-        r = view.ready
-        version_rows = [
-            [Html(f"<span class=mono>{esc(v)}</span>"), "ready", fmt_int(n)]
-            for v, n in sorted(r.ready_versions.items())
-        ] + [
-            [Html(f"<span class=mono>{esc(v)}</span>"), "below", fmt_int(n)]
-            for v, n in sorted(r.below_versions.items())
-        ]
-        parts.append(f"<h2>HAN readiness at {esc(view.min_version.hex)} or above</h2>")
-        parts.append(
-            figures(
-                [
-                    ("Ready", fmt_int(r.ready), "ready.ready"),
-                    ("Below", fmt_int(r.below), "ready.below"),
-                    ("Version unknown yet", fmt_int(r.unknown), "ready.unknown"),
-                ]
-            )
-        )
-        parts.append(
-            table(
-                "CHs per active firmware version",
-                ["Firmware version", "Against the minimum", "CHs"],
-                version_rows,
-                numeric=[2],
-                table_id="readiness",
-            )
-        )
-    alert_rows = [
-        [
-            Html(f"<span class=mono>{esc(a.response_id)}</span>"),
-            when(a.received_at),
-            when(a.alert_time),
-            a.alert_code,
-            Html(f'<span class="mono nowrap">{esc(a.device_id)}</span>'),
-            a.firmware_version,
-            a.schema_version,
-            fmt_int(a.duplicates),
-        ]
-        for a in view.alerts
-    ]
-    parts.append("<h2>Recently received alerts</h2>")
-    parts.append(
-        table(
-            f"The {RECENT} most recent alerts, newest first",
-            ["ResponseID", "Received", "Alert time", "Code", "CH", "Firmware", "DUIS", "Replays"],
-            alert_rows,
-            numeric=[7],
-            empty="No alert received yet.",
-            table_id="recent-alerts",
-        )
-    )
-    rejection_rows = [
-        [when(r.at), r.status_code, r.reason, r.remote, fmt_int(r.size), r.response_id]
-        for r in view.rejections
-    ]
-    parts.append("<h2>Refused posts</h2>")
-    parts.append(
-        table(
-            f"The {RECENT} most recent refused POSTs and why, newest first",
-            ["When", "HTTP status", "Reason", "From", "Bytes", "ResponseID (if verified)"],
-            rejection_rows,
-            numeric=[1, 4],
-            empty="No POST has been refused.",
-            table_id="rejections",
-        )
-    )
-    return Html("".join(parts))
-
-
-def _router(
-    engine: Engine,
-    auth: DashboardAuth,
-    clock: Callable[[], datetime],
-    recent: Recent[SupplierView],
-) -> APIRouter:
-    prefix = auth.prefix
-    router = APIRouter(prefix=prefix, include_in_schema=False)
-    signed_in = Depends(auth.page_viewer)
-    api_client = Depends(auth.api_viewer)
-
-    def view(pilot: str, min_version: str) -> SupplierView:
-        def read() -> SupplierView:
-            with reading(engine) as conn:
-                return read_view(conn, clock(), pilot, min_version)
-
-        return recent.get((pilot, min_version), read)
-
-    @router.get("/")
-    def home(viewer: Viewer = signed_in, pilot: str = "", min_version: str = "") -> Response:
-        found = view(pilot, min_version)
-        query = urlencode(
-            {
-                "pilot": found.pilot.name if found.pilot else "",
-                "min_version": found.min_version.hex if found.min_version else "",
-            }
-        )
-        body = page(
-            "Firmware pilots and HAN readiness",
-            _main(found, prefix, query),
-            app_title=APP_TITLE,
-            base=prefix,
-            nav=(("Pilots and alerts", f"{prefix}/"),),
-            active=f"{prefix}/",
-            csrf=auth.csrf_token(viewer),
-            actor=viewer.name or "operator",
-            live_url=f"{prefix}/live.json?{query}",
-        )
-        return html_response(body, 400 if found.problem else 200)
-
-    @router.get("/live.json")
-    def live(viewer: Viewer = api_client, pilot: str = "", min_version: str = "") -> Response:
-        del viewer
-        found = view(pilot, min_version)
-        figures_ = live_figures(found)
-        return json_response(
-            {
-                "at": found.at.strftime("%H:%M:%S UTC"),
-                "version": fingerprint(figures_),
-                "live": figures_,
-            }
-        )
-
-    @router.get("/charts/pilot.svg")
-    def chart(viewer: Viewer = api_client, pilot: str = "") -> Response:
-        del viewer
-        found = view(pilot, "")
-        return svg_response(pilot_chart(found.pilot, found.progress))
-
-    return router
+@router.get("/charts/pilot.svg", dependencies=[Depends(api_viewer)])
+def pilot_svg(dashboard: CurrentDashboard, pilot: str = "") -> Response:
+    found = view_of(dashboard, pilot, "")
+    return svg_response(pilot_chart(found.pilot, found.progress))
