@@ -35,6 +35,7 @@ from tests.delivery.helpers import (
     row,
 )
 from tests.delivery.receiver import Answer, ScriptedReceiver, free_port
+from tests.store.outbox_helpers import claim_due
 
 
 def recording_endpoints(order: list[bytes]) -> Callable[[TlsConfig], httpx.AsyncBaseTransport]:
@@ -328,7 +329,7 @@ class TestCrashRecovery:
         add_user(engine, SUPPLIER_A, receiver.url())
         (outbox_id,) = enqueue(engine, [alert("R-1")], clock.now)
         with engine.begin() as conn:  # a worker claims it, then crashes before settling
-            (claimed,) = outbox.claim_due(conn, clock.now, 10, settings.lease_seconds)
+            (claimed,) = claim_due(conn, clock.now, 10, settings.lease_seconds)
         assert claimed.id == outbox_id
 
         assert drain(engine, settings, clock).claimed == 0  # the lease still holds

@@ -16,7 +16,9 @@ from chfw.store import archive, audit, outbox, stats
 from chfw.store.engine import create_engine_for
 from chfw.store.outbox import AttemptResult
 from chfw.store.schema import delivery_attempts, delivery_attempts_archive, outbox_archive
+from chfw.store.schema import outbox as outbox_table
 from tests.delivery.helpers import HUB_1, HUB_2, SUPPLIER_A, SUPPLIER_B, alert, enqueue
+from tests.store.outbox_helpers import claim_due
 from tests.store.test_outbox_claims_pg import NOW, Race, random_alerts
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -26,7 +28,7 @@ CUTOFF = LATER - timedelta(days=30)
 
 def states(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(outbox.outbox.c.response_id, outbox.outbox.c.state))
+        rows = conn.execute(sa.select(outbox_table.c.response_id, outbox_table.c.state))
         return {rid: state for rid, state in rows}
 
 
@@ -161,7 +163,7 @@ class TestArchive:
         archive.archive_delivered(engine, CUTOFF, LATER, actor="ops")
         more = enqueue(engine, [alert("NEXT", SUPPLIER_A, HUB_1)], LATER)
         with engine.begin() as conn:
-            claimed = [a.response_id for a in outbox.claim_due(conn, LATER, 10, 60.0)]
+            claimed = [a.response_id for a in claim_due(conn, LATER, 10, 60.0)]
         assert sorted(claimed) == ["NEXT", "PENDING"]
         assert more[0] > mixed[-1]
 
@@ -204,7 +206,7 @@ class TestArchiveWhileWorkersDeliver:
         setup = create_engine_for(pg_database_url)
         last = archive.archive_delivered(setup, cutoff, now, actor="ops")
         with setup.connect() as conn:
-            left = conn.execute(sa.select(sa.func.count()).select_from(outbox.outbox)).scalar()
+            left = conn.execute(sa.select(sa.func.count()).select_from(outbox_table)).scalar()
             in_archive = conn.execute(sa.select(outbox_archive.c.id)).scalars().all()
             attempts = conn.execute(sa.select(delivery_attempts_archive.c.outbox_id)).all()
             runs = [e for e in audit.list_recent(conn, 10_000) if e.action == "outbox.archive"]

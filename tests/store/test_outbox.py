@@ -13,6 +13,7 @@ from chfw.store import audit, outbox
 from chfw.store.outbox import AttemptResult
 from chfw.store.schema import delivery_attempts
 from tests.delivery.helpers import HUB_1, HUB_2, SUPPLIER_A, SUPPLIER_B, add_user, alert, enqueue
+from tests.store.outbox_helpers import claim_due, mark_dead, mark_delivered, mark_retry
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEASE = 60.0
@@ -20,7 +21,7 @@ LEASE = 60.0
 
 def claim(engine: Engine, now: datetime = T0, limit: int = 100, **kw: object) -> list[str]:
     with engine.begin() as conn:
-        return [a.response_id for a in outbox.claim_due(conn, now, limit, LEASE, **kw)]  # type: ignore[arg-type]
+        return [a.response_id for a in claim_due(conn, now, limit, LEASE, **kw)]  # type: ignore[arg-type]
 
 
 def settle(engine: Engine, *results: AttemptResult) -> None:
@@ -110,7 +111,7 @@ class TestClaim:
         add_user(engine, SUPPLIER_A, "https://a.example/duis", max_in_flight=3, ca_bundle="/ca")
         enqueue(engine, [alert("R-1"), alert("R-2", SUPPLIER_B, HUB_2)], T0)
         with engine.begin() as conn:
-            first, second = outbox.claim_due(conn, T0, 10, LEASE)
+            first, second = claim_due(conn, T0, 10, LEASE)
         assert (first.response_id, first.user_known, first.endpoint_url) == (
             "R-1",
             True,
@@ -286,11 +287,11 @@ class TestSettle:
     def test_single_row_helpers(self, engine: Engine) -> None:
         ids = enqueue(engine, [alert(f"R-{n}", hub=type(HUB_1).from_int(n)) for n in range(3)], T0)
         with engine.begin() as conn:
-            outbox.mark_delivered(conn, [AttemptResult(ids[0], "delivered", T0, 204)])
-            outbox.mark_retry(conn, ids[1], T0 + timedelta(minutes=1), "503", attempted_at=T0)
-            outbox.mark_dead(conn, ids[2], "400 bad", attempted_at=T0, rejected=True)
+            mark_delivered(conn, [AttemptResult(ids[0], "delivered", T0, 204)])
+            mark_retry(conn, ids[1], T0 + timedelta(minutes=1), "503", attempted_at=T0)
+            mark_dead(conn, ids[2], "400 bad", attempted_at=T0, rejected=True)
             with pytest.raises(InvalidValueError, match="not deliveries"):
-                outbox.mark_delivered(conn, [AttemptResult(ids[1], "dead", T0)])
+                mark_delivered(conn, [AttemptResult(ids[1], "dead", T0)])
         assert states(engine) == {
             "R-0": ("delivered", 1),
             "R-1": ("retrying", 1),

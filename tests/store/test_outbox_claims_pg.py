@@ -22,6 +22,8 @@ from sqlalchemy.engine import Connection, Engine
 from chfw.domain.values import DeviceId, UserId
 from chfw.store import outbox
 from chfw.store.engine import create_engine_for
+from chfw.store.schema import outbox as outbox_table
+from tests.store.outbox_helpers import claim_due
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEASE = 3600.0  # long enough never to expire during a test: a re-claim would be a bug
@@ -47,14 +49,14 @@ def enqueue(engine: Engine, alerts: list[outbox.NewAlert]) -> dict[str, int]:
     """Write alerts in order; their outbox ids by ResponseID."""
     with engine.begin() as conn:
         outbox.enqueue(conn, alerts, NOW)
-        rows = conn.execute(sa.select(outbox.outbox.c.response_id, outbox.outbox.c.id)).all()
+        rows = conn.execute(sa.select(outbox_table.c.response_id, outbox_table.c.id)).all()
     return {rid: oid for rid, oid in rows}
 
 
 def claim(conn: Connection, limit: int = 10) -> list[str]:
     """Claim as a worker would, failing fast if the claim ever waited on another's lock."""
     conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
-    return [a.response_id for a in outbox.claim_due(conn, NOW, limit, LEASE)]
+    return [a.response_id for a in claim_due(conn, NOW, limit, LEASE)]
 
 
 def deliver(engine: Engine, ids: list[int]) -> None:
@@ -185,7 +187,7 @@ class Race:
             while idle < 20:
                 with engine.begin() as conn:
                     conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
-                    batch = outbox.claim_due(conn, NOW, local.randint(1, max_batch), LEASE)
+                    batch = claim_due(conn, NOW, local.randint(1, max_batch), LEASE)
                 if not batch:
                     idle += 1
                     continue
@@ -234,7 +236,7 @@ class TestClaimPlans:
             with engine.connect() as conn:
                 for _ in range(12):
                     with conn.begin():
-                        outbox.claim_due(conn, NOW, 1, 0.0)  # lease 0: claimable again at once
+                        claim_due(conn, NOW, 1, 0.0)  # lease 0: claimable again at once
                 plans = conn.execute(
                     sa.text(
                         "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
@@ -332,7 +334,7 @@ class TestPlansFromStaleStatistics:
             )
             nodes = captured.plan(conn, "head.device_id")
             follower = conn.execute(
-                sa.select(outbox.outbox.c.next_attempt_at).where(outbox.outbox.c.id == ids["b7"])
+                sa.select(outbox_table.c.next_attempt_at).where(outbox_table.c.id == ids["b7"])
             ).scalar_one()
         assert follower == later
         scans = {node.get("Alias"): node.get("Index Name") for node in nodes if "Alias" in node}

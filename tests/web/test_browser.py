@@ -26,6 +26,7 @@ from chfw.store.engine import create_engine_for
 from chfw.store.schema import firmware_history
 from chfw.web.auth import DashboardAuth
 from tests.databases import copy_sqlite
+from tests.store.outbox_helpers import mark_retry
 from tests.web.conftest import TOKEN
 from tests.web.pages import number
 from tests.web.wave import PILOT, LoadedDsp, settle
@@ -167,7 +168,7 @@ class TestDspDashboard:
             device = DeviceId.parse(device_hex)
             for alert in outbox.list_rows(conn, device_id=device_hex):  # one failed try first
                 tried = alert.created_at + timedelta(seconds=1)
-                outbox.mark_retry(
+                mark_retry(
                     conn,
                     alert.id,
                     tried + timedelta(seconds=2),
