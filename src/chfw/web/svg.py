@@ -94,6 +94,103 @@ def _header(chart_id: str, width: int, height: int, title: str, description: str
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Plot:
+    """Where a line chart's plot area is and how values map onto it."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    x_range: tuple[float, float]
+    y_top: float
+
+    @property
+    def bottom(self) -> float:
+        return self.top + self.height
+
+    def x(self, value: float) -> float:
+        lo, hi = self.x_range
+        return self.left + (value - lo) / (hi - lo) * self.width
+
+    def y(self, value: float) -> float:
+        return self.top + self.height - value / self.y_top * self.height
+
+
+def _axes(
+    plot: _Plot,
+    y_ticks: Sequence[float],
+    y_format: Callable[[float], str],
+    x_ticks: Sequence[tuple[float, str]],
+) -> list[str]:
+    """Horizontal grid lines with their values, x ticks within range, the x axis."""
+    left, right, bottom = plot.left, plot.left + plot.width, plot.bottom
+    out = []
+    for tick in y_ticks:
+        y = plot.y(tick)
+        out.append(
+            f'<line x1="{_num(left)}" x2="{_num(right)}" y1="{_num(y)}" y2="{_num(y)}" '
+            f'stroke="{GRID}" stroke-width="1"/>'
+        )
+        out.append(
+            f'<text x="{_num(left - 6)}" y="{_num(y + 4)}" text-anchor="end" fill="{TEXT}">'
+            f"{escape(y_format(tick))}</text>"
+        )
+    lo, hi = plot.x_range
+    for x, label in x_ticks:
+        if lo <= x <= hi:
+            out.append(
+                f'<line x1="{_num(plot.x(x))}" x2="{_num(plot.x(x))}" y1="{_num(bottom)}" '
+                f'y2="{_num(bottom + 5)}" stroke="{TEXT}"/>'
+            )
+            out.append(
+                f'<text x="{_num(plot.x(x))}" y="{_num(bottom + 18)}" text-anchor="middle" '
+                f'fill="{TEXT}">{escape(label)}</text>'
+            )
+    out.append(
+        f'<line x1="{_num(left)}" x2="{_num(right)}" y1="{_num(bottom)}" y2="{_num(bottom)}" '
+        f'stroke="{TEXT}"/>'
+    )
+    return out
+
+
+def _guides(plot: _Plot, guides: Sequence[tuple[float, str]]) -> list[str]:
+    """Labelled dashed horizontal reference lines."""
+    out = []
+    for value, label in guides:
+        y = plot.y(value)
+        out.append(
+            f'<line x1="{_num(plot.left)}" x2="{_num(plot.left + plot.width)}" y1="{_num(y)}" '
+            f'y2="{_num(y)}" stroke="{TEXT}" stroke-dasharray="3 5" stroke-width="1"/>'
+        )
+        out.append(
+            f'<text x="{_num(plot.left + 4)}" y="{_num(y - 4)}" fill="{TEXT}">'
+            f"{escape(label)}</text>"
+        )
+    return out
+
+
+def _line(plot: _Plot, line: Series, color: str, dash_attr: str, step: bool) -> list[str]:
+    """One series: a dot for a single point, else a path (a staircase when ``step``)."""
+    points = [(plot.x(x), plot.y(y)) for x, y in line.points]
+    if len(points) == 1:
+        (x, y) = points[0]
+        return [f'<circle cx="{_num(x)}" cy="{_num(y)}" r="3" fill="{color}"/>']
+    if not points:
+        return []
+    path = [f"M{_num(points[0][0])} {_num(points[0][1])}"]
+    for (_, y0), (x1, y1) in itertools.pairwise(points):
+        if step and y1 != y0:
+            path.append(f"H{_num(x1)} V{_num(y1)}")
+        else:
+            path.append(f"L{_num(x1)} {_num(y1)}")
+    return [
+        f'<path d="{" ".join(path)}" fill="none" stroke="{color}" '
+        f'stroke-width="2.25" stroke-linejoin="round"{dash_attr}>'
+        f"<title>{escape(line.name)}</title></path>"
+    ]
+
+
 def line_chart(
     series: Sequence[Series],
     *,
@@ -112,79 +209,28 @@ def line_chart(
     """Lines over a shared x axis, y from 0; ``step`` draws a staircase (cumulative counts).
 
     ``guides`` are labelled horizontal reference lines (e.g. a cohort's 50 %).
+    The legend (below the plot, in columns) shows each line's colour and dash.
     """
     left, right, top = 64, 16, 14
     plot_w = width - left - right
     columns = max(1, plot_w // 190)
     legend_rows = math.ceil(len(series) / columns) if series else 0
-    bottom = 34 + 20 * legend_rows
-    plot_h = height - top - bottom
+    plot_h = height - top - (34 + 20 * legend_rows)
     xs = [x for s in series for x, _ in s.points]
     lo, hi = x_range if x_range else ((min(xs), max(xs)) if xs else (0.0, 1.0))
     if hi <= lo:
         hi = lo + 1.0
     peak = max([y for s in series for _, y in s.points] + [g for g, _ in guides] + [0.0])
     ticks = nice_ticks(y_max if y_max is not None else peak)
-    top_value = max(ticks[-1], y_max or 0.0, 1e-9)
-
-    def px(x: float) -> float:
-        return left + (x - lo) / (hi - lo) * plot_w
-
-    def py(y: float) -> float:
-        return top + plot_h - y / top_value * plot_h
-
+    plot = _Plot(left, top, plot_w, plot_h, (lo, hi), max(ticks[-1], y_max or 0.0, 1e-9))
     out = _header(chart_id, width, height, title, description)
-    for tick in ticks:
-        y = py(tick)
-        out.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{_num(y)}" y2="{_num(y)}" '
-            f'stroke="{GRID}" stroke-width="1"/>'
-        )
-        out.append(
-            f'<text x="{left - 6}" y="{_num(y + 4)}" text-anchor="end" fill="{TEXT}">'
-            f"{escape(y_format(tick))}</text>"
-        )
-    for x, label in x_ticks:
-        if lo <= x <= hi:
-            out.append(
-                f'<line x1="{_num(px(x))}" x2="{_num(px(x))}" y1="{top + plot_h}" '
-                f'y2="{top + plot_h + 5}" stroke="{TEXT}"/>'
-            )
-            out.append(
-                f'<text x="{_num(px(x))}" y="{top + plot_h + 18}" text-anchor="middle" '
-                f'fill="{TEXT}">{escape(label)}</text>'
-            )
-    out.append(
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" '
-        f'stroke="{TEXT}"/>'
-    )
-    for value, label in guides:
-        y = py(value)
-        out.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{_num(y)}" y2="{_num(y)}" '
-            f'stroke="{TEXT}" stroke-dasharray="3 5" stroke-width="1"/>'
-        )
-        out.append(f'<text x="{left + 4}" y="{_num(y - 4)}" fill="{TEXT}">{escape(label)}</text>')
+    out += _axes(plot, ticks, y_format, x_ticks)
+    out += _guides(plot, guides)
     for index, line in enumerate(series):
         look = index if line.style is None else line.style
         color, dash = PALETTE[look % len(PALETTE)], DASHES[look % len(DASHES)]
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        points = [(px(x), py(y)) for x, y in line.points]
-        if len(points) == 1:
-            (x, y) = points[0]
-            out.append(f'<circle cx="{_num(x)}" cy="{_num(y)}" r="3" fill="{color}"/>')
-        elif points:
-            path = [f"M{_num(points[0][0])} {_num(points[0][1])}"]
-            for (_, y0), (x1, y1) in itertools.pairwise(points):
-                if step and y1 != y0:
-                    path.append(f"H{_num(x1)} V{_num(y1)}")
-                else:
-                    path.append(f"L{_num(x1)} {_num(y1)}")
-            out.append(
-                f'<path d="{" ".join(path)}" fill="none" stroke="{color}" '
-                f'stroke-width="2.25" stroke-linejoin="round"{dash_attr}>'
-                f"<title>{escape(line.name)}</title></path>"
-            )
+        out += _line(plot, line, color, dash_attr, step)
         col, row = index % columns, index // columns
         lx, ly = left + col * (plot_w / columns), top + plot_h + 36 + row * 20
         out.append(
