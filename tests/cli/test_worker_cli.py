@@ -78,3 +78,28 @@ class TestOnce:
         result = cli.invoke(app, "--once")
         assert result.exit_code == 1
         assert "retry_initial_seconds must be at least" in result.stderr
+
+
+class TestProxy:
+    """The worker connects to endpoints directly: a proxy in the environment is refused at
+    start, in one line, rather than silently bypassed."""
+
+    @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"])
+    def test_proxy_is_refused_at_start(
+        self,
+        cli: CliDb,
+        engine: Engine,
+        receiver: ScriptedReceiver,
+        monkeypatch: pytest.MonkeyPatch,
+        variable: str,
+    ) -> None:
+        monkeypatch.setenv(variable, "http://proxy.example:3128")
+        add_user(engine, SUPPLIER_A, receiver.url())
+        enqueue(engine, [alert("R-1")], datetime.now(UTC))
+        result = cli.invoke(app, "--once")
+        assert result.exit_code == 1
+        (line,) = [line for line in result.stderr.splitlines() if "proxies" in line]
+        assert f"{variable} is set" in line
+        assert f"unset {variable}" in line
+        assert "Traceback" not in result.output
+        assert receiver.received == []

@@ -3,18 +3,59 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
+import httpx
 from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
 from chfw.delivery.sender import TransportFactory
+from chfw.delivery.transport import RawResponse
 from chfw.delivery.worker import Clock, Worker, WorkerStats
 from chfw.domain.values import DeviceId, UserId
 from chfw.store import outbox
 from chfw.store.schema import service_users
+
+
+class MockTransport:
+    """A fake :class:`~chfw.delivery.sender.DeliveryTransport`: each POST becomes an
+    :class:`httpx.Request` for ``handler`` (as with :class:`httpx.MockTransport`), whose
+    :class:`httpx.Response` comes back as the :class:`RawResponse` the real transport gives.
+    The sender takes the same path with it as with the real one."""
+
+    def __init__(
+        self, handler: Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
+    ) -> None:
+        self.handler = handler
+        self.closed = False
+
+    async def post(
+        self,
+        url: str | httpx.URL,
+        body: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        timeout: float,
+    ) -> RawResponse:
+        if self.closed:
+            raise RuntimeError("the delivery transport is closed")
+        request = httpx.Request(
+            "POST",
+            url,
+            headers=list(headers),
+            content=body,
+            extensions={"timeout": dict.fromkeys(("connect", "read", "write"), timeout)},
+        )
+        response = self.handler(request)
+        if inspect.isawaitable(response):
+            response = await response
+        return RawResponse(response.status_code, list(response.headers.raw), response.content)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
 
 SUPPLIER_A = UserId.parse("90-B3-D5-1F-30-01-00-0A")
 SUPPLIER_B = UserId.parse("90-B3-D5-1F-30-01-00-0B")

@@ -13,6 +13,7 @@ import pytest
 
 from chfw.config import Settings
 from chfw.delivery.sender import (
+    DeliveryTransport,
     SendResult,
     TlsConfig,
     Transports,
@@ -21,10 +22,11 @@ from chfw.delivery.sender import (
     post_document,
     send,
 )
-from chfw.delivery.transport import KeepAliveTransport
+from chfw.delivery.transport import KeepAliveTransport, RawResponse
 from chfw.domain.values import DeviceId, UserId
 from chfw.exceptions import ConfigError, PermanentDeliveryError, RetryableDeliveryError
 from chfw.store.outbox import ClaimedAlert
+from tests.delivery.helpers import MockTransport
 
 URL = "https://supplier.example/duis"
 DOC = b'<?xml version="1.0"?><sr:Response xmlns:sr="urn:x"><a>\xc3\xa9</a></sr:Response>'
@@ -33,7 +35,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def post_with(handler: Handler) -> SendResult:
-    return asyncio.run(send(httpx.MockTransport(handler), URL, DOC, timeout=3.0))
+    return asyncio.run(send(MockTransport(handler), URL, DOC, timeout=3.0))
 
 
 def answer(status: int, body: bytes = b"", **headers: str) -> Handler:
@@ -68,11 +70,11 @@ class TestRequest:
         assert request.extensions["timeout"]["read"] == 3.0
 
     def test_post_document_returns_the_response_on_2xx(self) -> None:
-        response = asyncio.run(post_document(httpx.MockTransport(answer(202)), URL, DOC))
+        response = asyncio.run(post_document(MockTransport(answer(202)), URL, DOC))
         assert response.status_code == 202
 
     def test_invalid_url_is_retryable(self) -> None:
-        result = asyncio.run(send(httpx.MockTransport(answer(204)), "http://[::1", DOC))
+        result = asyncio.run(send(MockTransport(answer(204)), "http://[::1", DOC))
         assert result.verdict == "retryable"
         assert result.error is not None
         assert "not valid" in result.error
@@ -113,7 +115,7 @@ class TestClassification:
     def test_body_snippet_is_short_and_on_one_line(self) -> None:
         body = b"line one\n   line two\n" + b"x" * 5000
         with pytest.raises(RetryableDeliveryError) as caught:
-            check_status(URL, httpx.Response(500, content=body))
+            check_status(URL, RawResponse(500, [], body))
         message = str(caught.value)
         assert "line one line two" in message
         assert "\n" not in message
@@ -121,8 +123,8 @@ class TestClassification:
 
     def test_errors_are_chfw_delivery_errors(self) -> None:
         with pytest.raises(PermanentDeliveryError, match="400"):
-            check_status(URL, httpx.Response(400))
-        check_status(URL, httpx.Response(204))  # no error for 2xx
+            check_status(URL, RawResponse(400, [], b""))
+        check_status(URL, RawResponse(204, [], b""))  # no error for 2xx
 
 
 class TestTransportErrors:
@@ -147,7 +149,7 @@ class TestTransportErrors:
         assert URL in result.error
 
     def test_post_document_raises_the_mapped_error(self) -> None:
-        transport = httpx.MockTransport(raising(httpx.ConnectError("refused")))
+        transport = MockTransport(raising(httpx.ConnectError("refused")))
         with pytest.raises(RetryableDeliveryError, match="refused") as caught:
             asyncio.run(post_document(transport, URL, DOC))
         assert isinstance(caught.value.__cause__, httpx.ConnectError)
@@ -208,7 +210,7 @@ class TestTransports:
         made: list[TlsConfig] = []
         closed: list[TlsConfig] = []
 
-        class Recording(httpx.MockTransport):
+        class Recording(MockTransport):
             def __init__(self, tls: TlsConfig) -> None:
                 super().__init__(answer(204))
                 self.tls = tls
@@ -216,7 +218,7 @@ class TestTransports:
             async def aclose(self) -> None:
                 closed.append(self.tls)
 
-        def factory(tls: TlsConfig) -> httpx.AsyncBaseTransport:
+        def factory(tls: TlsConfig) -> DeliveryTransport:
             made.append(tls)
             return Recording(tls)
 
@@ -232,6 +234,18 @@ class TestTransports:
         asyncio.run(run())
         assert made == [TlsConfig(), TlsConfig(ca_bundle="/ca.pem")]
         assert sorted(closed, key=str) == sorted(made, key=str)
+
+    def test_a_proxy_setting_is_refused_by_the_default_transports(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+        with pytest.raises(ConfigError, match=r"https_proxy is set.*does not use proxies"):
+            Transports()
+        Transports(lambda _tls: MockTransport(answer(204)))  # tests' fakes: no network
+
+    def test_an_empty_proxy_setting_is_no_proxy(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("HTTPS_PROXY", "")
+        assert len(Transports()) == 0
 
     def test_default_factory_verifies(self) -> None:
         transport = default_transport_factory(TlsConfig())

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
 from chfw.delivery import worker as worker_module
-from chfw.delivery.sender import TlsConfig
+from chfw.delivery.sender import DeliveryTransport, TlsConfig
 from chfw.delivery.worker import Worker, WorkerStats
 from chfw.store import outbox
 from chfw.store.schema import audit_log
@@ -27,6 +27,7 @@ from tests.delivery.helpers import (
     HUB_2,
     SUPPLIER_A,
     SUPPLIER_B,
+    MockTransport,
     add_user,
     alert,
     document,
@@ -38,15 +39,15 @@ from tests.delivery.receiver import Answer, ScriptedReceiver, free_port
 from tests.store.outbox_helpers import claim_due
 
 
-def recording_endpoints(order: list[bytes]) -> Callable[[TlsConfig], httpx.AsyncBaseTransport]:
+def recording_endpoints(order: list[bytes]) -> Callable[[TlsConfig], DeliveryTransport]:
     """Endpoints (any URL) that answer 204 and note each body, in the order POSTed."""
 
-    def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
+    def factory(_tls: TlsConfig) -> DeliveryTransport:
         def handler(request: httpx.Request) -> httpx.Response:
             order.append(request.content)
             return httpx.Response(204)
 
-        return httpx.MockTransport(handler)
+        return MockTransport(handler)
 
     return factory
 
@@ -56,8 +57,8 @@ def deliver_six_on_two_hubs(engine: Engine, settings: Settings, clock: FakeClock
     add_user(engine, SUPPLIER_A, "https://a.example/duis")
     enqueue(engine, [alert(f"R-{n}", hub=(HUB_1, HUB_2)[n % 2]) for n in range(6)], clock.now)
 
-    def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
-        return httpx.MockTransport(lambda _request: httpx.Response(204))
+    def factory(_tls: TlsConfig) -> DeliveryTransport:
+        return MockTransport(lambda _request: httpx.Response(204))
 
     assert drain(engine, settings, clock, transport_factory=factory).delivered == 6
 
@@ -502,7 +503,7 @@ class TestMutualTls:
 
 
 class TestWithMockTransport:
-    """Fine-grained cases with httpx.MockTransport in place of the network."""
+    """Fine-grained cases with a fake transport (tests.delivery.helpers.MockTransport)."""
 
     def test_unexpected_error_is_retried_not_lost(
         self, engine: Engine, settings: Settings, clock: FakeClock
@@ -513,8 +514,8 @@ class TestWithMockTransport:
         def handler(_request: httpx.Request) -> httpx.Response:
             raise RuntimeError("bug in a transport")
 
-        def factory(_tls: TlsConfig) -> httpx.AsyncBaseTransport:
-            return httpx.MockTransport(handler)
+        def factory(_tls: TlsConfig) -> DeliveryTransport:
+            return MockTransport(handler)
 
         with structlog.testing.capture_logs() as logs:
             stats = drain(engine, settings, clock, transport_factory=factory)
@@ -538,14 +539,14 @@ class TestWithMockTransport:
         made: list[TlsConfig] = []
         hosts: list[str] = []
 
-        def factory(tls: TlsConfig) -> httpx.AsyncBaseTransport:
+        def factory(tls: TlsConfig) -> DeliveryTransport:
             made.append(tls)
 
             def handler(request: httpx.Request) -> httpx.Response:
                 hosts.append(request.url.host)
                 return httpx.Response(204)
 
-            return httpx.MockTransport(handler)
+            return MockTransport(handler)
 
         assert drain(engine, settings, clock, transport_factory=factory).delivered == 3
         assert sorted(t.ca_bundle or "" for t in made) == ["", "/a-ca.pem"]

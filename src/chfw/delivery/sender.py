@@ -20,41 +20,56 @@ TLS verification is always on for https (the transport is always given an
 client certificate gets mutual TLS. One transport (one connection pool) is
 kept per distinct TLS set-up.
 
-The port is httpx's own, :class:`httpx.AsyncBaseTransport` (tests plug in
-:class:`httpx.MockTransport`), called directly rather than through an
-:class:`httpx.AsyncClient`: the client's layers (URL merging, cookies, auth,
-redirects, event hooks) cost two to three times the transport's own CPU per
-POST on the target machine and do nothing for a fixed-URL POST that must not
-follow redirects anyway. Timeouts travel in the request, as httpx passes them.
+The port is :class:`DeliveryTransport`: ``post(url, body, headers, timeout)``
+returning the status, headers and body, failures raised as httpx's exception
+types. Production uses :class:`~chfw.delivery.transport.KeepAliveTransport`;
+tests plug in fakes of the same port, so the sender has one code path, the one
+production runs. Why a port of our own rather than httpx's
+(``AsyncBaseTransport``): an ``httpx.Request`` and ``httpx.Response`` per alert
+cost more CPU than the exchange itself (``bench/bench_transports.py``).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import httpx
 
 from chfw.config import Settings
-from chfw.delivery.transport import KeepAliveTransport, RawResponse
+from chfw.delivery.transport import KeepAliveTransport, RawResponse, refuse_proxy_settings
 from chfw.exceptions import ConfigError, PermanentDeliveryError, RetryableDeliveryError
 from chfw.store.outbox import ClaimedAlert
 
 PERMANENT_STATUSES = frozenset({400, 413})
 _SNIPPET = 200
 USER_AGENT = "chfw-delivery/0.1"
-# Built once: httpx.Request copies a Headers object cheaply and adds Host and Content-Length.
-_HEADERS = httpx.Headers(
-    {"content-type": "application/xml", "accept": "*/*", "user-agent": USER_AGENT}
-)
-_RAW_HEADERS = tuple(_HEADERS.raw)
+_HEADERS = (
+    (b"Content-Type", b"application/xml"),
+    (b"Accept", b"*/*"),
+    (b"User-Agent", USER_AGENT.encode()),
+)  # the transport adds Host and Content-Length
 
-Answer = httpx.Response | RawResponse
-"""An endpoint's answer: httpx's own from another transport, or :class:`RawResponse`."""
+Answer = RawResponse
+
+
+class DeliveryTransport(Protocol):
+    """What the sender needs of an HTTP client: one POST, and closing its connections."""
+
+    async def post(
+        self,
+        url: str | httpx.URL,
+        body: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        timeout: float,
+    ) -> RawResponse: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +105,10 @@ class TlsConfig:
         return context
 
 
-TransportFactory = Callable[[TlsConfig], httpx.AsyncBaseTransport]
+TransportFactory = Callable[[TlsConfig], DeliveryTransport]
 
 
-def default_transport_factory(tls: TlsConfig) -> httpx.AsyncBaseTransport:
+def default_transport_factory(tls: TlsConfig) -> DeliveryTransport:
     """A :class:`KeepAliveTransport` verifying with ``tls`` (and presenting its client cert)."""
     return KeepAliveTransport(ssl_context=tls.ssl_context())
 
@@ -102,10 +117,12 @@ class Transports:
     """One transport (one connection pool) per distinct TLS set-up, made on first use."""
 
     def __init__(self, factory: TransportFactory = default_transport_factory) -> None:
+        if factory is default_transport_factory:
+            refuse_proxy_settings(os.environ)  # at worker start, not at the first POST
         self._factory = factory
-        self._transports: dict[TlsConfig, httpx.AsyncBaseTransport] = {}
+        self._transports: dict[TlsConfig, DeliveryTransport] = {}
 
-    def get(self, tls: TlsConfig) -> httpx.AsyncBaseTransport:
+    def get(self, tls: TlsConfig) -> DeliveryTransport:
         """The transport for ``tls``; ConfigError when its files cannot be used."""
         transport = self._transports.get(tls)
         if transport is None:
@@ -157,26 +174,13 @@ def _parsed(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-def _timeouts(seconds: float) -> dict[str, dict[str, float]]:
-    return {"timeout": {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}}
-
-
 async def _post(
-    transport: httpx.AsyncBaseTransport, url: str | httpx.URL, document: bytes, timeout: float
+    transport: DeliveryTransport, url: str | httpx.URL, document: bytes, timeout: float
 ) -> Answer:
     """The POST itself; transport failures come out as RetryableDeliveryError."""
     try:
-        if isinstance(transport, KeepAliveTransport):  # the hot path, without httpx's models
-            _url(url)  # a URL that does not parse fails here, as below (parsed once per URL)
-            return await transport.post(url, document, _RAW_HEADERS, timeout)
-        request = httpx.Request(
-            "POST", _url(url), headers=_HEADERS, content=document, extensions=_timeouts(timeout)
-        )
-        response = await transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
+        _url(url)  # a URL that does not parse is the operator's to fix (parsed once per URL)
+        return await transport.post(url, document, _HEADERS, timeout)
     except httpx.TimeoutException as exc:
         raise RetryableDeliveryError(f"POST {url} timed out: {exc}") from exc
     except httpx.ConnectError as exc:
@@ -185,13 +189,10 @@ async def _post(
         raise RetryableDeliveryError(f"endpoint URL {url!r} is not usable: {exc}") from exc
     except httpx.TransportError as exc:
         raise RetryableDeliveryError(f"POST {url} failed: {exc or type(exc).__name__}") from exc
-    except httpx.DecodingError as exc:
-        raise RetryableDeliveryError(f"POST {url}: the answer could not be decoded: {exc}") from exc
-    return response
 
 
 async def post_document(
-    transport: httpx.AsyncBaseTransport,
+    transport: DeliveryTransport,
     url: str | httpx.URL,
     document: bytes,
     timeout: float = 10.0,
@@ -216,7 +217,7 @@ class SendResult:
 
 
 async def send(
-    transport: httpx.AsyncBaseTransport,
+    transport: DeliveryTransport,
     url: str | httpx.URL,
     document: bytes,
     timeout: float = 10.0,

@@ -1,26 +1,26 @@
-"""A lean HTTP/1.1 keep-alive transport for httpx: the delivery hot path.
+"""A lean HTTP/1.1 keep-alive client: the delivery worker's only way to POST an alert.
 
-Why not httpx's default transport (httpcore)? Measured on the 2-core target
-machine, it spends about 0.8 ms of CPU per POST (its pool rescans every
-connection on every request, and each request retries an import of the
-absent ``sniffio``), which caps one worker near 1,000 alerts/s. This transport
-plugs into httpx's own port (:class:`httpx.AsyncBaseTransport`), so the worker
-still speaks httpx and tests still swap in :class:`httpx.MockTransport`; it
-does only what delivery needs, at a quarter of the cost:
+Why not httpx's standard transport (httpcore) or aiohttp? Measured with the same
+workload in one run (``bench/bench_transports.py``, docs/performance.md, "issue 21:
+HTTP client transports"): httpx's standard transport spends ~30× this transport's CPU
+per POST (its pool rescans every connection several times per request, and anyio's TLS
+stream is asked for its socket on each), aiohttp ~2×. This client does only what
+delivery needs:
 
-- HTTP/1.1 requests with a complete body (a streamed body is read first),
-  over keep-alive connections pooled per origin (scheme, host, port);
+- ``POST`` with a complete body, as HTTP/1.1, over keep-alive connections pooled per
+  origin (scheme, host, port), the request head built once per URL;
 - TLS through the :class:`ssl.SSLContext` it is given (verification on);
-- responses parsed by httptools (llhttp, the parser uvicorn uses);
-- a request on a reused connection that the server had already closed is
-  sent once more on a fresh connection (receivers dedupe on the ResponseID).
+- responses parsed by httptools (llhttp, the parser uvicorn uses), at most
+  :data:`MAX_HEADER_BYTES` of headers and :data:`MAX_RESPONSE_BYTES` of body kept;
+- a connection whose stream is out of step (bytes nobody asked for, a second answer
+  after the first, an answer cut short) is closed, never reused;
+- a request on a reused connection that the server had already closed is sent once
+  more on a fresh connection (receivers dedupe on the ResponseID).
 
-The worker itself calls :meth:`KeepAliveTransport.post`, the same exchange without
-an ``httpx.Request``/``httpx.Response`` per alert (those objects cost about a third
-of the worker's CPU); the httpx port serves everything else.
-
-Not supported, because delivery does not need them: proxies, HTTP/2, upgrades.
-Errors are raised as httpx's own exception types, so callers map one tree.
+Not supported, because delivery does not need them: proxies (``HTTPS_PROXY`` is refused
+at worker start, :func:`refuse_proxy_settings`), HTTP/2, upgrades, redirects (a 3xx is
+an answer like any other). Errors are raised as httpx's exception types, so the sender
+maps one tree.
 """
 
 from __future__ import annotations
@@ -28,17 +28,33 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httptools
 import httpx
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_NO_BODY_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
+from chfw.exceptions import ConfigError
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 MAX_RESPONSE_BYTES = 64 * 1024
+"""Body bytes kept of any answer (a DUIS endpoint answers 204, or 400 with a short reason)."""
+MAX_HEADER_BYTES = 64 * 1024
+"""Status lines and headers of one answer (interim 1xx answers included), in all."""
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def refuse_proxy_settings(environ: Mapping[str, str]) -> None:
+    """ConfigError when the environment asks for a proxy: this client always connects directly,
+    and silently ignoring a proxy the operator set would send alerts another way than intended."""
+    named = [name for name in PROXY_VARIABLES if environ.get(name, "").strip()]
+    if named:
+        raise ConfigError(
+            f"{named[0]} is set, but the delivery worker does not use proxies: it connects to "
+            "each endpoint directly (unset " + " and ".join(named) + " for `chfw worker`)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +95,9 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.answered = False  # any byte of the current response received
         self.headers_done = False
+        self.complete = False  # the final answer to the current request has been parsed
+        self.head_bytes = 0  # bytes received for the current request before its headers ended
+        self.header_bytes = 0  # the same, as parsed: header names and values
         self.keep_alive = True
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -98,6 +117,14 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self.answered = True
+        if not self.headers_done:
+            # Counted before the parser runs: httptools buffers a header until it ends, so a
+            # header trickled over many reads would otherwise grow without bound inside it.
+            end = data.find(b"\r\n\r\n")
+            self.head_bytes += len(data) if end < 0 else end + 4
+            if self.head_bytes > MAX_HEADER_BYTES:
+                self._fail(_headers_too_large())
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -142,6 +169,11 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_message_begin(self) -> None:
+        if self.complete:
+            # A second answer in the same read as the first: the stream is out of step (a
+            # confused or hostile endpoint). Keep the first answer, never reuse the connection.
+            self.close()
+            raise httptools.HttpParserCallbackError("an answer after the answer")
         self.status = 0
         self.headers = []
         self.body = []
@@ -150,6 +182,12 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        # Also counted as parsed: an interim 1xx answer and the final one's head can share a
+        # read, whose bytes after the interim's end the count above does not see.
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > MAX_HEADER_BYTES:
+            self._fail(_headers_too_large())
+            raise httptools.HttpParserCallbackError("headers too large")
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -171,6 +209,7 @@ class _Connection(asyncio.Protocol):
         if 100 <= self.status < 200:
             self.headers_done = False  # an interim answer (100 Continue): the real one follows
             return
+        self.complete = True
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -200,6 +239,8 @@ class _Connection(asyncio.Protocol):
         self.waiter = loop.create_future()
         self.answered = False
         self.headers_done = False
+        self.complete = False
+        self.head_bytes = self.header_bytes = 0
         self.transport.write(data)
         if self._drain is not None and not self._drain.done():
             try:
@@ -213,13 +254,14 @@ class _Connection(asyncio.Protocol):
         await self.waiter
 
 
-def _timeouts(request: httpx.Request) -> dict[str, float | None]:
-    found = request.extensions.get("timeout")
-    return found if isinstance(found, dict) else {}
+def _headers_too_large() -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(
+        f"the endpoint's answer headers exceed {MAX_HEADER_BYTES} bytes"
+    )
 
 
-class KeepAliveTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 over pooled keep-alive connections; TLS with the given context.
+class KeepAliveTransport:
+    """HTTP/1.1 POSTs over pooled keep-alive connections; TLS with the given context.
 
     ``ssl_context`` None means the system trust store (``ssl.create_default_context``).
     Concurrency is bounded by the caller (the worker's per-endpoint limit);
@@ -251,20 +293,6 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             self._ssl_context = ssl.create_default_context()
         return self._ssl_context
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise RuntimeError("the delivery transport is closed")
-        key = self._origin(request.url, request)
-        data = _serialise(request, await request.aread())
-        answer = await self._send(key, data, _timeouts(request), request)
-        return httpx.Response(
-            answer.status_code,
-            headers=answer.raw_headers,
-            content=answer.content,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
-
     async def post(
         self,
         url: str | httpx.URL,
@@ -272,12 +300,11 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         headers: Sequence[tuple[bytes, bytes]],
         timeout: float,
     ) -> RawResponse:
-        """POST ``body`` to ``url``: the delivery hot path, without httpx's models.
+        """POST ``body`` to ``url`` with ``headers`` (Host and Content-Length are added).
 
-        An ``httpx.Request`` and ``httpx.Response`` per alert cost more CPU than
-        the exchange itself; here the request head is built once per URL and the
-        answer comes back as a :class:`RawResponse`. Failures are raised as
-        httpx's exceptions, as :meth:`handle_async_request` raises them.
+        ``timeout`` bounds connecting, sending and waiting for the whole answer, each.
+        Failures are raised as httpx's exceptions (``ConnectError``, ``ReadTimeout``,
+        ``RemoteProtocolError``, ``UnsupportedProtocol``…).
         """
         if self._closed:
             raise RuntimeError("the delivery transport is closed")
@@ -287,43 +314,24 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         cached = self._heads.get(wanted)
         if cached is None:
             parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-            cached = (self._origin(parsed, None), _head(parsed, headers))
+            cached = (_origin(parsed), _head(parsed, headers))
             if len(self._heads) >= 4096:
                 self._heads.clear()
             self._heads[wanted] = cached
         key, head = cached
         data = b"%s%d\r\n\r\n%s" % (head, len(body), body)
-        limits: dict[str, float | None] = {"connect": timeout, "read": timeout, "write": timeout}
-        return await self._send(key, data, limits, None)
-
-    def _origin(self, url: httpx.URL, request: httpx.Request | None) -> tuple[str, str, int]:
-        scheme = url.scheme
-        if scheme not in _DEFAULT_PORTS:
-            raise httpx.UnsupportedProtocol(
-                f"URL scheme {scheme!r} is not supported (use https://; http:// for local tests)",
-                request=request,
-            )
-        return (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
-
-    async def _send(
-        self,
-        key: tuple[str, str, int],
-        data: bytes,
-        timeouts: dict[str, float | None],
-        request: httpx.Request | None,
-    ) -> RawResponse:
         connection = self._take(key)
         if connection is not None:
             try:
-                return await self._exchange(key, connection, request, data, timeouts)
+                return await self._exchange(key, connection, data, timeout)
             except _Stale:
                 pass  # the server had closed it while idle: once more on a fresh connection
-        connection = await self._connect(key, request, timeouts.get("connect"))
+        connection = await self._connect(key, timeout)
         try:
-            return await self._exchange(key, connection, request, data, timeouts)
+            return await self._exchange(key, connection, data, timeout)
         except _Stale:
             raise httpx.RemoteProtocolError(
-                "the endpoint closed the connection without answering", request=request
+                "the endpoint closed the connection without answering"
             ) from None
 
     def _take(self, key: tuple[str, str, int]) -> _Connection | None:
@@ -349,9 +357,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         connection.idle_since = time.monotonic()
         pool.append(connection)
 
-    async def _connect(
-        self, key: tuple[str, str, int], request: httpx.Request | None, timeout: float | None
-    ) -> _Connection:
+    async def _connect(self, key: tuple[str, str, int], timeout: float) -> _Connection:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
         context = self._tls() if scheme == "https" else None
@@ -366,49 +372,35 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
                 )
         except TimeoutError:
             raise httpx.ConnectTimeout(
-                f"connecting to {host}:{port} took longer than {timeout} s", request=request
+                f"connecting to {host}:{port} took longer than {timeout} s"
             ) from None
         except ssl.SSLCertVerificationError as exc:
             raise httpx.ConnectError(
-                f"TLS: the certificate of {host}:{port} is not trusted ({exc.verify_message})",
-                request=request,
+                f"TLS: the certificate of {host}:{port} is not trusted ({exc.verify_message})"
             ) from None
         except ssl.SSLError as exc:
             raise httpx.ConnectError(
-                f"TLS handshake with {host}:{port} failed ({exc.reason or exc})", request=request
+                f"TLS handshake with {host}:{port} failed ({exc.reason or exc})"
             ) from None
         except OSError as exc:
             raise httpx.ConnectError(
-                f"cannot connect to {host}:{port} ({exc.strerror or exc})", request=request
+                f"cannot connect to {host}:{port} ({exc.strerror or exc})"
             ) from None
         self._open.add(connection)
         return connection
 
     async def _exchange(
-        self,
-        key: tuple[str, str, int],
-        connection: _Connection,
-        request: httpx.Request | None,
-        data: bytes,
-        timeouts: dict[str, float | None],
+        self, key: tuple[str, str, int], connection: _Connection, data: bytes, timeout: float
     ) -> RawResponse:
-        read_timeout = timeouts.get("read")
         try:
-            async with asyncio.timeout(read_timeout):
-                await connection.exchange(data, timeouts.get("write"))
+            async with asyncio.timeout(timeout):
+                await connection.exchange(data, timeout)
         except TimeoutError:
             self._drop(connection)
-            raise httpx.ReadTimeout(f"no answer within {read_timeout} s", request=request) from None
-        except _Stale:
-            self._drop(connection)
-            raise
-        except httpx.TransportError as exc:
-            self._drop(connection)
-            if request is not None:
-                exc.request = request
-            raise
+            raise httpx.ReadTimeout(f"no answer within {timeout} s") from None
         except BaseException:
-            self._drop(connection)  # cancelled mid-request: the stream is out of step
+            # _Stale, a protocol error, or cancelled mid-request: the stream is out of step.
+            self._drop(connection)
             raise
         response = RawResponse(connection.status, connection.headers, b"".join(connection.body))
         if connection.closed or not connection.keep_alive:
@@ -427,6 +419,15 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         await asyncio.sleep(0)
 
 
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    scheme = url.scheme
+    if scheme not in _DEFAULT_PORTS:
+        raise httpx.UnsupportedProtocol(
+            f"URL scheme {scheme!r} is not supported (use https://; http:// for local tests)"
+        )
+    return (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
+
+
 def _head(url: httpx.URL, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
     """A POST's request line and headers, ending where the Content-Length value goes."""
     host = url.raw_host
@@ -440,20 +441,4 @@ def _head(url: httpx.URL, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
             continue
         parts += [name, b": ", value, b"\r\n"]
     parts.append(b"Content-Length: ")
-    return b"".join(parts)
-
-
-def _serialise(request: httpx.Request, body: bytes) -> bytes:
-    """The request line, headers (with an exact Content-Length) and body, as one buffer."""
-    method = request.method.encode("ascii")
-    parts = [method, b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
-    for name, value in request.headers.raw:
-        lower = name.lower()
-        if lower in (b"content-length", b"transfer-encoding"):
-            continue
-        parts += [name, b": ", value, b"\r\n"]
-    if body or method not in _NO_BODY_METHODS:
-        parts.append(b"Content-Length: %d\r\n" % len(body))
-    parts.append(b"\r\n")
-    parts.append(body)
     return b"".join(parts)

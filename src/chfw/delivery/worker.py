@@ -118,8 +118,9 @@ class WorkerStats:
 class Worker:
     """Claims due outbox rows and delivers them; see the module docstring.
 
-    ``transport_factory`` makes one httpx transport per TLS set-up (tests pass
-    :class:`httpx.MockTransport` ones); ``clock`` gives "now" as aware
+    ``transport_factory`` makes one :class:`~chfw.delivery.sender.DeliveryTransport` per
+    TLS set-up (default: a :class:`~chfw.delivery.transport.KeepAliveTransport`, and
+    ``HTTPS_PROXY`` refused here, at start; tests pass fakes); ``clock`` gives "now" as aware
     UTC (tests pass a controllable one instead of sleeping); ``rng`` drives
     the retry jitter. ``signer``: the current signing identity; documents
     signed by another are re-signed before they are sent (None: sent as stored).
