@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from chfw.config import Settings
-from chfw.serving import ClientLimits, server_config
+from chfw.serving import (
+    TESTED_UVICORN_VERSIONS,
+    ClientLimits,
+    GuardedHttpProtocol,
+    server_config,
+    untested_uvicorn,
+)
 from tests.intake.server import read_answer, running
 
 
@@ -85,3 +95,76 @@ class TestConnectionLimit:
                 crowded = httpx.post(f"http://{host}:{port}/0", content=b"a", timeout=10)
         assert alone.status_code == 200
         assert crowded.status_code == 503
+
+
+class TestUvicornVersion:
+    """GuardedHttpProtocol subclasses uvicorn's private HttpToolsProtocol and reads its state:
+    it is tested against the releases in TESTED_UVICORN_VERSIONS only. Another uvicorn, installed
+    or pinned, fails here first: run the slow-client tests against it (tests/test_serving.py,
+    tests/intake/test_hostile.py::TestSlowClients, tests/receiver/test_hostile_http.py), then add
+    it to TESTED_UVICORN_VERSIONS and docs/security.md."""
+
+    def test_the_installed_uvicorn_is_a_tested_release(self) -> None:
+        assert uvicorn.__version__ in TESTED_UVICORN_VERSIONS, (
+            f"uvicorn {uvicorn.__version__} is installed, but chfw.serving.GuardedHttpProtocol "
+            f"is tested against {sorted(TESTED_UVICORN_VERSIONS)} only"
+        )
+
+    def test_the_pinned_uvicorn_is_a_tested_release(self) -> None:
+        constraints = Path(__file__).resolve().parent.parent / "constraints.txt"
+        (pin,) = [
+            line.split("==")[1].strip()
+            for line in constraints.read_text().splitlines()
+            if line.startswith("uvicorn==")
+        ]
+        assert pin in TESTED_UVICORN_VERSIONS, pin
+
+    def test_another_uvicorn_is_warned_about_at_start(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert untested_uvicorn() is None
+        monkeypatch.setattr(uvicorn, "__version__", "99.0.0")
+        with pytest.warns(RuntimeWarning, match=r"uvicorn 99\.0\.0 is installed.*tested against"):
+            server_config(slow_echo, "127.0.0.1", 0, ClientLimits())
+
+    def test_the_private_state_it_reads_is_there(self) -> None:
+        """The attributes and callbacks it relies on, on a live connection's protocol."""
+        for name in (
+            "connection_made",
+            "connection_lost",
+            "data_received",
+            "on_message_begin",
+            "on_headers_complete",
+            "on_message_complete",
+        ):
+            assert callable(getattr(HttpToolsProtocol, name, None)), name
+        seen: dict[str, object] = {}
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                return
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        original = GuardedHttpProtocol.on_message_complete
+
+        def spy(self: GuardedHttpProtocol) -> None:
+            seen.update(
+                transport=self.transport,
+                loop=self.loop,
+                read_paused=self.flow.read_paused,
+                cycle=self.cycle,
+            )
+            original(self)
+
+        GuardedHttpProtocol.on_message_complete = spy  # type: ignore[method-assign]
+        try:
+            with running(app, ClientLimits()) as (host, port):
+                assert httpx.post(f"http://{host}:{port}/", content=b"x").status_code == 204
+        finally:
+            GuardedHttpProtocol.on_message_complete = original  # type: ignore[method-assign]
+        assert seen["read_paused"] is False
+        assert isinstance(seen["loop"], asyncio.AbstractEventLoop)
+        cycle = seen["cycle"]
+        assert isinstance(getattr(cycle, "response_started", None), bool)
+        assert isinstance(getattr(cycle, "response_complete", None), bool)

@@ -10,6 +10,20 @@ counted) and caps the size of its headers. A late request is answered 408
 and its connection closed; oversized headers 431. The connection limit makes
 uvicorn answer 503 rather than accept without bound.
 
+Why a subclass of uvicorn's private protocol: uvicorn's public settings cannot
+do either check. ``timeout_keep_alive`` only closes a connection idle *between*
+requests, nothing bounds the time a request takes to arrive, and
+``h11_max_incomplete_event_size`` caps headers for the h11 protocol only (chfw
+serves with httptools, the faster of the two parsers); ASGI middleware runs only
+once the headers are complete, too late for both. So
+:class:`GuardedHttpProtocol` is tied to uvicorn's internals and is tested
+against exactly the uvicorn releases in :data:`TESTED_UVICORN_VERSIONS` (the
+one pinned in ``constraints.txt``); ``tests/test_serving.py::TestUvicornVersion``
+fails when another is installed or pinned, a server started on another warns
+(:func:`untested_uvicorn`), and the slow-client tests
+(``tests/intake/test_hostile.py::TestSlowClients``, ``tests/test_serving.py``,
+``tests/receiver/test_hostile_http.py``) are what to run before adding one.
+
 :func:`tls_options` turns certificate paths into uvicorn's ``ssl_*`` options,
 with mutual TLS (``ssl.CERT_REQUIRED``) when a client CA is given.
 
@@ -22,17 +36,25 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # private: see above
 
 from chfw.config import Settings
 from chfw.exceptions import ConfigError
 from chfw.forwarded import ForwardedHeaders, TrustedProxies
 from chfw.longrunning import start_long_running
+
+TESTED_UVICORN_VERSIONS = frozenset({"0.54.0"})
+"""The uvicorn releases :class:`GuardedHttpProtocol` is tested against. It reads
+``HttpToolsProtocol``'s ``transport``, ``loop``, ``flow.read_paused`` and ``cycle``
+(``response_started``, ``response_complete``) and extends ``connection_made``,
+``connection_lost``, ``data_received`` and the parser callbacks ``on_message_begin``,
+``on_headers_complete`` and ``on_message_complete``."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +85,10 @@ def _plain_response(status: bytes, text: str) -> bytes:
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a per-request deadline and a header size cap."""
+    """uvicorn's httptools protocol with a per-request deadline and a header size cap.
+
+    Tested against uvicorn :data:`TESTED_UVICORN_VERSIONS` only (it reads private state).
+    """
 
     limits = ClientLimits()  # replaced per server by :func:`guarded_protocol`
 
@@ -172,6 +197,19 @@ def tls_options(cert: Path | None, key: Path | None, client_ca: Path | None) -> 
     return options
 
 
+def untested_uvicorn() -> str | None:
+    """A one-line warning when the installed uvicorn is not one GuardedHttpProtocol is tested
+    against (installed outside ``constraints.txt``), else None."""
+    if uvicorn.__version__ in TESTED_UVICORN_VERSIONS:
+        return None
+    return (
+        f"uvicorn {uvicorn.__version__} is installed, but chfw's slow-client protection "
+        f"(chfw.serving.GuardedHttpProtocol: 408, 431) is tested against uvicorn "
+        f"{', '.join(sorted(TESTED_UVICORN_VERSIONS))} only: install that release "
+        "(pip install -c constraints.txt)"
+    )
+
+
 def server_config(
     app: Any,
     host: str,
@@ -183,6 +221,9 @@ def server_config(
 ) -> uvicorn.Config:
     """The uvicorn configuration chfw serves with: guarded protocol, limits, TLS, quiet logs,
     forwarded headers from ``proxies`` only."""
+    warning = untested_uvicorn()
+    if warning:
+        warnings.warn(warning, RuntimeWarning, stacklevel=2)
     defaults: dict[str, Any] = {"log_level": "warning", "access_log": False}
     defaults.update(options)
     return uvicorn.Config(
