@@ -21,6 +21,7 @@ RUNS = [
     ("pipeline-sqlite-receivers", ["bench_pipeline.py", "--hubs", "10000"]),
     ("backlog-sqlite", ["bench_backlog.py", "--alerts", "200000"]),
     ("archive-sqlite", ["bench_archive.py", "--alerts", "200000"]),
+    ("transports", ["bench_transports.py"]),  # aiohttp's case only when it is installed
 ]
 
 
