@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -74,6 +74,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from chfw.clock import utc_now
 from chfw.processing import BatchTally
 from chfw.recent import Recent
 from chfw.store import outbox, stats
@@ -102,10 +103,6 @@ CHECK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 #: Seconds from intake to delivery: sub-second in a healthy wave, hours when retrying.
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400)
 INTAKE_ENDPOINTS = {"/csp/v1/messages": "message", "/csp/v1/messages/batch": "batch"}
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def metrics_response(registry: CollectorRegistry) -> Response:
@@ -198,7 +195,7 @@ def install_intake_metrics(
     app: FastAPI,
     service: ActivationService,
     *,
-    clock: Callable[[], datetime] = _utcnow,
+    clock: Callable[[], datetime] = utc_now,
     min_interval: float = 5.0,
 ) -> IntakeMetrics:
     """Count the service's results, time the CSP endpoints, serve ``GET /metrics``."""
@@ -242,7 +239,7 @@ class SigningCollector(Collector):
     """How long the DSP's signing certificate has left, computed at each scrape."""
 
     def __init__(
-        self, certificate: x509.Certificate, *, clock: Callable[[], datetime] = _utcnow
+        self, certificate: x509.Certificate, *, clock: Callable[[], datetime] = utc_now
     ) -> None:
         self.certificate = certificate
         self.clock = clock
@@ -268,7 +265,7 @@ class OutboxCollector(Collector):
         self,
         engine: Engine,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
         min_interval: float = 5.0,
     ) -> None:
         self.engine = engine

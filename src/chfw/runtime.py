@@ -12,6 +12,7 @@ from cryptography import x509
 from sqlalchemy.engine import Engine
 
 from chfw.alerts import AlertBuilder
+from chfw.clock import utc_now
 from chfw.config import Settings
 from chfw.duis import SchemaSet, bundled_schemas, official_schemas
 from chfw.exceptions import ConfigError
@@ -50,7 +51,7 @@ def check_certificate_dates(
     certificate: x509.Certificate, path: str | Path, now: dt.datetime | None = None
 ) -> None:
     """Refuse a signing certificate outside its validity period at ``now`` (default: now)."""
-    at = now or dt.datetime.now(dt.UTC)
+    at = now or utc_now()
     not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     if at >= not_after:
         raise ConfigError(
@@ -72,7 +73,7 @@ def expiry_warning(
     signer: Signer, path: str | Path | None, now: dt.datetime | None = None
 ) -> str | None:
     """A warning (also logged) when the certificate expires within :data:`EXPIRY_WARNING`."""
-    at = now or dt.datetime.now(dt.UTC)
+    at = now or utc_now()
     not_after = signer.certificate.not_valid_after_utc
     left = not_after - at
     if left > EXPIRY_WARNING:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 
 from chfw.alerts import AlertBuilder
 from chfw.cli._context import fail, run_guarded
+from chfw.clock import utc_now
 from chfw.config import DEFAULT_DCC_USER_ID
 from chfw.domain import Decision, DuisVersion, UserId, alert_kind_for, decide, withheld_note
 from chfw.domain.decide import PlannedAlert
@@ -73,9 +73,7 @@ def render(
             next_counter=lambda: next(values),
         )
         planned = PlannedAlert(UserId(bytes(8)), alert_kind_for(version), version)
-        built = builder.build(
-            planned, outcome.device_id, outcome.firmware_version, datetime.now(UTC)
-        )
+        built = builder.build(planned, outcome.device_id, outcome.firmware_version, utc_now())
     sys.stdout.buffer.write(built.document + b"\n")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +13,7 @@ from rich.table import Table
 
 from chfw.cli._context import engine, fail, run_guarded
 from chfw.cli._store import transaction
+from chfw.clock import utc_now
 from chfw.domain import DeviceId, UserId
 from chfw.parked import ParkedBuild, build_parked
 from chfw.store import archive, audit, outbox
@@ -213,7 +214,7 @@ def retry(
             ids = outbox.parked_ids(conn, user_hex)
     else:
         ids, unknown = _resolve(keys or [])
-    now = datetime.now(UTC)
+    now = utc_now()
     with transaction() as conn:
         parked = {row.id for row in outbox.parked_rows(conn, ids)}
         change = outbox.retry_now(conn, [i for i in ids if i not in parked], now)
@@ -281,7 +282,7 @@ def replay(
     else:
         ids, unknown = _resolve(keys or [])
     with transaction() as conn:
-        change = outbox.replay(conn, ids, audit.current_actor(), datetime.now(UTC))
+        change = outbox.replay(conn, ids, audit.current_actor(), utc_now())
     _report(change, unknown, "back to pending, due now")
 
 
@@ -309,7 +310,7 @@ def archive_(
     Pending and dead alerts stay. Safe to run while workers deliver, and to
     interrupt: each batch moves in one transaction, and the next run carries on.
     """
-    now = datetime.now(UTC)
+    now = utc_now()
     before = now - timedelta(days=older_than)
     if dry_run:
         with transaction() as conn:

@@ -14,11 +14,11 @@ from rich.table import Table
 
 from chfw.cli._backoffice import DatabaseOption, backoffice_transaction
 from chfw.cli._context import fail, run_guarded
+from chfw.clock import utc_now
 from chfw.domain import FirmwareVersion
 from chfw.receiver import pilots
 from chfw.receiver.cohort import Cohort, read_cohort
 from chfw.store import audit
-from chfw.store._sql import now
 
 app = typer.Typer(
     help="Firmware pilots: a target version and a cohort of CHs, and their progress.",
@@ -67,7 +67,7 @@ def create(
     if not members.device_ids:
         raise fail(f"cohort file {cohort} names no valid Device ID; no pilot created")
     with backoffice_transaction(database) as conn:
-        pilot = pilots.create_pilot(conn, name, target, members.device_ids, now(), description)
+        pilot = pilots.create_pilot(conn, name, target, members.device_ids, utc_now(), description)
         audit.record(
             conn,
             audit.current_actor(),

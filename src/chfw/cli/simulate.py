@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from chfw.cli._context import fail, run_guarded
+from chfw.clock import utc_now
 from chfw.domain import FirmwareVersion
 from chfw.exceptions import InvalidValueError
 from chfw.sim import (
@@ -107,7 +108,7 @@ def _target(text: str) -> FirmwareVersion:
 
 def _scheduled(text: str | None) -> datetime:
     if text is None:
-        return datetime.now(UTC).replace(microsecond=0)
+        return utc_now().replace(microsecond=0)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

@@ -46,7 +46,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -55,6 +55,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
+from chfw.clock import utc_now
 from chfw.config import Settings
 from chfw.delivery.retry import RetryPolicy
 from chfw.delivery.sender import SendResult, TlsConfig, TransportFactory, Transports, send
@@ -75,10 +76,6 @@ _REPORT_EVERY = 30.0  # seconds between progress log lines of a long run
 _QUEUE_FACTOR = 4  # a user's rows queued here, in multiples of its concurrency, before skipping
 SLOW_CLAIM_SECONDS = 0.5  # a claim this slow (PostgreSQL) refreshes the outbox's statistics
 REFRESH_EVERY_SECONDS = 300.0  # ... at most this often
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

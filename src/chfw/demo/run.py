@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from chfw.clock import utc_now
 from chfw.demo.processes import ServiceGroup, free_port
 from chfw.demo.summary import build_summary, print_summary
 from chfw.deployment import create_deployment
@@ -242,7 +243,7 @@ def _create_pilot(synthetic: SyntheticEstate, supplier: Supplier, target: Firmwa
             PILOT_NAME,
             target,
             cohort,
-            datetime.now(UTC),
+            utc_now(),
             description=f"{supplier.name}: the demo wave on {len(cohort)} of its CHs",
         )
     supplier_engine.dispose()

@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -38,6 +38,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Connection, Engine
 
 from chfw import __version__
+from chfw.clock import utc_now
 from chfw.delivery.retry import RetryPolicy
 from chfw.delivery.sender import TlsConfig
 from chfw.domain import DeviceId, FirmwareVersion
@@ -182,10 +183,6 @@ def count_pending(conn: Connection) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class LookupWorker:
     """Fetches and records the versions of every CH with a pending lookup, until none is left.
 
@@ -206,7 +203,7 @@ class LookupWorker:
         page_size: int = 500,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.engine = engine
         self.client = client

@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -22,6 +22,7 @@ import structlog
 from cryptography import x509
 from sqlalchemy.engine import Connection, Engine
 
+from chfw.clock import utc_now
 from chfw.domain import DeviceId, DuisVersion
 from chfw.exceptions import ChfwError, ConfigError, InvalidValueError
 from chfw.receiver import recording
@@ -38,10 +39,6 @@ DEFAULT_CHECK_THREADS = 2
 DEFAULT_CHECK_SECONDS = 10.0
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class ReceiverConfig:
     """One alert endpoint: whom it trusts, which DUIS version it speaks, how much it reads."""
@@ -56,7 +53,7 @@ class ReceiverConfig:
     check_seconds: float = DEFAULT_CHECK_SECONDS
     # Called after an N999-for-N64 is recorded: the version must be read from the DSP.
     on_lookup_needed: Callable[[DeviceId], None] | None = field(default=None, compare=False)
-    clock: Callable[[], datetime] = field(default=_utc_now, compare=False)
+    clock: Callable[[], datetime] = field(default=utc_now, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.trust) == 0:

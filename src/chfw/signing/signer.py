@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from chfw.clock import utc_now
 from chfw.exceptions import SigningError
 
 P256_COORDINATE_BYTES = 32
@@ -144,7 +145,7 @@ def create_development_identity(
     """
     if not common_name:
         raise SigningError("a development identity needs a non-empty common name")
-    start = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    start = (now or utc_now()).replace(microsecond=0)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     certificate = (

@@ -82,10 +82,6 @@ def from_db_opt(moment: datetime | None) -> datetime | None:
     return None if moment is None else from_db(moment)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def chunked(items: Iterable[T], size: int) -> Iterator[Sequence[T]]:
     """Consecutive lists of at most ``size`` items, so bulk writes stay bounded in memory."""
     iterator = iter(items)

@@ -10,7 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from chfw.store._sql import from_db, now, to_db
+from chfw.clock import utc_now
+from chfw.store._sql import from_db, to_db
 from chfw.store.schema import audit_log
 
 
@@ -37,7 +38,7 @@ def record(
     """Add an entry; ``detail`` must be JSON-serialisable (say what changed, before and after)."""
     new_id = conn.execute(
         sa.insert(audit_log)
-        .values(at=to_db(at or now()), actor=actor[:200], action=action[:100], detail=detail)
+        .values(at=to_db(at or utc_now()), actor=actor[:200], action=action[:100], detail=detail)
         .returning(audit_log.c.id)
     ).scalar_one()
     return int(new_id)

@@ -23,8 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from chfw.clock import utc_now
 from chfw.exceptions import InvalidValueError, StoreError
-from chfw.store._sql import from_db, insert_for, now
+from chfw.store._sql import from_db, insert_for
 from chfw.store.credentials import VerifiedCache as _VerifiedCache
 from chfw.store.credentials import cache_key, check_secret, new_secret
 from chfw.store.credentials import hash_secret as hash_secret  # re-exported: tests, callers
@@ -81,7 +82,7 @@ def add_csp(conn: Connection, name: str, at: datetime | None = None) -> str:
             token_id=token_id,
             token_hash=hash_secret(secret),
             enabled=True,
-            created_at=at or now(),
+            created_at=at or utc_now(),
         )
         .on_conflict_do_nothing(index_elements=["name"])
     )

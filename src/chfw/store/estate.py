@@ -15,9 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from chfw.clock import utc_now
 from chfw.domain import DeviceId, Eui64, FirmwareVersion, Fuel, MeterPoint, Report, UserId
 from chfw.estate_file import CspRegion, EstateRecord
-from chfw.store._sql import among, chunked, from_db_opt, insert_for, now
+from chfw.store._sql import among, chunked, from_db_opt, insert_for
 from chfw.store.schema import hubs, meter_points
 
 CHUNK = 5000
@@ -47,7 +48,7 @@ def upsert_hubs(
     conn: Connection, hubs_in: Iterable[tuple[DeviceId, CspRegion]], at: datetime | None = None
 ) -> int:
     """Add CHs, or move known ones to the region given; inventory fields are left alone."""
-    moment = at or now()
+    moment = at or utc_now()
     insert = insert_for(conn, hubs)
     stmt = insert.on_conflict_do_update(
         index_elements=["device_id"], set_={"csp_region": insert.excluded.csp_region}

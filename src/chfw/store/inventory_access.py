@@ -20,9 +20,9 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from chfw.clock import utc_now
 from chfw.domain import DeviceId, UserId
 from chfw.exceptions import StoreError
-from chfw.store._sql import now
 from chfw.store.credentials import (
     VerifiedCache,
     cache_key,
@@ -52,7 +52,7 @@ def issue_token(conn: Connection, user_id: UserId) -> str:
     result = conn.execute(
         sa.update(service_users)
         .where(service_users.c.user_id == user_id.hex)
-        .values(inventory_token_hash=hash_secret(secret), updated_at=now())
+        .values(inventory_token_hash=hash_secret(secret), updated_at=utc_now())
     )
     if result.rowcount == 0:
         raise StoreError(f"Service User {user_id} is not registered (add it with `chfw users add`)")

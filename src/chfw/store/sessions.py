@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from chfw.store._sql import insert_for, now, to_db
+from chfw.clock import utc_now
+from chfw.store._sql import insert_for, to_db
 from chfw.store.schema import revoked_sessions
 
 
@@ -29,7 +30,7 @@ class DatabaseRevocations:
         expires = datetime.fromtimestamp(until, UTC)
         with self.engine.begin() as conn:
             conn.execute(
-                sa.delete(revoked_sessions).where(revoked_sessions.c.expires_at <= to_db(now()))
+                sa.delete(revoked_sessions).where(revoked_sessions.c.expires_at <= to_db(utc_now()))
             )
             conn.execute(
                 insert_for(conn, revoked_sessions)
@@ -42,7 +43,7 @@ class DatabaseRevocations:
             found = conn.execute(
                 sa.select(revoked_sessions.c.session_id).where(
                     revoked_sessions.c.session_id == session_id,
-                    revoked_sessions.c.expires_at > to_db(now()),
+                    revoked_sessions.c.expires_at > to_db(utc_now()),
                 )
             ).first()
         return found is not None

@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from chfw.clock import utc_now
 from chfw.domain import DuisVersion, UserId
 from chfw.exceptions import InvalidValueError, StoreError
-from chfw.store._sql import insert_for, now
+from chfw.store._sql import insert_for
 from chfw.store.schema import service_users
 
 # DUIS User Roles: Import/Export/Gas Supplier, Electricity/Gas Network Operator,
@@ -130,7 +131,7 @@ def _user(row: Any) -> ServiceUser:
 
 def add_user(conn: Connection, user: ServiceUser, at: datetime | None = None) -> None:
     """Register a new Service User; StoreError if the User ID is already registered."""
-    moment = at or now()
+    moment = at or utc_now()
     stmt = (
         insert_for(conn, service_users)
         .values(**_row(user), created_at=moment, updated_at=moment)
@@ -144,7 +145,7 @@ def add_user(conn: Connection, user: ServiceUser, at: datetime | None = None) ->
 
 def upsert_user(conn: Connection, user: ServiceUser, at: datetime | None = None) -> None:
     """Register or replace a Service User (the simulator and imports use this)."""
-    moment = at or now()
+    moment = at or utc_now()
     values = _row(user)
     insert = insert_for(conn, service_users).values(**values, created_at=moment, updated_at=moment)
     changed = {name: insert.excluded[name] for name in values if name != "user_id"}
@@ -180,7 +181,7 @@ def _update(conn: Connection, user_id: UserId, **values: Any) -> None:
     result = conn.execute(
         sa.update(service_users)
         .where(service_users.c.user_id == user_id.hex)
-        .values(**values, updated_at=now())
+        .values(**values, updated_at=utc_now())
     )
     if result.rowcount == 0:
         raise StoreError(f"Service User {user_id} is not registered (add it with `chfw users add`)")
