@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from chfw import __version__
+from chfw.bearer import bearer_token
 from chfw.bodylimit import BodyLimit
 from chfw.config import Settings
 from chfw.intake.backpressure import RETRY_AFTER_SECONDS, BacklogGate
@@ -133,16 +134,15 @@ def create_app(
 
     def authenticate(request: Request) -> str:
         check(failures, request)  # over the failure limit: 429, nothing checked
-        header = request.headers.get("authorization", "")
-        scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
+        credential = bearer_token(request.headers.get("authorization"))
+        if credential is None:
             raise HTTPException(
                 401,
                 "missing credential: send 'Authorization: Bearer <credential>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         with engine.connect() as conn:
-            name = csps.authenticate(conn, credential.strip())
+            name = csps.authenticate(conn, credential)
         if name is None:
             refused(failures, request, "csp")
             raise HTTPException(

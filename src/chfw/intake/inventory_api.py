@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
+from chfw.bearer import bearer_token
 from chfw.domain import DeviceId, UserId
 from chfw.exceptions import InvalidValueError
 from chfw.store import inventory_access
@@ -53,9 +54,8 @@ def inventory_router(engine: Engine, failures: FailureThrottle | None = None) ->
 
     def authenticate(request: Request) -> UserId:
         check(throttle, request)  # over the failure limit: 429, nothing checked
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
             raise HTTPException(
                 401,
                 "missing token: send 'Authorization: Bearer <token>' "
@@ -63,7 +63,7 @@ def inventory_router(engine: Engine, failures: FailureThrottle | None = None) ->
                 headers={"WWW-Authenticate": "Bearer"},
             )
         with engine.connect() as conn:
-            user = inventory_access.authenticate(conn, token.strip())
+            user = inventory_access.authenticate(conn, token)
         if user is None:
             refused(throttle, request, "inventory")
             raise HTTPException(401, "token not recognised", headers={"WWW-Authenticate": "Bearer"})
