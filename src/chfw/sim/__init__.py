@@ -22,11 +22,11 @@ from chfw.sim.files import (
     write_suppliers_json,
 )
 from chfw.sim.poster import PostStats, RetryPolicy, post_wave, post_wave_async
+from chfw.sim.truth import GroundTruth, count_ground_truth
 from chfw.sim.wave import (
     DEFAULT_COMMANDER,
     DEFAULT_SCHEDULED_AT,
     DEFAULT_TARGET,
-    GroundTruth,
     HubActivation,
     InventoryStart,
     MessageKind,
@@ -57,6 +57,7 @@ __all__ = [
     "Wave",
     "WaveMessage",
     "WaveMix",
+    "count_ground_truth",
     "generate_estate",
     "generate_wave",
     "post_wave",

@@ -13,8 +13,8 @@ before its alert, an original before its copy. The default alert delay (at
 least 2,000 messages) keeps an alert out of the batches in flight with its
 "accepted" for the poster's default 4 x 500.
 
-The ground truth is what chfw must end up with — outcomes, alerts per
-recipient, firmware distribution — counted from the simulator's intent
+The ground truth (``chfw.sim.truth``) is what chfw must end up with — outcomes,
+alerts per recipient, firmware distribution — counted from the simulator's intent
 alone, never from what the pipeline answered, so it can judge the pipeline.
 """
 
@@ -24,11 +24,11 @@ import enum
 import hashlib
 import heapq
 import random
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -37,7 +37,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from chfw.domain import (
     ActivationOutcome,
     ActivationResult,
-    AlertKind,
     Eui64,
     FirmwareVersion,
     OutcomeSource,
@@ -54,6 +53,9 @@ from chfw.gbcs import (
     encode_response,
 )
 from chfw.sim.estate import INITIAL_FIRMWARE, SimHub, SyntheticEstate
+
+if TYPE_CHECKING:
+    from chfw.sim.truth import GroundTruth
 
 #: Who sends CS06 (and so receives the answers): DCC, as in chfw's default settings.
 DEFAULT_COMMANDER = UserId.parse("90-B3-D5-1F-30-00-00-02")
@@ -183,52 +185,6 @@ class WaveMessage:
             message_counter=act.command_counter,
             recipient=Eui64(self.recipient.octets),
         )
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """What the pipeline must do with the wave, counted from the simulator's intent.
-
-    Assumes a fresh deployment: every supplier of the estate registered as a
-    Service User, no outcome of this wave seen before, and the inventory as
-    ``inventory_start`` says. With ``ESTATE``, future-dated successes must
-    execute after the inventory's versions took effect (``scheduled_at``
-    later than the seeding), else chfw rightly records them as stale.
-    ``firmware_distribution`` maps upper-case hex (None: no version recorded)
-    to CHs, over the estate.
-    """
-
-    target_version: str
-    inventory_start: str
-    hubs: int
-    messages: int
-    statuses: dict[str, int]
-    outcomes: dict[str, int]
-    decisions: dict[str, int]
-    alerts: dict[str, int]
-    alerts_by_recipient: dict[str, dict[str, int]]
-    firmware_distribution: dict[str | None, int]
-    hubs_without_supplier: int
-    scenarios: dict[str, int] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "target_version": self.target_version,
-            "inventory_start": self.inventory_start,
-            "hubs": self.hubs,
-            "messages": self.messages,
-            "statuses": self.statuses,
-            "outcomes": self.outcomes,
-            "decisions": self.decisions,
-            "alerts": self.alerts,
-            "alerts_by_recipient": self.alerts_by_recipient,
-            "firmware_distribution": {
-                "none" if version is None else version: count
-                for version, count in self.firmware_distribution.items()
-            },
-            "hubs_without_supplier": self.hubs_without_supplier,
-            "scenarios": self.scenarios,
-        }
 
 
 def simulator_device_key(seed: int = 0) -> ec.EllipticCurvePrivateKey:
@@ -401,6 +357,8 @@ class Wave:
     @cached_property
     def ground_truth(self) -> GroundTruth:
         """Counted in one pass over :meth:`activations`, without encoding anything."""
+        from chfw.sim.truth import count_ground_truth  # truth reads waves: imported late
+
         return count_ground_truth(self)
 
 
@@ -431,98 +389,6 @@ def generate_wave(
         scheduled_at=scheduled_at,
         device_key=device_key,
     )
-
-
-def count_ground_truth(wave: Wave) -> GroundTruth:
-    """Apply the N64 rules to each hub's intended outcome.
-
-    N64/N999 are due when the outcome is success and the version differs from
-    the inventory's: one alert per distinct Responsible Supplier of the CH (its
-    Import and Gas Suppliers; its Export Suppliers only where it has no Import
-    Supplier), N64 from DUIS 5.1, N999 before. Worked out here on its own, not
-    with chfw.domain's function, so that the demo checks one against the other.
-    """
-    kind_of = {
-        user: (AlertKind.N64 if supplier.duis_version.supports_n64 else AlertKind.N999).value
-        for user, supplier in wave.estate.suppliers_by_id.items()
-    }
-    target = wave.target_version
-    known = wave.inventory_start is InventoryStart.ESTATE
-    success = ActivationResult.SUCCESS
-    # One tally per kind of hub, expanded into the counts at the end: a hub costs one update.
-    tally: Counter[tuple[bool, ActivationResult, str, str | None, int, bool]] = Counter()
-    alerted: Counter[UserId] = Counter()
-    for act in wave.activations():
-        hub = act.hub
-        points = hub.meter_points
-        electricity = [p.import_supplier for p in points if p.import_supplier is not None] or [
-            p.export_supplier for p in points if p.export_supplier is not None
-        ]
-        recipients = {*electricity, *(p.gas_supplier for p in points if p.gas_supplier)}
-        before = hub.firmware if known else None
-        after = before
-        if act.result is not success:
-            decision = "failure"
-        elif act.reported_version == before:
-            decision = "same_version"
-        else:
-            decision = "new_version"
-            after = act.reported_version
-            alerted.update(recipients)
-        version = None if after is None else after.hex
-        key = (act.future_dated, act.result, decision, version, len(act.duplicated), not recipients)
-        tally[key] += 1
-    statuses: Counter[str] = Counter()
-    outcomes: Counter[str] = Counter()
-    decisions: Counter[str] = Counter()
-    scenarios: Counter[str] = Counter()
-    distribution: Counter[str | None] = Counter()
-    hubs = unsupplied = 0
-    for (future, result, decision, version, copies, bare), count in tally.items():
-        hubs += count
-        unsupplied += bare * count
-        statuses["processed"] += (2 if future else 1) * count
-        statuses["duplicate"] += copies * count
-        outcomes[result.value] += count
-        decisions[decision] += count
-        if future:
-            outcomes[ActivationResult.ACCEPTED.value] += count
-            decisions["pending"] += count
-        timing = "future_" if future else "immediate_"
-        scenarios[timing + ("success" if result is success else "failure")] += count
-        distribution[version] += count
-    by_recipient: dict[UserId, Counter[str]] = {
-        user: Counter({kind: alerted[user]}) for user, kind in kind_of.items()
-    }
-    alerts: Counter[str] = Counter()
-    for counts in by_recipient.values():
-        alerts.update(counts)
-    kinds = [kind.value for kind in AlertKind]
-    return GroundTruth(
-        target_version=target.hex,
-        inventory_start=wave.inventory_start.value,
-        hubs=hubs,
-        messages=statuses["processed"] + statuses["duplicate"],
-        statuses={"processed": statuses["processed"], "duplicate": statuses["duplicate"]},
-        outcomes=_complete(outcomes, [result.value for result in ActivationResult]),
-        decisions=_complete(decisions, ["new_version", "same_version", "failure", "pending"]),
-        alerts=_complete(alerts, kinds),
-        alerts_by_recipient={
-            str(user): _complete(counts, kinds) for user, counts in by_recipient.items()
-        },
-        firmware_distribution=dict(
-            sorted(distribution.items(), key=lambda item: (item[0] is None, item[0] or ""))
-        ),
-        hubs_without_supplier=unsupplied,
-        scenarios=_complete(
-            scenarios,
-            ["immediate_success", "immediate_failure", "future_success", "future_failure"],
-        ),
-    )
-
-
-def _complete(counts: Counter[str], names: list[str]) -> dict[str, int]:
-    return {name: counts.get(name, 0) for name in names}
 
 
 def _sign(unsigned: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
