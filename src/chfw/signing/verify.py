@@ -41,8 +41,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
+from chfw.clock import utc_now
 from chfw.exceptions import ConfigError, VerificationError
-from chfw.signing import profile
+from chfw.signing import profile, strict
 from chfw.signing.canon import (
     CanonicalizationError,
     canonical_document,
@@ -55,7 +56,6 @@ from chfw.xmlsafe import UnsafeXmlError, parse_untrusted
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _DIGEST_BYTES = 32
 _SERIAL_DIGITS_MAX = 49  # 2**160 - 1 has 49 digits (RFC 5280: serials are at most 20 octets)
-_XML_WHITESPACE = " \t\r\n"
 
 
 class TrustStore:
@@ -172,8 +172,8 @@ def verify_document(
     except InvalidSignature:
         raise VerificationError(
             "the signature value does not verify with the key of the certificate named in "
-            f"KeyInfo (issuer {_shown(parts.issuer_name)}, serial {parts.serial_number}): signed "
-            "with another key, or SignedInfo was altered"
+            f"KeyInfo (issuer {strict.shown(parts.issuer_name)}, serial {parts.serial_number}): "
+            "signed with another key, or SignedInfo was altered"
         ) from None
     return VerifiedDocument(
         root=signed_tree(content), certificate=certificate, digest=digest, content=content
@@ -197,7 +197,7 @@ def signed_tree(content: bytes) -> etree._Element:
         parent = instruction.getparent()
         raise VerificationError(
             "the signed content holds a processing instruction inside "
-            f"{_describe(root if parent is None else parent)}; DUIS documents have none"
+            f"{strict.describe(root if parent is None else parent)}; DUIS documents have none"
         )
     return root
 
@@ -222,10 +222,10 @@ def _the_signature(root: etree._Element) -> etree._Element:
     following = signature.getnext()
     if following is not None:
         raise VerificationError(
-            f"ds:Signature is not the last child of the root element: {_describe(following)} "
+            f"ds:Signature is not the last child of the root element: {strict.describe(following)} "
             f"follows it (line {following.sourceline})"
         )
-    if signature.tail is not None and signature.tail.strip(_XML_WHITESPACE):
+    if signature.tail is not None and signature.tail.strip(strict.XML_WHITESPACE):
         raise VerificationError("text follows ds:Signature inside the root element")
     return signature
 
@@ -243,7 +243,7 @@ class _SignatureParts:
 
     @classmethod
     def read(cls, signature: etree._Element) -> _SignatureParts:
-        signed_info, signature_value, key_info = _expect(
+        signed_info, signature_value, key_info = strict.expect(
             signature, ("SignedInfo", "SignatureValue", "KeyInfo")
         )
         try:
@@ -259,7 +259,7 @@ class _SignatureParts:
         return cls(
             signed_info=canonical,
             digest_value=digest,
-            signature_value=_base64(
+            signature_value=strict.base64_value(
                 signature_value, "SignatureValue", profile.SIGNATURE_VALUE_BYTES
             ),
             issuer_name=issuer_name,
@@ -295,66 +295,66 @@ def _digest_if_profile_template(canonical: bytes) -> bytes | None:
 
 def _check_signed_info(signed_info: etree._Element) -> bytes:
     """Check SignedInfo element by element; return the digest or say what deviates."""
-    methods = _children(signed_info)
+    methods = strict.children(signed_info)
     if len(methods) < 2:
         raise VerificationError(
             "ds:SignedInfo must hold CanonicalizationMethod, SignatureMethod and a Reference"
         )
     c14n_method, signature_method, *references = methods
-    _expect_algorithm(c14n_method, "CanonicalizationMethod", profile.EXC_C14N)
-    _expect_algorithm(signature_method, "SignatureMethod", profile.ECDSA_SHA256)
+    strict.expect_algorithm(c14n_method, "CanonicalizationMethod", profile.EXC_C14N)
+    strict.expect_algorithm(signature_method, "SignatureMethod", profile.ECDSA_SHA256)
     if len(references) != 1 or references[0].tag != profile.ds("Reference"):
         raise VerificationError(
             f"ds:SignedInfo must hold exactly one ds:Reference after the methods; found "
-            f"{', '.join(_describe(e) for e in references) or 'none'}"
+            f"{', '.join(strict.describe(e) for e in references) or 'none'}"
         )
     reference = references[0]
     uri = reference.get("URI")
     if uri != "":
-        shown = "no URI attribute" if uri is None else f"URI={_shown(uri)}"
+        shown = "no URI attribute" if uri is None else f"URI={strict.shown(uri)}"
         raise VerificationError(
             f'the Reference has {shown}; DCC\'s profile signs the whole document (URI="")'
         )
-    transforms, digest_method, digest_value = _expect(
+    transforms, digest_method, digest_value = strict.expect(
         reference, ("Transforms", "DigestMethod", "DigestValue")
     )
-    transform_list = _children(transforms)
+    transform_list = strict.children(transforms)
     if len(transform_list) != 1:
         raise VerificationError(
             f"the Reference has {len(transform_list)} Transforms; DCC's profile has exactly "
             "one, enveloped-signature"
         )
-    _expect_algorithm(transform_list[0], "Transform", profile.ENVELOPED_SIGNATURE)
-    _expect_algorithm(digest_method, "DigestMethod", profile.SHA256)
-    return _base64(digest_value, "DigestValue", _DIGEST_BYTES)
+    strict.expect_algorithm(transform_list[0], "Transform", profile.ENVELOPED_SIGNATURE)
+    strict.expect_algorithm(digest_method, "DigestMethod", profile.SHA256)
+    return strict.base64_value(digest_value, "DigestValue", _DIGEST_BYTES)
 
 
 def _issuer_serial(key_info: etree._Element) -> tuple[str, int]:
-    (x509_data,) = _expect(key_info, ("X509Data",))
-    entries = _children(x509_data)
+    (x509_data,) = strict.expect(key_info, ("X509Data",))
+    entries = strict.children(x509_data)
     issuer_serials = [e for e in entries if e.tag == profile.ds("X509IssuerSerial")]
     unexpected = [e for e in entries if e.tag not in _X509_DATA_ALLOWED]
     if unexpected:
-        raise VerificationError(f"unexpected {_describe(unexpected[0])} in ds:X509Data")
+        raise VerificationError(f"unexpected {strict.describe(unexpected[0])} in ds:X509Data")
     if len(issuer_serials) != 1:
         raise VerificationError(
             f"ds:X509Data must name the signer by exactly one ds:X509IssuerSerial; found "
             f"{len(issuer_serials)}"
         )
-    children = _children(issuer_serials[0])
+    children = strict.children(issuer_serials[0])
     tags = [e.tag for e in children]
     if profile.ds("X509SerialNumber") not in tags:
         raise VerificationError(
             "ds:X509IssuerSerial has no ds:X509SerialNumber; the signer's certificate cannot be "
             "identified (DCC's tools refuse this too)"
         )
-    issuer_element, serial_element = _expect(
+    issuer_element, serial_element = strict.expect(
         issuer_serials[0], ("X509IssuerName", "X509SerialNumber")
     )
-    serial_text = (serial_element.text or "").strip(_XML_WHITESPACE)
+    serial_text = (serial_element.text or "").strip(strict.XML_WHITESPACE)
     if not serial_text.isascii() or not serial_text.isdigit():
         raise VerificationError(
-            f"ds:X509SerialNumber {_shown(serial_text)} is not a non-negative decimal integer"
+            f"ds:X509SerialNumber {strict.shown(serial_text)} is not a non-negative decimal integer"
         )
     if len(serial_text) > _SERIAL_DIGITS_MAX:
         raise VerificationError(
@@ -379,14 +379,15 @@ def _trusted_certificate(trust: TrustStore, issuer_name: str, serial: int) -> x5
         raise VerificationError(f"ds:X509IssuerName is not a distinguished name: {exc}") from None
     if certificate is None:
         raise VerificationError(
-            f"unknown signer: no trusted certificate with issuer {_shown(issuer_name)} and serial "
-            f"{serial}; add the signer's certificate to the trust store if it should be trusted"
+            f"unknown signer: no trusted certificate with issuer {strict.shown(issuer_name)} and "
+            f"serial {serial}; add the signer's certificate to the trust store if it should be "
+            "trusted"
         )
     return certificate
 
 
 def _check_validity(certificate: x509.Certificate, at: dt.datetime | None) -> None:
-    when = dt.datetime.now(dt.UTC) if at is None else at
+    when = utc_now() if at is None else at
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     if when < certificate.not_valid_before_utc:
@@ -399,102 +400,6 @@ def _check_validity(certificate: x509.Certificate, at: dt.datetime | None) -> No
             f"the signer's certificate (serial {certificate.serial_number}) expired on "
             f"{certificate.not_valid_after_utc.isoformat()}"
         )
-
-
-_SHOWN_MAX = 100
-
-
-def _shown(value: str | None) -> str:
-    """A value from the document, quoted for a message, cut to a length a log line can hold:
-    whatever the sender wrote is echoed into refusals, logs and the rejections table."""
-    if value is None or len(value) <= _SHOWN_MAX:
-        return repr(value)
-    return f"{value[:_SHOWN_MAX]!r}... ({len(value)} characters)"
-
-
-def _children(element: etree._Element) -> list[etree._Element]:
-    """Element children, refusing text and processing instructions (comments are ignored)."""
-    if element.text is not None and element.text.strip(_XML_WHITESPACE):
-        raise VerificationError(f"unexpected text inside {_describe(element)}")
-    children: list[etree._Element] = []
-    for child in element:
-        if child.tail is not None and child.tail.strip(_XML_WHITESPACE):
-            raise VerificationError(f"unexpected text inside {_describe(element)}")
-        if isinstance(child, etree._Comment):
-            continue
-        if not isinstance(child.tag, str):
-            raise VerificationError(f"unexpected {_describe(child)} inside {_describe(element)}")
-        children.append(child)
-    return children
-
-
-def _expect(element: etree._Element, names: tuple[str, ...]) -> list[etree._Element]:
-    """The children of ``element``, which must be exactly these ds elements in this order."""
-    children = _children(element)
-    for index, name in enumerate(names):
-        if index >= len(children):
-            raise VerificationError(f"{_describe(element)} has no ds:{name}")
-        if children[index].tag != profile.ds(name):
-            raise VerificationError(
-                f"{_describe(element)} has {_describe(children[index])} where ds:{name} belongs"
-                + _wrapping_hint(children[index])
-            )
-    if len(children) > len(names):
-        extra = children[len(names)]
-        raise VerificationError(
-            f"unexpected {_describe(extra)} in {_describe(element)}" + _wrapping_hint(extra)
-        )
-    return children
-
-
-def _expect_algorithm(element: etree._Element, name: str, algorithm: str) -> None:
-    if element.tag != profile.ds(name):
-        raise VerificationError(f"expected ds:{name}, found {_describe(element)}")
-    found = element.get("Algorithm")
-    if found != algorithm:
-        raise VerificationError(
-            f"ds:{name} Algorithm is {_shown(found)}; DCC's profile requires {algorithm!r}"
-        )
-    if _children(element):
-        raise VerificationError(
-            f"ds:{name} has child elements (e.g. InclusiveNamespaces or XPath); "
-            "DCC's profile has none"
-        )
-
-
-def _base64(element: etree._Element, name: str, size: int) -> bytes:
-    if len(element):
-        raise VerificationError(f"ds:{name} must hold only base64 text")
-    text = "".join((element.text or "").split())
-    if not text.isascii():
-        raise VerificationError(f"ds:{name} is not valid base64: it holds non-ASCII characters")
-    try:
-        value = binascii.a2b_base64(text, strict_mode=True)
-    except binascii.Error as exc:
-        raise VerificationError(f"ds:{name} is not valid base64: {exc}") from None
-    if len(value) != size:
-        raise VerificationError(
-            f"ds:{name} holds {len(value)} bytes; expected {size}"
-            + (" (raw r‖s, not DER)" if name == "SignatureValue" else "")
-        )
-    return value
-
-
-def _describe(node: etree._Element) -> str:
-    if isinstance(node, etree._Comment):
-        return "a comment"
-    if isinstance(node, etree._ProcessingInstruction):
-        return "a processing instruction"
-    qname = etree.QName(node)
-    if qname.namespace == profile.DSIG_NS:
-        return f"ds:{qname.localname}"
-    return f"{{{qname.namespace}}}{qname.localname}" if qname.namespace else qname.localname
-
-
-def _wrapping_hint(element: etree._Element) -> str:
-    if element.tag == profile.ds("Object") or etree.QName(element).namespace != profile.DSIG_NS:
-        return " (content inside the Signature is refused: signature wrapping)"
-    return ""
 
 
 def _load_certificates(blob: bytes, source: str) -> list[x509.Certificate]:
