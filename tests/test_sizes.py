@@ -38,7 +38,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "chfw/demo/run.py:run_demo": "the demo's steps in order, each a call; to be split by step",
     "chfw/processing.py:_Batch.plan": "being reworked in issue 21's processing item",
     "chfw/processing.py:_Batch._finish": "being reworked in issue 21's processing item",
-    "chfw/web/svg.py:line_chart": "dashboards are being reworked in issue 21's web item",
 }
 
 
