@@ -14,13 +14,14 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from chfw.alerts import AlertBuilder, AlertRequest, BuiltAlert, ParkedAlert
+from chfw.clock import utc_now
 from chfw.domain import (
     ActivationOutcome,
     ActivationPlan,
@@ -95,10 +96,6 @@ class SubmissionResult:
         return body
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class ActivationService:
     """Processes CS06 outcomes posted by CSPs."""
 
@@ -106,7 +103,7 @@ class ActivationService:
         self,
         engine: Engine,
         builder: AlertBuilder,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = utc_now,
         *,
         concurrent_batches: int = 1,
         plan_under_lock: bool | None = None,

@@ -44,6 +44,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from chfw import throttle as auth_throttle
+from chfw.bearer import bearer_token
 from chfw.exceptions import ConfigError
 from chfw.throttle import FailureThrottle
 
@@ -235,8 +236,8 @@ class DashboardAuth:
             found = self.session_viewer(cookie)
             if found is not None:
                 return found
-        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and credential:
+        credential = bearer_token(request.headers.get("authorization"))
+        if credential is not None:
             auth_throttle.check(self.throttle, request)
             if self.token_matches(credential):
                 return Viewer("api", "")

@@ -19,12 +19,13 @@ router and template:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography import x509
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from chfw.clock import utc_now
 from chfw.recent import Recent
 from chfw.web import dead_letters, hub_page, overview
 from chfw.web.auth import DashboardAuth
@@ -38,16 +39,12 @@ SIGN_IN_HINT = (
 NAV = (("Overview", "/"), ("Dead letters", "/dead-letters"))
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def mount_dsp_dashboard(
     app: FastAPI,
     engine: Engine,
     auth: DashboardAuth,
     *,
-    clock: Callable[[], datetime] = _utcnow,
+    clock: Callable[[], datetime] = utc_now,
     cache_seconds: float = 5.0,
     certificate: x509.Certificate | None = None,
 ) -> None:

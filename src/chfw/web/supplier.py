@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection, Engine
 
+from chfw.clock import utc_now
 from chfw.domain import FirmwareVersion
 from chfw.exceptions import InvalidValueError
 from chfw.receiver import backoffice, pilots, readiness
@@ -54,16 +55,12 @@ STATUS_NAMES = {
 }
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def mount_supplier_dashboard(
     app: FastAPI,
     engine: Engine,
     auth: DashboardAuth,
     *,
-    clock: Callable[[], datetime] = _utcnow,
+    clock: Callable[[], datetime] = utc_now,
     cache_seconds: float = 2.0,
 ) -> None:
     """Add the dashboard's routes to the receiver app; each page's figures are read at most
