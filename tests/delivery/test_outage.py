@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
-from chfw.delivery.retry import MIN_DELAY
 from chfw.domain.values import DeviceId
+from chfw.retry import MIN_DELAY
 from chfw.store import outbox
 from tests.delivery.conftest import FakeClock
 from tests.delivery.helpers import SUPPLIER_A, SUPPLIER_B, add_user, alert, drain, enqueue, row

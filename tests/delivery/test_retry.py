@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chfw.config import Settings
-from chfw.delivery.retry import MIN_DELAY, RetryPolicy
 from chfw.exceptions import ConfigError
+from chfw.retry import MIN_DELAY, RetryPolicy
 
 policies = st.builds(
     lambda initial, factor, horizon: RetryPolicy(initial, initial * factor, horizon),

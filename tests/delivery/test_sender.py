@@ -15,17 +15,18 @@ from chfw.config import Settings
 from chfw.delivery.sender import (
     DeliveryTransport,
     SendResult,
-    TlsConfig,
     Transports,
     check_status,
     default_transport_factory,
     post_document,
     send,
+    tls_for_alert,
 )
 from chfw.delivery.transport import KeepAliveTransport, RawResponse
 from chfw.domain.values import DeviceId, UserId
 from chfw.exceptions import ConfigError, PermanentDeliveryError, RetryableDeliveryError
 from chfw.store.outbox import ClaimedAlert
+from chfw.tls import TlsConfig
 from tests.delivery.helpers import MockTransport
 
 URL = "https://supplier.example/duis"
@@ -179,12 +180,12 @@ class TestTls:
 
     def test_user_bundle_wins_over_settings(self) -> None:
         settings = Settings(delivery_ca_bundle="/etc/dsp-ca.pem")
-        assert TlsConfig.for_alert(claimed(ca="/u/ca.pem"), settings).ca_bundle == "/u/ca.pem"
-        assert TlsConfig.for_alert(claimed(), settings).ca_bundle == "/etc/dsp-ca.pem"
-        assert TlsConfig.for_alert(claimed(), Settings()).ca_bundle is None
+        assert tls_for_alert(claimed(ca="/u/ca.pem"), settings).ca_bundle == "/u/ca.pem"
+        assert tls_for_alert(claimed(), settings).ca_bundle == "/etc/dsp-ca.pem"
+        assert tls_for_alert(claimed(), Settings()).ca_bundle is None
 
     def test_client_certificate_is_carried(self) -> None:
-        tls = TlsConfig.for_alert(claimed(cert="/c.pem", key="/k.pem"), Settings())
+        tls = tls_for_alert(claimed(cert="/c.pem", key="/k.pem"), Settings())
         assert (tls.client_cert, tls.client_key) == ("/c.pem", "/k.pem")
 
     def test_system_context_verifies(self) -> None:

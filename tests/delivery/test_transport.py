@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from chfw.delivery.sender import TlsConfig, default_transport_factory
+from chfw.delivery.sender import default_transport_factory
 from chfw.delivery.transport import (
     MAX_HEADER_BYTES,
     MAX_RESPONSE_BYTES,
@@ -18,6 +18,7 @@ from chfw.delivery.transport import (
     RawResponse,
     _head,
 )
+from chfw.tls import TlsConfig
 from tests.delivery.conftest import Pki
 from tests.delivery.receiver import Answer, ScriptedReceiver, free_port
 

@@ -17,10 +17,11 @@ from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
 from chfw.delivery import worker as worker_module
-from chfw.delivery.sender import DeliveryTransport, TlsConfig
+from chfw.delivery.sender import DeliveryTransport
 from chfw.delivery.worker import Worker, WorkerStats
 from chfw.store import outbox
 from chfw.store.schema import audit_log
+from chfw.tls import TlsConfig
 from tests.delivery.conftest import FakeClock, Pki
 from tests.delivery.helpers import (
     HUB_1,

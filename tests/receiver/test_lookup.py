@@ -19,7 +19,6 @@ import uvicorn
 from sqlalchemy.engine import Engine
 
 from chfw.config import Settings
-from chfw.delivery.retry import RetryPolicy
 from chfw.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
 from chfw.exceptions import InvalidValueError
 from chfw.gbcs import encode_response
@@ -34,6 +33,7 @@ from chfw.receiver.lookup import (
 )
 from chfw.receiver.pipeline import ReceiverConfig
 from chfw.receiver.schema import bo_hubs
+from chfw.retry import RetryPolicy
 from chfw.store import inventory_access
 from chfw.store.engine import create_engine_for
 from chfw.store.schema import outbox

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import os
-import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,8 +42,9 @@ import httpx
 
 from chfw.config import Settings
 from chfw.delivery.transport import KeepAliveTransport, RawResponse, refuse_proxy_settings
-from chfw.exceptions import ConfigError, PermanentDeliveryError, RetryableDeliveryError
+from chfw.exceptions import PermanentDeliveryError, RetryableDeliveryError
 from chfw.store.outbox import ClaimedAlert
+from chfw.tls import TlsConfig
 
 PERMANENT_STATUSES = frozenset({400, 413})
 _SNIPPET = 200
@@ -72,37 +72,14 @@ class DeliveryTransport(Protocol):
     async def aclose(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class TlsConfig:
-    """The TLS set-up of one client: trusted CAs and an optional client certificate (paths)."""
-
-    ca_bundle: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-
-    @classmethod
-    def for_alert(cls, alert: ClaimedAlert, settings: Settings) -> TlsConfig:
-        return cls(
-            ca_bundle=alert.tls_ca_bundle or settings.delivery_ca_bundle,
-            client_cert=alert.tls_client_cert,
-            client_key=alert.tls_client_key,
-        )
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A verifying client context; ConfigError names the file that could not be used."""
-        try:
-            context = ssl.create_default_context(cafile=self.ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot use CA bundle {self.ca_bundle}: {exc}") from None
-        if self.client_cert:
-            try:
-                context.load_cert_chain(self.client_cert, self.client_key)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(
-                    f"cannot use client certificate {self.client_cert} "
-                    f"(key {self.client_key or 'in the same file'}): {exc}"
-                ) from None
-        return context
+def tls_for_alert(alert: ClaimedAlert, settings: Settings) -> TlsConfig:
+    """The TLS set-up to deliver ``alert`` with: the user's CA bundle, else the DSP's, and
+    the user's client certificate, if any."""
+    return TlsConfig(
+        ca_bundle=alert.tls_ca_bundle or settings.delivery_ca_bundle,
+        client_cert=alert.tls_client_cert,
+        client_key=alert.tls_client_key,
+    )
 
 
 TransportFactory = Callable[[TlsConfig], DeliveryTransport]

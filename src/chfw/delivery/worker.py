@@ -9,7 +9,7 @@ One asyncio loop does three things, overlapped so none waits on another:
    keep-alive connections (:mod:`chfw.delivery.transport`);
 3. **settle** finished attempts in batches (one short transaction in a
    thread): 2xx delivered, 400/413 dead, others retried per
-   :class:`~chfw.delivery.retry.RetryPolicy` or dead past its horizon.
+   :class:`~chfw.retry.RetryPolicy` or dead past its horizon.
 
 All state is in the database. A worker that is killed leaves leased rows
 that any worker reclaims once the lease runs out; a worker that is asked to
@@ -57,9 +57,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from chfw.clock import utc_now
 from chfw.config import Settings
-from chfw.delivery.retry import RetryPolicy
-from chfw.delivery.sender import SendResult, TlsConfig, TransportFactory, Transports, send
+from chfw.delivery.sender import (
+    SendResult,
+    TransportFactory,
+    Transports,
+    send,
+    tls_for_alert,
+)
 from chfw.exceptions import ConfigError, SigningError
+from chfw.retry import RetryPolicy
 from chfw.signing import Resigner, Signer
 from chfw.store import outbox as store
 from chfw.store.engine import writing_on_loop
@@ -462,7 +468,7 @@ class Worker:
         if url[:7].lower() == "http://" and not alert.allow_insecure_http:
             return SendResult("retryable", None, _insecure(alert, url), 0.0)
         try:
-            transport = self._transports.get(TlsConfig.for_alert(alert, self.settings))
+            transport = self._transports.get(tls_for_alert(alert, self.settings))
         except ConfigError as exc:
             return SendResult("retryable", None, f"user {alert.user_id}: {exc}", 0.0)
         try:

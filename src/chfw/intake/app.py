@@ -28,7 +28,7 @@ from chfw.bodylimit import BodyLimit
 from chfw.config import Settings
 from chfw.intake.backpressure import RETRY_AFTER_SECONDS, BacklogGate
 from chfw.intake.inventory_api import inventory_router
-from chfw.metrics import install_intake_metrics
+from chfw.intake.metrics import install_intake_metrics
 from chfw.processing import ActivationService, BatchTally, Status, SubmissionResult
 from chfw.store import csps
 from chfw.throttle import FailureThrottle, check, refused

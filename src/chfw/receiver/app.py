@@ -30,8 +30,8 @@ from sqlalchemy.engine import Engine
 
 from chfw import __version__
 from chfw.bodylimit import BodyLimit, BodyTooLarge, declared_length, read_within
-from chfw.metrics import ReceiverMetrics, install_receiver_metrics
 from chfw.receiver.checking import CheckPool
+from chfw.receiver.metrics import ReceiverMetrics, install_receiver_metrics
 from chfw.receiver.pipeline import Accepted, AlertReceiver, Checked, Outcome, ReceiverConfig
 from chfw.receiver.writer import LoopBatcher, RecordWriter
 from chfw.web.auth import FORM_MAX_BYTES, DashboardAuth

@@ -39,13 +39,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from chfw import __version__
 from chfw.clock import utc_now
-from chfw.delivery.retry import RetryPolicy
-from chfw.delivery.sender import TlsConfig
 from chfw.domain import DeviceId, FirmwareVersion
 from chfw.exceptions import ChfwError, InvalidValueError
 from chfw.receiver import backoffice
 from chfw.receiver.schema import bo_hubs
+from chfw.retry import RetryPolicy
 from chfw.store.engine import reading
+from chfw.tls import TlsConfig
 
 log = structlog.get_logger("chfw.receiver.lookup")
 
