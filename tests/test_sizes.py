@@ -30,9 +30,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "chfw/store/migrations/versions/0002_back_office.py:upgrade": (
         "a migration is history: applied databases depend on it staying as it is"
     ),
-    "chfw/intake/app.py:create_app": (
-        "the intake's app factory: its routes are closures over settings, engine and throttle"
-    ),
     "chfw/cli/receiver.py:serve": "a Typer command: most of its lines declare its options",
     "chfw/cli/simulate.py:wave": "a Typer command: most of its lines declare its options",
     "chfw/demo/run.py:run_demo": "the demo's steps in order, each a call; to be split by step",

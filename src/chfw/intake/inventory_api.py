@@ -12,11 +12,12 @@ Responsible Suppliers -- one answer for both, so that a token does not let
 anyone probe which CHs exist in the estate.
 """
 
-# No `from __future__ import annotations`: FastAPI reads the closure-local UserDep alias.
+# No `from __future__ import annotations`: FastAPI reads the Annotated aliases at runtime.
+from dataclasses import dataclass
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
@@ -46,60 +47,79 @@ class InventoryEntry(BaseModel):
 _NOT_FOUND = "no CH {device} that this Service User is a Responsible Supplier of"
 
 
-def inventory_router(engine: Engine, failures: FailureThrottle | None = None) -> APIRouter:
-    """The read endpoint, on ``engine``'s inventory and Service Users; ``failures`` limits
-    wrong tokens per client (default: chfw.throttle's defaults)."""
-    router = APIRouter(tags=["service users"])
-    throttle = failures or FailureThrottle()
+@dataclass(frozen=True)
+class InventoryApi:
+    """What the read endpoint works on: the DSP's database and the wrong-token limit."""
 
-    def authenticate(request: Request) -> UserId:
-        check(throttle, request)  # over the failure limit: 429, nothing checked
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            raise HTTPException(
-                401,
-                "missing token: send 'Authorization: Bearer <token>' "
-                "(a Service User's inventory token, from `chfw users token`)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        with engine.connect() as conn:
-            user = inventory_access.authenticate(conn, token)
-        if user is None:
-            refused(throttle, request, "inventory")
-            raise HTTPException(401, "token not recognised", headers={"WWW-Authenticate": "Bearer"})
-        return user
+    engine: Engine
+    throttle: FailureThrottle
 
-    UserDep = Annotated[UserId, Depends(authenticate)]
 
-    @router.get(
-        PATH,
-        summary="Read a CH's active firmware (Responsible Suppliers only)",
-        response_model=InventoryEntry,
-        responses={
-            400: {"description": "Not a Device ID"},
-            401: {"description": "Missing or unrecognised token"},
-            429: {"description": "Too many wrong tokens from this address: Retry-After"},
-            404: {"description": "Unknown CH, or not one this user supplies"},
-        },
-    )
-    def read_inventory(device_id: str, user: UserDep) -> InventoryEntry:
-        try:
-            device = DeviceId.parse(device_id)
-        except InvalidValueError as exc:
-            raise HTTPException(400, str(exc)) from None
-        with engine.connect() as conn:
-            hub = inventory_access.read_hub(conn, user, device)
-        log.info("inventory_read", user_id=str(user), device_id=str(device), found=hub is not None)
-        if hub is None:
-            raise HTTPException(404, _NOT_FOUND.format(device=device))
-        return InventoryEntry(
-            device_id=str(hub.device_id),
-            firmware_version=hub.active_firmware.hex if hub.active_firmware else None,
-            firmware_changed_at=(
-                hub.firmware_changed_at.isoformat() if hub.firmware_changed_at else None
-            ),
-            csp_region=hub.csp_region.value,
-            status=hub.status,
+def install_inventory_api(
+    app: FastAPI, engine: Engine, failures: FailureThrottle | None = None
+) -> None:
+    """Serve the read endpoint on ``app`` over ``engine``'s inventory and Service Users;
+    ``failures`` limits wrong tokens per client (default: chfw.throttle's defaults)."""
+    app.state.inventory_api = InventoryApi(engine, failures or FailureThrottle())
+    app.include_router(router)
+
+
+def _api(request: Request) -> InventoryApi:
+    api: InventoryApi = request.app.state.inventory_api
+    return api
+
+
+def authenticate(request: Request) -> UserId:
+    """The Service User whose inventory token the request carries (401 otherwise)."""
+    api = _api(request)
+    check(api.throttle, request)  # over the failure limit: 429, nothing checked
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise HTTPException(
+            401,
+            "missing token: send 'Authorization: Bearer <token>' "
+            "(a Service User's inventory token, from `chfw users token`)",
+            headers={"WWW-Authenticate": "Bearer"},
         )
+    with api.engine.connect() as conn:
+        user = inventory_access.authenticate(conn, token)
+    if user is None:
+        refused(api.throttle, request, "inventory")
+        raise HTTPException(401, "token not recognised", headers={"WWW-Authenticate": "Bearer"})
+    return user
 
-    return router
+
+UserDep = Annotated[UserId, Depends(authenticate)]
+router = APIRouter(tags=["service users"])
+
+
+@router.get(
+    PATH,
+    summary="Read a CH's active firmware (Responsible Suppliers only)",
+    response_model=InventoryEntry,
+    responses={
+        400: {"description": "Not a Device ID"},
+        401: {"description": "Missing or unrecognised token"},
+        429: {"description": "Too many wrong tokens from this address: Retry-After"},
+        404: {"description": "Unknown CH, or not one this user supplies"},
+    },
+)
+def read_inventory(device_id: str, user: UserDep, request: Request) -> InventoryEntry:
+    try:
+        device = DeviceId.parse(device_id)
+    except InvalidValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    with _api(request).engine.connect() as conn:
+        hub = inventory_access.read_hub(conn, user, device)
+    log.info("inventory_read", user_id=str(user), device_id=str(device), found=hub is not None)
+    if hub is None:
+        raise HTTPException(404, _NOT_FOUND.format(device=device))
+    return InventoryEntry(
+        device_id=str(hub.device_id),
+        firmware_version=hub.active_firmware.hex if hub.active_firmware else None,
+        firmware_changed_at=(
+            hub.firmware_changed_at.isoformat() if hub.firmware_changed_at else None
+        ),
+        csp_region=hub.csp_region.value,
+        status=hub.status,
+    )
