@@ -54,6 +54,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -73,6 +74,20 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def install_scrape(app: FastAPI, registry: CollectorRegistry) -> None:
+    """Serve ``GET /metrics`` on ``app`` from ``registry`` (one registry per app)."""
+    app.state.metrics_registry = registry
+    app.include_router(router)
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+def scrape(request: Request) -> Response:
+    return metrics_response(request.app.state.metrics_registry)
 
 
 def metrics_response(registry: CollectorRegistry) -> Response:

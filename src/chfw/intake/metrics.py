@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import structlog
 from fastapi import FastAPI
-from fastapi.responses import Response
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -35,7 +34,7 @@ from chfw.metrics import (
     Send,
     buckets,
     database_up,
-    metrics_response,
+    install_scrape,
 )
 from chfw.processing import BatchTally
 from chfw.recent import Recent
@@ -154,10 +153,7 @@ def install_intake_metrics(
     service.observers.append(metrics.observe)
     app.add_middleware(_Middleware, wrap=metrics.middleware)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
-    def scrape() -> Response:
-        return metrics_response(metrics.registry)
-
+    install_scrape(app, metrics.registry)
     app.state.metrics = metrics
     return metrics
 

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
@@ -121,6 +121,14 @@ async def _answer(send: Send, status: int, reason: str | None) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["operations"])
+def healthz() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
 def create_receiver_app(
     config: ReceiverConfig, engine: Engine, *, dashboard_token: str | None = None
 ) -> ReceiverApp:
@@ -140,10 +148,7 @@ def create_receiver_app(
     app.writer = RecordWriter(app.receiver)
     app.batcher = LoopBatcher(app.writer)
 
-    @app.get("/healthz", tags=["operations"])
-    def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
+    app.include_router(router)
     app.metrics = install_receiver_metrics(app, engine)
     app.state.dashboard_auth = DashboardAuth.from_setting(dashboard_token, realm="supplier")
     mount_supplier_dashboard(app, engine, app.state.dashboard_auth)

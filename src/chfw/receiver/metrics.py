@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 import structlog
 from fastapi import FastAPI
-from fastapi.responses import Response
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -23,7 +22,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from chfw.metrics import database_up, metrics_response
+from chfw.metrics import database_up, install_scrape
 from chfw.recent import Recent
 from chfw.store.engine import reading
 
@@ -145,8 +144,5 @@ def install_receiver_metrics(
     metrics = ReceiverMetrics()
     metrics.registry.register(BackOfficeCollector(engine, min_interval=min_interval))
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
-    def scrape() -> Response:
-        return metrics_response(metrics.registry)
-
+    install_scrape(app, metrics.registry)
     return metrics
