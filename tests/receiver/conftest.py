@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Engine
 from chfw.domain import DeviceId
 from chfw.receiver.app import create_receiver_app
 from chfw.receiver.pipeline import ReceiverConfig
-from tests.receiver.helpers import Dsp, Served
+from tests.receiver.helpers import Dsp, Served, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +55,13 @@ def serve(engine: Engine, dsp: Dsp, lookups: list[DeviceId]) -> Iterator[Callabl
 def receiver(serve: Callable[..., Served]) -> Served:
     """A running receiver with default settings (bundled schemas, any DUIS version, 1 MiB)."""
     return serve()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A non-blocking socket listening on 127.0.0.1, to prove nobody connected to it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", free_port()))
+        sock.listen()
+        sock.setblocking(False)
+        yield sock

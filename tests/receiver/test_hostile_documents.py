@@ -20,20 +20,10 @@ from chfw.domain import DuisVersion
 from chfw.receiver import backoffice
 from chfw.receiver.pipeline import REASON_MAX, AlertReceiver, Checked
 from chfw.xmlsafe import DOCTYPE_REFUSED
-from tests.receiver.helpers import CH, POWER_OUTAGE, Dsp, Served, count_rows, free_port
+from tests.receiver.helpers import CH, POWER_OUTAGE, Dsp, Served, count_rows
 
 # A 60-byte POST that once froze the receiver: the parser read /dev/zero for ever.
 DEV_ZERO = b'<!DOCTYPE r [<!ENTITY % p SYSTEM "file:///dev/zero"> %p;]><r/>'
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    """A non-blocking socket on 127.0.0.1, to prove that nobody connected to it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", free_port()))
-        sock.listen()
-        sock.setblocking(False)
-        yield sock
 
 
 def _hostile(target: str, signed: bytes) -> list[bytes]:

@@ -18,7 +18,7 @@ from chfw.duis import SR_NAMESPACE
 from chfw.receiver import backoffice
 from chfw.signing import sign_canonical
 from chfw.signing.profile import ds
-from tests.receiver.helpers import Dsp, Served, count_rows, free_port
+from tests.receiver.helpers import Dsp, Served, count_rows
 from tests.signing.builders import ImpostorSigner, edit_signed
 
 SR = f"{{{SR_NAMESPACE}}}"
@@ -173,16 +173,6 @@ class TestUnsafeXml:
     def test_not_xml(self, receiver: Served, engine: Engine, body: bytes) -> None:
         answer = receiver.post(body)
         _assert_refused(engine, answer.status_code, answer.text, 400, "unreadable document")
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    """A non-blocking socket listening on 127.0.0.1, to prove nobody connected to it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", free_port()))
-        sock.listen()
-        sock.setblocking(False)
-        yield sock
 
 
 class TestSchema:
