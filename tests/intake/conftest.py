@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from chfw.store import csps
@@ -14,6 +16,7 @@ from tests.cli.dbcli import CliDb, cli_db
 from tests.cli.test_serve import signing_files
 from tests.delivery.receiver import ScriptedReceiver
 from tests.dsp import Dsp, build_dsp
+from tests.intake.server import running
 from tests.pki import Pki
 
 
@@ -58,3 +61,18 @@ def cli(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CHFW_DELIVERY_CA_BUNDLE", str(pki.ca))
     return cli_db(database_url, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def client(app: FastAPI, dsp: Dsp) -> Iterator[httpx.Client]:
+    """A client of the module's ``app`` served as `chfw serve` serves it, carrying the CSP's
+    credential."""
+    with (
+        running(app) as (host, port),
+        httpx.Client(
+            base_url=f"http://{host}:{port}",
+            headers={"authorization": f"Bearer {dsp.credential}"},
+            timeout=10,
+        ) as http,
+    ):
+        yield http

@@ -33,20 +33,6 @@ def app(dsp: Dsp) -> FastAPI:
     )
 
 
-@pytest.fixture
-def client(app: FastAPI, dsp: Dsp) -> Iterator[httpx.Client]:
-    """A client of the app served as `chfw serve` serves it, carrying the CSP's credential."""
-    with (
-        running(app) as (host, port),
-        httpx.Client(
-            base_url=f"http://{host}:{port}",
-            headers={"authorization": f"Bearer {dsp.credential}"},
-            timeout=10,
-        ) as http,
-    ):
-        yield http
-
-
 def post_raw(client: httpx.Client, body: bytes | str, content_type: str) -> httpx.Response:
     return client.post("/csp/v1/messages", content=body, headers={"content-type": content_type})
 

@@ -3,7 +3,6 @@ and counted; a late answer and a hub clock in 2031 neither roll back nor freeze 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -48,19 +47,6 @@ def message(counter: int, version: FirmwareVersion, at: datetime | None = None) 
 @pytest.fixture
 def app(dsp: Dsp) -> FastAPI:
     return create_app(Settings(), dsp.service)
-
-
-@pytest.fixture
-def client(app: FastAPI, dsp: Dsp) -> Iterator[httpx.Client]:
-    with (
-        running(app) as (host, port),
-        httpx.Client(
-            base_url=f"http://{host}:{port}",
-            headers={"authorization": f"Bearer {dsp.credential}"},
-            timeout=10,
-        ) as http,
-    ):
-        yield http
 
 
 def post(client: httpx.Client, body: bytes) -> httpx.Response:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from chfw.cli.users import app as users_app
 from chfw.cli.worker import worker
 from chfw.config import Settings
 from chfw.domain import ActivationResult, DeviceId, DuisVersion, FirmwareVersion, UserId
-from chfw.duis import official_schemas
+from chfw.duis import SchemaSet, official_schemas
 from chfw.gbcs import encode_response
 from chfw.intake import create_app
 from chfw.processing import ActivationService
@@ -39,7 +40,7 @@ from chfw.store import csps, inventory, outbox, users
 from tests.cli.dbcli import CliDb, cli_db
 from tests.cli.test_serve import signing_files
 from tests.delivery.receiver import ScriptedReceiver
-from tests.dsp import ALICE, BOB, CH1, CH2, DCC, SIGNER, TRUST, build_dsp
+from tests.dsp import ALICE, BOB, CH1, CH2, DCC, SIGNER, TRUST, Dsp, build_dsp
 from tests.intake.server import running
 
 NEW = FirmwareVersion.parse("02010300")
@@ -152,28 +153,53 @@ class TestRefusedAtStart:
         assert on_52.invoke(users_app, *args, "5.1").exit_code == 0
 
 
+@dataclass(frozen=True)
+class BobOnMissingSchema:
+    """A DSP whose official schemas hold 5.0 and 5.1 only, BOB moved to 5.4 behind the checks."""
+
+    folder: Path
+    dsp: Dsp
+    schemas: SchemaSet
+    service: ActivationService
+
+
+@pytest.fixture
+def bob_on_54(
+    engine: Engine,
+    dcc_reference: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    receiver: ScriptedReceiver,
+) -> BobOnMissingSchema:
+    folder = schema_folder(dcc_reference, tmp_path / "xsd", "5.0", "5.1")
+    monkeypatch.setenv("CHFW_DUIS_XSD_DIR", str(folder))
+    csps.clear_cache()
+    dsp = build_dsp(engine, {ALICE: receiver.url(), BOB: receiver.url()})
+    # BOB's version changes behind the checks (e.g. the database edited by hand):
+    # 5.4, whose folder is not installed.
+    with engine.begin() as conn:
+        users.set_duis_version(conn, BOB, DuisVersion(5, 4))
+    counter = count(1)
+    schemas = official_schemas(folder)
+    builder = AlertBuilder(DCC, SIGNER, schemas, lambda: next(counter))
+    return BobOnMissingSchema(folder, dsp, schemas, ActivationService(engine, builder))
+
+
 class TestParkedAtRunTime:
     def test_one_batch_answers_the_bad_alert_parks_and_a_retry_delivers_it(
         self,
         cli: CliDb,
         engine: Engine,
         dcc_reference: Path,
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
         receiver: ScriptedReceiver,
+        bob_on_54: BobOnMissingSchema,
     ) -> None:
-        folder = schema_folder(dcc_reference, tmp_path / "xsd", "5.0", "5.1")
-        monkeypatch.setenv("CHFW_DUIS_XSD_DIR", str(folder))
-        csps.clear_cache()
-        dsp = build_dsp(engine, {ALICE: receiver.url(), BOB: receiver.url()})
-        # BOB's version changes behind the checks (e.g. the database edited by hand):
-        # 5.4, whose folder is not installed.
-        with engine.begin() as conn:
-            users.set_duis_version(conn, BOB, DuisVersion(5, 4))
-        counter = count(1)
-        schemas = official_schemas(folder)
-        builder = AlertBuilder(DCC, SIGNER, schemas, lambda: next(counter))
-        service = ActivationService(engine, builder)
+        folder, dsp, schemas, service = (
+            bob_on_54.folder,
+            bob_on_54.dsp,
+            bob_on_54.schemas,
+            bob_on_54.service,
+        )
         settings = Settings(dashboard_token=TOKEN, stats_cache_seconds=0)
 
         with running(create_app(settings, service)) as (host, port):
@@ -264,19 +290,10 @@ class TestSuperseded:
         cli: CliDb,
         engine: Engine,
         dcc_reference: Path,
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
         receiver: ScriptedReceiver,
+        bob_on_54: BobOnMissingSchema,
     ) -> None:
-        folder = schema_folder(dcc_reference, tmp_path / "xsd", "5.0", "5.1")
-        monkeypatch.setenv("CHFW_DUIS_XSD_DIR", str(folder))
-        csps.clear_cache()
-        build_dsp(engine, {ALICE: receiver.url(), BOB: receiver.url()})
-        with engine.begin() as conn:
-            users.set_duis_version(conn, BOB, DuisVersion(5, 4))
-        counter = count(1)
-        builder = AlertBuilder(DCC, SIGNER, official_schemas(folder), lambda: next(counter))
-        service = ActivationService(engine, builder)
+        folder, service = bob_on_54.folder, bob_on_54.service
         newer = FirmwareVersion.parse("02010400")
         older = encode_response(
             device_id=CH1,
