@@ -19,28 +19,35 @@ def enqueue(conn: Connection, alerts: Sequence[NewAlert], now: datetime) -> int:
     if not alerts:
         return 0
     at = driver_time(conn, outbox.c.created_at, now)
-    rows = [
-        (
-            alert.response_id,
-            alert.user_id.hex,
-            alert.device_id.hex,
-            alert.alert_code,
-            alert.duis_version,
-            alert.firmware_version,
-            alert.history_id,
-            alert.document,
-            "pending",
-            0,
-            at,
-            at,
-        )
-        for alert in alerts
-    ]
-    insert_rows(conn, outbox, _ENQUEUE_COLUMNS, rows)
-    return len(alerts)
+    rows = [(*_identity(alert), alert.document, "pending", 0, at, at) for alert in alerts]
+    insert_rows(conn, outbox, _COLUMNS, rows)
+    return len(rows)
 
 
-_ENQUEUE_COLUMNS = (
+def park(conn: Connection, alerts: Sequence[NewParked], now: datetime) -> int:
+    """Write alerts that could not be built as parked rows (empty document, the reason in
+    ``last_error``); returns how many."""
+    at = driver_time(conn, outbox.c.created_at, now)
+    rows = [(*_identity(alert), b"", "parked", 0, at, at, _clip(alert.reason)) for alert in alerts]
+    if rows:
+        insert_rows(conn, outbox, (*_COLUMNS, "last_error"), rows)
+    return len(rows)
+
+
+def _identity(alert: NewAlert | NewParked) -> tuple[object, ...]:
+    """The columns an alert has whether it was built or parked."""
+    return (
+        alert.response_id,
+        alert.user_id.hex,
+        alert.device_id.hex,
+        alert.alert_code,
+        alert.duis_version,
+        alert.firmware_version,
+        alert.history_id,
+    )
+
+
+_COLUMNS = (
     "response_id",
     "user_id",
     "device_id",
@@ -54,31 +61,3 @@ _ENQUEUE_COLUMNS = (
     "created_at",
     "next_attempt_at",
 )
-
-
-def park(conn: Connection, alerts: Sequence[NewParked], now: datetime) -> int:
-    """Write alerts that could not be built as parked rows (empty document, the reason in
-    ``last_error``); returns how many."""
-    if not alerts:
-        return 0
-    at = driver_time(conn, outbox.c.created_at, now)
-    rows = [
-        (
-            alert.response_id,
-            alert.user_id.hex,
-            alert.device_id.hex,
-            alert.alert_code,
-            alert.duis_version,
-            alert.firmware_version,
-            alert.history_id,
-            b"",
-            "parked",
-            0,
-            at,
-            at,
-            _clip(alert.reason),
-        )
-        for alert in alerts
-    ]
-    insert_rows(conn, outbox, (*_ENQUEUE_COLUMNS, "last_error"), rows)
-    return len(alerts)
