@@ -25,11 +25,15 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import TypeVar
 
 import structlog
 from fastapi import HTTPException, Request
 
+from chfw.bearer import bearer_token
 from chfw.config import Settings
+
+T = TypeVar("T")
 
 log = structlog.get_logger("chfw.auth")
 
@@ -130,3 +134,26 @@ def refused(throttle: FailureThrottle, request: Request, surface: str) -> None:
             failures=failures,
             window_seconds=throttle.window_seconds,
         )
+
+
+def authenticated(
+    throttle: FailureThrottle,
+    request: Request,
+    surface: str,
+    lookup: Callable[[str], T | None],
+    *,
+    missing: str,
+    unknown: str,
+) -> T:
+    """Whom the request's bearer credential names, through ``lookup``; the one way a
+    bearer-authenticated endpoint refuses: 429 over the failure limit (nothing checked),
+    401 ``missing`` without a credential, 401 ``unknown`` (counted) for a wrong one."""
+    check(throttle, request)
+    credential = bearer_token(request.headers.get("authorization"))
+    if credential is None:
+        raise HTTPException(401, missing, headers={"WWW-Authenticate": "Bearer"})
+    found = lookup(credential)
+    if found is None:
+        refused(throttle, request, surface)
+        raise HTTPException(401, unknown, headers={"WWW-Authenticate": "Bearer"})
+    return found

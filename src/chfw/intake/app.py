@@ -24,7 +24,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from chfw import __version__
-from chfw.bearer import bearer_token
 from chfw.bodylimit import BodyLimit
 from chfw.config import Settings
 from chfw.intake.backpressure import RETRY_AFTER_SECONDS, BacklogGate
@@ -32,7 +31,7 @@ from chfw.intake.inventory_api import install_inventory_api
 from chfw.intake.metrics import install_intake_metrics
 from chfw.processing import ActivationService, BatchTally, Status, SubmissionResult
 from chfw.store import csps
-from chfw.throttle import FailureThrottle, check, refused
+from chfw.throttle import FailureThrottle, authenticated
 from chfw.web.auth import DashboardAuth
 from chfw.web.dsp import mount_dsp_dashboard
 
@@ -169,22 +168,19 @@ def admit(request: Request) -> None:
 def authenticate(request: Request) -> str:
     """The CSP whose bearer credential the request carries (401 otherwise)."""
     intake = _intake(request)
-    check(intake.failures, request)  # over the failure limit: 429, nothing checked
-    credential = bearer_token(request.headers.get("authorization"))
-    if credential is None:
-        raise HTTPException(
-            401,
-            "missing credential: send 'Authorization: Bearer <credential>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    with intake.service.engine.connect() as conn:
-        name = csps.authenticate(conn, credential)
-    if name is None:
-        refused(intake.failures, request, "csp")
-        raise HTTPException(
-            401, "credential not recognised", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return name
+
+    def csp_named(credential: str) -> str | None:
+        with intake.service.engine.connect() as conn:
+            return csps.authenticate(conn, credential)
+
+    return authenticated(
+        intake.failures,
+        request,
+        "csp",
+        csp_named,
+        missing="missing credential: send 'Authorization: Bearer <credential>'",
+        unknown="credential not recognised",
+    )
 
 
 AdmitDep = Annotated[None, Depends(admit)]

@@ -21,11 +21,10 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
-from chfw.bearer import bearer_token
 from chfw.domain import DeviceId, UserId
 from chfw.exceptions import InvalidValueError
 from chfw.store import inventory_access
-from chfw.throttle import FailureThrottle, check, refused
+from chfw.throttle import FailureThrottle, authenticated
 
 log = structlog.get_logger("chfw.intake.inventory")
 
@@ -72,21 +71,20 @@ def _api(request: Request) -> InventoryApi:
 def authenticate(request: Request) -> UserId:
     """The Service User whose inventory token the request carries (401 otherwise)."""
     api = _api(request)
-    check(api.throttle, request)  # over the failure limit: 429, nothing checked
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        raise HTTPException(
-            401,
-            "missing token: send 'Authorization: Bearer <token>' "
-            "(a Service User's inventory token, from `chfw users token`)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    with api.engine.connect() as conn:
-        user = inventory_access.authenticate(conn, token)
-    if user is None:
-        refused(api.throttle, request, "inventory")
-        raise HTTPException(401, "token not recognised", headers={"WWW-Authenticate": "Bearer"})
-    return user
+
+    def user_of(token: str) -> UserId | None:
+        with api.engine.connect() as conn:
+            return inventory_access.authenticate(conn, token)
+
+    return authenticated(
+        api.throttle,
+        request,
+        "inventory",
+        user_of,
+        missing="missing token: send 'Authorization: Bearer <token>' "
+        "(a Service User's inventory token, from `chfw users token`)",
+        unknown="token not recognised",
+    )
 
 
 UserDep = Annotated[UserId, Depends(authenticate)]
