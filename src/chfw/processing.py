@@ -414,7 +414,7 @@ class _Batch:
             device = item.device_id
             key = item.key
             if device not in state:  # kept by write(), processed once the estate has it
-                identity = parked_outcomes.identity_of(item)
+                identity = inventory.identity_of(item)
                 digest = content_digest(item)
                 if parked.setdefault(identity, digest) != digest:
                     reason = _conflict(key, item)
@@ -431,8 +431,8 @@ class _Batch:
                     "parked, processed when an estate import adds it",
                 )
                 continue
-            sender = item.recipient.hex
-            identity = (device.hex, sender, str(key.originator_counter), key.event.value)
+            identity = inventory.identity_of(item)
+            sender = identity[1]
             digest = content_digest(item)
             recorded = _recorded(seen, identity)
             if recorded is not None:
@@ -537,7 +537,7 @@ class _Batch:
         """Keep the outcomes answered ``parked``; delete the parked copies of the others
         (an outcome parked earlier, processed now: by ``chfw estate import`` or sent again)."""
         keep: list[parked_outcomes.NewParkedOutcome] = []
-        settled: set[parked_outcomes.Identity] = set()
+        settled: set[inventory.OutcomeIdentity] = set()
         for index, result in enumerate(results):
             outcome = self.decoded[index]
             if result is None or not isinstance(outcome, ActivationOutcome):
@@ -546,7 +546,7 @@ class _Batch:
                 payload = message_bytes(self.payloads[index])
                 keep.append(parked_outcomes.NewParkedOutcome(outcome, payload, self.csp))
             elif result.status is not Status.CONFLICT:  # a conflict leaves the first copy
-                settled.add(parked_outcomes.identity_of(outcome))
+                settled.add(inventory.identity_of(outcome))
         parked_outcomes.park(conn, keep, self.now)
         parked_outcomes.settle(conn, settled)
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from chfw.domain import (
+    ActivationOutcome,
     ActivationResult,
     Decision,
     DeviceId,
@@ -223,6 +224,12 @@ class NewOutcome:
 
 OutcomeIdentity = tuple[str, str, str, str]
 """(device hex, sender hex, counter text, event): one outcome, whoever posts it how often."""
+
+
+def identity_of(outcome: ActivationOutcome) -> OutcomeIdentity:
+    """An outcome's identity as the history and the parked outcomes store it."""
+    key = outcome.key
+    return (key.device_id.hex, outcome.recipient.hex, str(key.originator_counter), key.event.value)
 
 
 def processed_outcomes(

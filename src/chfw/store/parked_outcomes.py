@@ -19,14 +19,8 @@ from sqlalchemy.engine import Connection
 
 from chfw.domain import ActivationOutcome, DeviceId
 from chfw.store._sql import among, from_db, insert_for, to_db
+from chfw.store.inventory import OutcomeIdentity, identity_of
 from chfw.store.schema import hubs, parked_outcomes
-
-Identity = tuple[str, str, str, str]  # device hex, sender hex, originator counter, event
-
-
-def identity_of(outcome: ActivationOutcome) -> Identity:
-    key = outcome.key
-    return (key.device_id.hex, outcome.recipient.hex, str(key.originator_counter), key.event.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +77,7 @@ def park(conn: Connection, rows: Sequence[NewParkedOutcome], received_at: dateti
     conn.execute(statement, values)
 
 
-def payloads_for(conn: Connection, devices: Iterable[DeviceId]) -> dict[Identity, bytes]:
+def payloads_for(conn: Connection, devices: Iterable[DeviceId]) -> dict[OutcomeIdentity, bytes]:
     """The parked outcomes of these CHs by identity, with the bytes they came in (so that a
     copy with other content can be told from a redelivery)."""
     wanted = {device.hex for device in devices}
@@ -98,7 +92,7 @@ def payloads_for(conn: Connection, devices: Iterable[DeviceId]) -> dict[Identity
     return {(r.device_id, r.sender, r.originator_counter, r.event): bytes(r.payload) for r in rows}
 
 
-def settle(conn: Connection, identities: Iterable[Identity]) -> int:
+def settle(conn: Connection, identities: Iterable[OutcomeIdentity]) -> int:
     """Delete the parked copies of outcomes now processed; how many there were.
 
     One indexed look-up by CH (one array parameter on PostgreSQL), which finds
