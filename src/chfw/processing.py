@@ -262,17 +262,17 @@ class _Item:
     index: int
     outcome: ActivationOutcome
     current: FirmwareVersion | None
-    since: datetime | None
-    decision: Decision
+    activation: ActivationPlan  # the decision and its recipients, made once in plan()
+    sender: str  # hex of the command's sender (the outcome's identity)
+    digest: str  # content_digest(outcome as received)
     history: inventory.NewOutcome | None = None
     alerts: list[outbox.NewAlert] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    new_version: FirmwareVersion | None = None
     parked: list[outbox.NewParked] = field(default_factory=list)  # see _finish
-    sender: str = ""  # hex of the command's sender (the outcome's identity)
-    digest: str | None = None  # content_digest(outcome as received)
-    latest: Report | None = None  # the hub's newest report before this outcome
-    activation: ActivationPlan | None = None  # the decision and its recipients (plan)
+
+    @property
+    def decision(self) -> Decision:
+        return self.activation.decision
 
 
 @dataclass
@@ -413,9 +413,9 @@ class _Batch:
                 continue
             device = item.device_id
             key = item.key
+            identity = inventory.identity_of(item)
+            digest = content_digest(item)
             if device not in state:  # kept by write(), processed once the estate has it
-                identity = inventory.identity_of(item)
-                digest = content_digest(item)
                 if parked.setdefault(identity, digest) != digest:
                     reason = _conflict(key, item)
                     rejections.append((i, device, reason))
@@ -431,9 +431,6 @@ class _Batch:
                     "parked, processed when an estate import adds it",
                 )
                 continue
-            identity = inventory.identity_of(item)
-            sender = identity[1]
-            digest = content_digest(item)
             recorded = _recorded(seen, identity)
             if recorded is not None:
                 first_digest = recorded[1]
@@ -462,10 +459,7 @@ class _Batch:
                 ordered, current, inputs.points.get(device, []), inputs.versions, latest
             )
             decision = activation.decision
-            entry = _Item(
-                i, item, current, since, decision, sender=sender, digest=digest, latest=latest
-            )
-            entry.activation = activation
+            entry = _Item(i, item, current, activation, sender=identity[1], digest=digest)
             if clamped:
                 assert received.occurred_at is not None
                 entry.warnings.append(
@@ -477,7 +471,6 @@ class _Batch:
                 latest = report_of(ordered)
             if decision.changes_inventory:
                 assert item.firmware_version is not None  # a success always carries one
-                entry.new_version = item.firmware_version
                 current, since = item.firmware_version, item.occurred_at or now
             state[device] = (current, since, latest)
             items.append(entry)
@@ -559,7 +552,6 @@ class _Batch:
             outcome = entry.outcome
             device = outcome.device_id
             plan = entry.activation
-            assert plan is not None  # decided in plan()
             plans.append(plan)
             entry.warnings.extend(
                 f"supplier {user} is registered for {device} but is not a Service User: "
