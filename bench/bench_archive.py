@@ -3,7 +3,7 @@
 Fills the outbox with N delivered alerts (one real signed N64 document, one
 attempt each, delivered a week ago), times the reads that dashboards and
 /metrics make (best of 3 each), archives everything delivered more than a day
-ago (`chfw.store.archive.archive_delivered`, as `chfw outbox archive` does),
+ago (`chfw.dsp.store.archive.archive_delivered`, as `chfw outbox archive` does),
 and times the same reads again. The baseline of each read is itself on an
 outbox without the old rows, in the same run.
 
@@ -25,11 +25,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bench_backlog import fill
-from chfw.store import archive, outbox, stats
-from chfw.store.engine import create_engine_for
-from chfw.store.migrate import upgrade
-from chfw.store.schema import delivery_attempts
-from chfw.store.schema import outbox as outbox_table
+from chfw.dsp.store import archive, outbox, stats
+from chfw.dsp.store.migrate import upgrade
+from chfw.dsp.store.schema import delivery_attempts
+from chfw.dsp.store.schema import outbox as outbox_table
+from chfw.shared.db.engine import create_engine_for
 
 READS: dict[str, Callable[[Connection, datetime], object]] = {
     "outbox.counts (dashboard)": lambda conn, now: outbox.counts(conn),

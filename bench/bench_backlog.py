@@ -33,15 +33,15 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from chfw.core.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
+from chfw.core.duis import ResponseId, render_n64
+from chfw.core.signing import PemSigner, create_development_identity, sign_canonical
 from chfw.demo.processes import free_port
-from chfw.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
-from chfw.duis import ResponseId, render_n64
-from chfw.signing import PemSigner, create_development_identity, sign_canonical
-from chfw.store import users
-from chfw.store.engine import create_engine_for
-from chfw.store.migrate import upgrade
-from chfw.store.outbox import NewAlert, enqueue
-from chfw.store.schema import outbox
+from chfw.dsp.store import users
+from chfw.dsp.store.migrate import upgrade
+from chfw.dsp.store.outbox import NewAlert, enqueue
+from chfw.dsp.store.schema import outbox
+from chfw.shared.db.engine import create_engine_for
 from proc_stats import cpu_seconds
 
 DCC = UserId.parse("90-B3-D5-1F-30-00-00-02")

@@ -22,9 +22,9 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import per_call_seconds
-from chfw.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
-from chfw.duis import ResponseId, bundled_schemas, render_n64
-from chfw.signing import (
+from chfw.core.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
+from chfw.core.duis import ResponseId, bundled_schemas, render_n64
+from chfw.core.signing import (
     PemSigner,
     TrustStore,
     canonical_signed_info,

@@ -30,11 +30,11 @@ import sqlalchemy as sa
 import structlog
 
 from _timing import per_call_seconds
-from chfw.domain import ActivationResult, Eui64, FirmwareVersion, clamp, decide, report_of
-from chfw.gbcs import decode_outcome, encode_response
-from chfw.processing import content_digest
-from chfw.store.engine import create_engine_for
-from chfw.store.migrate import upgrade
+from chfw.core.domain import ActivationResult, Eui64, FirmwareVersion, clamp, decide, report_of
+from chfw.core.gbcs import decode_outcome, encode_response
+from chfw.dsp.processing import content_digest
+from chfw.dsp.store.migrate import upgrade
+from chfw.shared.db.engine import create_engine_for
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,7 +52,7 @@ def main() -> dict[str, object]:
     # One log line per message at debug would be most of what is measured.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
-    from tests.dsp import CH1, build_dsp
+    from tests.small_dsp import CH1, build_dsp
 
     message = encode_response(
         device_id=CH1,

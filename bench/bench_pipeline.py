@@ -32,9 +32,9 @@ from rich.console import Console
 
 from chfw.demo.processes import free_port
 from chfw.demo.run import DemoOptions, run_demo
-from chfw.store._sql import from_db
-from chfw.store.engine import create_engine_for
-from chfw.store.schema import outbox
+from chfw.dsp.store.schema import outbox
+from chfw.shared.db.engine import create_engine_for
+from chfw.shared.db.sql import from_db
 
 HERE = Path(__file__).resolve().parent
 

@@ -40,10 +40,9 @@ import structlog
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chfw.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
-from chfw.duis import ResponseId, render_n64
-from chfw.receiver.pipeline import AlertReceiver, ReceiverConfig
-from chfw.signing import (
+from chfw.core.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
+from chfw.core.duis import ResponseId, render_n64
+from chfw.core.signing import (
     PemSigner,
     TrustStore,
     canonical_signed_info,
@@ -51,8 +50,9 @@ from chfw.signing import (
     sign_canonical,
     verify_document,
 )
-from chfw.store.engine import create_engine_for
-from chfw.store.migrate import upgrade
+from chfw.shared.db.engine import create_engine_for
+from chfw.supplier.migrate import upgrade
+from chfw.supplier.pipeline import AlertReceiver, ReceiverConfig
 from proc_stats import cpu_seconds
 
 TARGET_PER_CORE = 2000

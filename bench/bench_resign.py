@@ -1,10 +1,10 @@
 """Issue 20: what keeping every alert signed by the current identity costs the worker.
 
 For each claimed row the worker asks whether its stored document already names
-the current certificate (:meth:`chfw.signing.Resigner.is_current`), and only if
-not, re-signs it (:meth:`~chfw.signing.Resigner.resign`: strip the Signature,
+the current certificate (:meth:`chfw.core.signing.Resigner.is_current`), and only if
+not, re-signs it (:meth:`~chfw.core.signing.Resigner.resign`: strip the Signature,
 sign the same canonical bytes). Both are timed on a real N64, beside a plain
-:func:`~chfw.signing.sign_canonical` of the unsigned document for comparison.
+:func:`~chfw.core.signing.sign_canonical` of the unsigned document for comparison.
 
     .venv/bin/python bench/bench_resign.py
 """
@@ -19,9 +19,9 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
 
 from _timing import per_call_seconds  # noqa: E402
-from chfw.domain import DeviceId, DuisVersion, FirmwareVersion, UserId  # noqa: E402
-from chfw.duis import ResponseId, render_n64  # noqa: E402
-from chfw.signing import (  # noqa: E402
+from chfw.core.domain import DeviceId, DuisVersion, FirmwareVersion, UserId  # noqa: E402
+from chfw.core.duis import ResponseId, render_n64  # noqa: E402
+from chfw.core.signing import (  # noqa: E402
     PemSigner,
     Resigner,
     create_development_identity,

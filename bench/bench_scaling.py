@@ -31,11 +31,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench_backlog import USERS, drain, fill, start_sinks
-from chfw.domain import DuisVersion
-from chfw.store import users
-from chfw.store.engine import create_engine_for
-from chfw.store.migrate import upgrade
-from chfw.store.schema import outbox
+from chfw.core.domain import DuisVersion
+from chfw.dsp.store import users
+from chfw.dsp.store.migrate import upgrade
+from chfw.dsp.store.schema import outbox
+from chfw.shared.db.engine import create_engine_for
 
 
 def run_delay(

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from chfw.store.engine import BUSY_TIMEOUT_SECONDS, begin_immediate
+from chfw.shared.db.engine import BUSY_TIMEOUT_SECONDS, begin_immediate
 
 HOLD_SECONDS = 0.2
 GAP_SECONDS = 0.01

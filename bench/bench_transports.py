@@ -11,7 +11,7 @@ client runs on uvloop, as ``chfw worker`` does. Cases:
 - ``httpx_port`` -- httpx's standard transport called directly, as chfw's sender called
   any transport but its own before issue 21 (an ``httpx.Request`` to
   ``handle_async_request``, without the client's layers);
-- ``custom`` -- chfw's :class:`~chfw.delivery.transport.KeepAliveTransport` as the worker
+- ``custom`` -- chfw's :class:`~chfw.dsp.delivery.transport.KeepAliveTransport` as the worker
   uses it: ``send`` calling its ``post`` (the sender's one path since issue 21);
 - ``aiohttp`` -- :class:`aiohttp.ClientSession` (``TCPConnector(limit=C)``), when installed
   (it is not a chfw dependency: ``pip install aiohttp`` into the venv for this benchmark).
@@ -47,12 +47,12 @@ from typing import Any
 import httpx
 import uvloop
 
-from chfw.delivery.sender import send
-from chfw.delivery.transport import KeepAliveTransport
 from chfw.demo.sink import SinkProtocol
+from chfw.dsp.delivery.sender import send
+from chfw.dsp.delivery.transport import KeepAliveTransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.delivery.receiver import free_port
+from tests.dsp.delivery.receiver import free_port
 from tests.pki import Pki
 
 BODY = (

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from lxml import etree  # noqa: E402
 
 from _timing import per_call_seconds  # noqa: E402
-from chfw.domain import DeviceId, DuisVersion, FirmwareVersion, UserId  # noqa: E402
-from chfw.duis import ResponseId, render_n64  # noqa: E402
-from chfw.signing import (  # noqa: E402
+from chfw.core.domain import DeviceId, DuisVersion, FirmwareVersion, UserId  # noqa: E402
+from chfw.core.duis import ResponseId, render_n64  # noqa: E402
+from chfw.core.signing import (  # noqa: E402
     PemSigner,
     canonical_signed_info,
     create_development_identity,

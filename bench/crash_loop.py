@@ -53,6 +53,7 @@ import httpx
 import sqlalchemy as sa
 from rich.console import Console
 
+from chfw.core.domain import FirmwareVersion, UserId
 from chfw.demo.processes import chfw_command, free_port
 from chfw.demo.run import (  # the demo's own set-up
     Supplier,
@@ -61,15 +62,14 @@ from chfw.demo.run import (  # the demo's own set-up
     register_parties,
 )
 from chfw.demo.summary import build_summary
-from chfw.deployment import create_deployment
-from chfw.domain import FirmwareVersion, UserId
-from chfw.receiver.schema import bo_alerts, bo_firmware_events
+from chfw.dsp.deployment import create_deployment
+from chfw.dsp.store import outbox
+from chfw.dsp.store.schema import firmware_history
+from chfw.dsp.store.schema import outbox as outbox_table
+from chfw.shared.db.engine import create_engine_for
 from chfw.sim.estate import generate_estate
 from chfw.sim.wave import InventoryStart, generate_wave
-from chfw.store import outbox
-from chfw.store.engine import create_engine_for
-from chfw.store.schema import firmware_history
-from chfw.store.schema import outbox as outbox_table
+from chfw.supplier.schema import bo_alerts, bo_firmware_events
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "reliability.md"

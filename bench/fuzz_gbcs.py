@@ -12,7 +12,7 @@ the next. The corpus starts from messages chfw's own encoder writes and, when
 The fuzzer runs in a child process (libFuzzer ends its process when done);
 this parent reads libFuzzer's final statistics from the child's stderr and
 writes them to the "Fuzzing" section of docs/reliability.md, with the line
-and branch coverage of the decoding modules (chfw.gbcs less the encoder)
+and branch coverage of the decoding modules (chfw.core.gbcs less the encoder)
 that the final corpus reaches, measured by coverage.py in a third process.
 """
 
@@ -47,8 +47,8 @@ def seed_messages() -> list[bytes]:
 
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from chfw.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
-    from chfw.gbcs import encode_accepted, encode_alert, encode_response
+    from chfw.core.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
+    from chfw.core.gbcs import encode_accepted, encode_alert, encode_response
 
     device = DeviceId.parse("00-DB-12-34-56-78-90-A0")
     supplier = Eui64.parse("90-B3-D5-1F-30-01-00-00")
@@ -95,8 +95,8 @@ def fuzz_child(crash_dir: Path, libfuzzer_args: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["chfw"]):
+        from chfw.core.gbcs import decode_message, decode_outcome
         from chfw.exceptions import GbcsDecodeError
-        from chfw.gbcs import decode_message, decode_outcome
 
     seen: set[str] = set()
 
@@ -125,14 +125,14 @@ def fuzz_child(crash_dir: Path, libfuzzer_args: list[str]) -> None:
 
 
 def replay_child(folders: list[Path]) -> None:
-    """Run the final corpus under coverage.py; print line and branch coverage of chfw.gbcs."""
+    """Run the final corpus under coverage.py; print line and branch coverage of chfw.core.gbcs."""
     import coverage
 
     package = ROOT / "src" / "chfw" / "gbcs"
     cov = coverage.Coverage(branch=True, include=[f"{package}/*"], config_file=False)
     cov.start()
+    from chfw.core.gbcs import decode_message, decode_outcome
     from chfw.exceptions import GbcsDecodeError
-    from chfw.gbcs import decode_message, decode_outcome
 
     for folder in folders:
         for path in sorted(folder.iterdir()):
@@ -175,13 +175,15 @@ def section(result: dict[str, Any]) -> str:
     kinds = ", ".join(map(str, result["crash_kinds"] or ["none"]))
     return f"""{SECTION}
 
-`bench/fuzz_gbcs.py` runs atheris (libFuzzer, coverage-guided) against `chfw.gbcs.decode_outcome`
+`bench/fuzz_gbcs.py` runs atheris (libFuzzer, coverage-guided) against
+`chfw.core.gbcs.decode_outcome`
 and `decode_message`, each input given as bytes and as hex text. The contract: every input either
 decodes or raises `GbcsDecodeError` (with an offset inside the input); anything else is a crash.
 Seeds: messages chfw's encoder writes (every result, signed and unsigned, as bytes and hex) and
 {"DCC's RTDS CS06 vectors" if result["rtds_vectors"] else "(RTDS vectors absent in this run)"}.
-Hypothesis runs the same contract on every `make test` (tests/gbcs/test_properties.py, and random
-bodies at the HTTP intake in tests/intake/test_hostile.py).
+Hypothesis runs the same contract on every `make test`
+(tests/core/gbcs/test_properties.py, and random
+bodies at the HTTP intake in tests/dsp/intake/test_hostile.py).
 
 | figure | value |
 |---|---|

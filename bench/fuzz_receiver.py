@@ -109,7 +109,7 @@ TOKENS = [
 
 def make_identity(folder: Path) -> None:
     """A development signing key and certificate: the receiver trusts it, the seeds use it."""
-    from chfw.signing import create_development_identity
+    from chfw.core.signing import create_development_identity
 
     key_pem, cert_pem = create_development_identity("fuzzing DSP")
     (folder / "key.pem").write_bytes(key_pem)
@@ -118,9 +118,9 @@ def make_identity(folder: Path) -> None:
 
 def seed_documents(identity: Path) -> list[bytes]:
     """Signed alerts of every kind the receiver takes, and hostile variations of them."""
-    from chfw.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
-    from chfw.duis import SR_NAMESPACE, ResponseId, render_n64, render_n999, response_date_time
-    from chfw.signing import PemSigner, sign_canonical
+    from chfw.core.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
+    from chfw.core.duis import SR_NAMESPACE, ResponseId, render_n64, render_n999, response_date_time
+    from chfw.core.signing import PemSigner, sign_canonical
 
     signer = PemSigner.from_pem(
         (identity / "key.pem").read_bytes(), (identity / "cert.pem").read_bytes()
@@ -191,8 +191,8 @@ def receiver_under_test(identity: Path) -> Any:
     """The receiver's check path over a trust store of the identity; the engine is never used."""
     from sqlalchemy import create_engine
 
-    from chfw.receiver.pipeline import AlertReceiver, ReceiverConfig
-    from chfw.signing import TrustStore
+    from chfw.core.signing import TrustStore
+    from chfw.supplier.pipeline import AlertReceiver, ReceiverConfig
 
     trust = TrustStore.from_files(identity / "cert.pem")
     return AlertReceiver(ReceiverConfig(trust=trust), create_engine("sqlite://"))
@@ -221,9 +221,9 @@ def fuzz_child(work: Path, libfuzzer_args: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["chfw"]):
+        from chfw.core.signing import PemSigner, sign_document
         from chfw.exceptions import ChfwError
-        from chfw.receiver.pipeline import Accepted, Refused
-        from chfw.signing import PemSigner, sign_document
+        from chfw.supplier.pipeline import Accepted, Refused
 
     identity = work / "identity"
     receiver = receiver_under_test(identity)
@@ -288,8 +288,8 @@ def replay_child(work: Path, folders: list[Path]) -> None:
     ]
     cov = coverage.Coverage(branch=True, include=[str(p) for p in measured], config_file=False)
     cov.start()
+    from chfw.core.signing import PemSigner, sign_document
     from chfw.exceptions import ChfwError
-    from chfw.signing import PemSigner, sign_document
 
     identity = work / "identity"
     receiver = receiver_under_test(identity)

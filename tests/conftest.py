@@ -117,7 +117,7 @@ def pg_database_url(pg_server: PgServer) -> Iterator[str]:
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An engine on a fresh database with the migrated schema (``database_url``)."""
-    from chfw.store.engine import create_engine_for
+    from chfw.shared.db.engine import create_engine_for
 
     eng = create_engine_for(database_url)
     yield eng

@@ -5,6 +5,10 @@ server named by ``CHFW_TEST_PG_URL``, e.g. the one ``scripts/pg.sh`` starts):
 the template is a migrated database; a test gets ``CREATE DATABASE ...
 TEMPLATE`` of it, dropped afterwards. Either way every test starts from the
 schema ``chfw db upgrade`` builds, isolated from every other test.
+
+A test database carries both products' schemas, each from its own chain (the
+DSP's and the back office's, with their own version tables), so one fixture
+serves the tests of either side.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from chfw.store.engine import create_engine_for
-from chfw.store.migrate import upgrade
+from chfw.dsp.store import migrate as dsp_migrate
+from chfw.shared.db.engine import create_engine_for
+from chfw.supplier import migrate as backoffice_migrate
 
 PG_URL_ENV = "CHFW_TEST_PG_URL"
 SQLITE = "sqlite"
@@ -36,6 +41,12 @@ def pg_server_url() -> str | None:
 def backends() -> list[str]:
     """The backends every database test runs on: SQLite always, PostgreSQL when configured."""
     return [SQLITE, POSTGRESQL] if pg_server_url() else [SQLITE]
+
+
+def upgrade(url_or_engine: str | Engine) -> None:
+    """Both chains to head: the DSP's and the back office's."""
+    dsp_migrate.upgrade(url_or_engine)
+    backoffice_migrate.upgrade(url_or_engine)
 
 
 def migrate_sqlite_template(path: Path) -> Path:

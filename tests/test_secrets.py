@@ -17,18 +17,18 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 
-from chfw.config import Settings
-from chfw.intake import create_app
-from chfw.logs import configure_logging
-from chfw.receiver.app import create_receiver_app
-from chfw.receiver.pipeline import ReceiverConfig
-from chfw.store import csps, inventory_access
-from chfw.store.schema import csps as csps_table
-from chfw.store.schema import service_users
-from tests.delivery.helpers import drain
-from tests.dsp import ALICE, BOB, CH1, KEY_PEM, TRUST, build_dsp
-from tests.intake.helpers import valid_message
-from tests.intake.server import running
+from chfw.dsp.intake import create_app
+from chfw.dsp.store import csps, inventory_access
+from chfw.dsp.store.schema import csps as csps_table
+from chfw.dsp.store.schema import service_users
+from chfw.shared.config import Settings
+from chfw.shared.logs import configure_logging
+from chfw.supplier.app import create_receiver_app
+from chfw.supplier.pipeline import ReceiverConfig
+from tests.dsp.delivery.helpers import drain
+from tests.dsp.intake.helpers import valid_message
+from tests.dsp.intake.server import running
+from tests.small_dsp import ALICE, BOB, CH1, KEY_PEM, TRUST, build_dsp
 
 
 def secret_fragments(*secrets: str) -> list[str]:

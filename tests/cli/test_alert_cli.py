@@ -9,8 +9,8 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from chfw.cli import app
-from chfw.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
-from chfw.gbcs import encode_response
+from chfw.core.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
+from chfw.core.gbcs import encode_response
 
 runner = CliRunner()
 SR = "{http://www.dccinterface.co.uk/ServiceUserGateway}"

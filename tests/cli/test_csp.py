@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from chfw.cli.csp import app
-from chfw.store import audit, csps
+from chfw.dsp.store import audit, csps
 from tests.cli.dbcli import CliDb, cli_db
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chfw.cli.db import app
-from chfw.store.migrate import head_revision
+from chfw.dsp.store.migrate import head_revision
 from tests.cli.dbcli import CliDb, cli_db
 
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from chfw.cli.estate import app
-from chfw.domain import DeviceId, FirmwareVersion
-from chfw.store import audit, estate, inventory
+from chfw.core.domain import DeviceId, FirmwareVersion
+from chfw.dsp.store import audit, estate, inventory
 from tests.cli.dbcli import CliDb, cli_db
 
 HEADER = "device_id,csp_region,mpxn,fuel,import_supplier,export_supplier,gas_supplier\n"

@@ -15,8 +15,8 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner, Result
 
 from chfw.cli.gbcs import app
-from chfw.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
-from chfw.gbcs import encode_accepted, encode_alert, encode_response
+from chfw.core.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
+from chfw.core.gbcs import encode_accepted, encode_alert, encode_response
 
 REQUIRED_KEYS = {
     "device_id",

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from chfw.cli.inventory import app
-from chfw.domain import (
+from chfw.core.domain import (
     ActivationResult,
     Decision,
     DeviceId,
@@ -22,8 +22,8 @@ from chfw.domain import (
     OutcomeSource,
     UserId,
 )
-from chfw.estate_file import CspRegion
-from chfw.store import estate, inventory
+from chfw.dsp.estate_file import CspRegion
+from chfw.dsp.store import estate, inventory
 from tests.cli.dbcli import CliDb, cli_db
 
 CH = DeviceId.parse("00-1D-A1-00-00-00-00-42")

@@ -9,8 +9,8 @@ from cryptography import x509
 from typer.testing import CliRunner
 
 from chfw.cli.keys import CERT_FILE, KEY_FILE, app
-from chfw.signing import PemSigner, TrustStore, sign_canonical, verify_document
-from tests.signing.builders import N64_DOCUMENT
+from chfw.core.signing import PemSigner, TrustStore, sign_canonical, verify_document
+from tests.core.signing.builders import N64_DOCUMENT
 
 runner = CliRunner()
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from chfw.cli.outbox import app
-from chfw.store import audit, outbox
-from chfw.store.outbox import AttemptResult
+from chfw.dsp.store import audit, outbox
+from chfw.dsp.store.outbox import AttemptResult
 from tests.cli.dbcli import CliDb, cli_db
-from tests.delivery.helpers import HUB_1, HUB_2, SUPPLIER_A, SUPPLIER_B, alert, enqueue
+from tests.dsp.delivery.helpers import HUB_1, HUB_2, SUPPLIER_A, SUPPLIER_B, alert, enqueue
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -13,9 +13,9 @@ from sqlalchemy.engine import Engine
 
 from chfw.cli import app as chfw
 from chfw.cli.pilot import app
-from chfw.store import audit
+from chfw.dsp.store import audit
 from tests.cli.dbcli import CliDb, cli_db
-from tests.receiver.recorded import START, device, record
+from tests.supplier.recorded import START, device, record
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from chfw.cli import app
-from chfw.receiver.pipeline import AlertReceiver, ReceiverConfig
+from chfw.supplier.pipeline import AlertReceiver, ReceiverConfig
 from tests.cli.dbcli import cli_db
-from tests.receiver.helpers import CH, CH2, POWER_OUTAGE, T0, Dsp, free_port
+from tests.supplier.helpers import CH, CH2, POWER_OUTAGE, T0, Dsp, free_port
 
 DSP = Dsp.create("CLI test DSP")
 VENV_CHFW = Path(sys.executable).parent / "chfw"

@@ -16,12 +16,12 @@ from fastapi import FastAPI, HTTPException, Request
 from sqlalchemy.engine import Engine
 
 from chfw.cli import app as chfw
-from chfw.receiver import lookup
-from chfw.receiver.schema import bo_hubs
+from chfw.supplier import lookup
+from chfw.supplier.schema import bo_hubs
 from tests.cli.dbcli import CliDb, cli_db
-from tests.receiver.helpers import free_port
-from tests.receiver.recorded import START, device, hub_state, record
 from tests.sim.live import serve
+from tests.supplier.helpers import free_port
+from tests.supplier.recorded import START, device, hub_state, record
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ class TestReady:
 
 
 def inventory_app(answers: dict[str, str | None]) -> FastAPI:
-    """A stand-in DSP inventory endpoint with fixed versions (the real one: tests/receiver)."""
+    """A stand-in DSP inventory endpoint with fixed versions (the real one: tests/supplier)."""
     app = FastAPI()
 
     @app.get("/su/v1/inventory/{device_id}")
@@ -107,7 +107,7 @@ class TestLookups:
         # `chfw` configures structlog to write to the stderr of the moment and to cache a
         # module's logger on first use: in one test process, the second CliRunner invocation
         # would log to the first one's (closed) stderr. A fresh proxy per test avoids that.
-        monkeypatch.setattr(lookup, "log", structlog.get_logger("chfw.receiver.lookup"))
+        monkeypatch.setattr(lookup, "log", structlog.get_logger("chfw.supplier.lookup"))
 
     @pytest.fixture
     def pending(self, engine: Engine) -> Iterator[None]:

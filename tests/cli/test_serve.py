@@ -18,12 +18,12 @@ import typer
 from sqlalchemy.engine import Engine
 
 from chfw.cli.serve import serve
-from chfw.store import csps
+from chfw.dsp.store import csps
 from tests.cli.dbcli import CliDb, cli_db
-from tests.delivery.receiver import free_port
-from tests.dsp import CERT_PEM, KEY_PEM, build_dsp
-from tests.intake.helpers import stored, valid_message
-from tests.intake.server import read_answer
+from tests.dsp.delivery.receiver import free_port
+from tests.dsp.intake.helpers import stored, valid_message
+from tests.dsp.intake.server import read_answer
+from tests.small_dsp import CERT_PEM, KEY_PEM, build_dsp
 
 app = typer.Typer()
 app.command()(serve)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from chfw.cli import app as chfw_app
 from chfw.cli.db import app as db_app
-from chfw.store.engine import display_url
+from chfw.shared.db.engine import display_url
 from tests.cli.dbcli import CliDb, cli_db
 
 PASSWORD = "pw-never-printed-7f3a"

@@ -12,13 +12,13 @@ from sqlalchemy.engine import Engine
 
 from chfw.cli.serve import serve
 from chfw.cli.worker import worker
-from chfw.config import Settings
+from chfw.core.signing import create_development_identity
+from chfw.dsp.runtime import expiry_warning, load_signer
 from chfw.exceptions import ConfigError
-from chfw.runtime import expiry_warning, load_signer
-from chfw.signing import create_development_identity
+from chfw.shared.config import Settings
 from tests.cli.dbcli import CliDb, cli_db
-from tests.delivery.helpers import SUPPLIER_A, add_user, alert, enqueue
-from tests.delivery.receiver import ScriptedReceiver
+from tests.dsp.delivery.helpers import SUPPLIER_A, add_user, alert, enqueue
+from tests.dsp.delivery.receiver import ScriptedReceiver
 
 serve_app = typer.Typer()
 serve_app.command()(serve)
@@ -112,7 +112,7 @@ class TestServe:
     ) -> None:
         settings = identity(tmp_path, **EXPIRING, monkeypatch=monkeypatch)  # type: ignore[arg-type]
         served: list[object] = []
-        monkeypatch.setattr("chfw.serving.serve", lambda app, *_args: served.append(app))
+        monkeypatch.setattr("chfw.shared.serving.serve", lambda app, *_args: served.append(app))
         result = cli.invoke(serve_app)
         assert result.exit_code == 0, result.output
         assert f"warning: signing certificate {settings.signing_cert} expires at" in result.stderr

@@ -8,8 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from chfw.cli.simulate import app
-from chfw.domain import FirmwareVersion
-from chfw.estate_file import EstateRecord, RejectedRow, parse_csv, parse_json
+from chfw.core.domain import FirmwareVersion
+from chfw.dsp.estate_file import EstateRecord, RejectedRow, parse_csv, parse_json
 from chfw.sim import generate_estate, generate_wave, read_suppliers_json
 from chfw.sim.wave import DEFAULT_SCHEDULED_AT
 from tests.sim.fake_intake import InMemoryPipeline, fake_intake_app

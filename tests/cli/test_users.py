@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from chfw.cli.users import app
-from chfw.domain import DuisVersion, UserId
-from chfw.store import audit, users
+from chfw.core.domain import DuisVersion, UserId
+from chfw.dsp.store import audit, users
 from tests.cli.dbcli import CliDb, cli_db
 
 ALICE = "90-B3-D5-1F-30-01-00-00"

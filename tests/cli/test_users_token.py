@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from chfw.cli.users import app
-from chfw.store import audit, inventory_access
+from chfw.dsp.store import audit, inventory_access
 from tests.cli.dbcli import CliDb, cli_db
-from tests.dsp import BOB, CAROL, build_dsp
+from tests.small_dsp import BOB, CAROL, build_dsp
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import typer
 from sqlalchemy.engine import Engine
 
 from chfw.cli.worker import worker
-from chfw.store import outbox
+from chfw.dsp.store import outbox
 from tests.cli.dbcli import CliDb, cli_db
-from tests.delivery.helpers import HUB_2, SUPPLIER_A, add_user, alert, enqueue
-from tests.delivery.receiver import ScriptedReceiver
+from tests.dsp.delivery.helpers import HUB_2, SUPPLIER_A, add_user, alert, enqueue
+from tests.dsp.delivery.receiver import ScriptedReceiver
 
 app = typer.Typer()
 app.command()(worker)

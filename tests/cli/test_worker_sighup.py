@@ -12,12 +12,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from chfw.signing import Resigner, unsigned
+from chfw.core.signing import Resigner, unsigned
 from tests.cli.test_worker_signals import GRACE_SECONDS, start_worker
-from tests.delivery.helpers import SUPPLIER_A, add_user, enqueue
-from tests.delivery.receiver import ScriptedReceiver
-from tests.delivery.test_resign import HUBS, n64
-from tests.receiver.helpers import Dsp
+from tests.dsp.delivery.helpers import SUPPLIER_A, add_user, enqueue
+from tests.dsp.delivery.receiver import ScriptedReceiver
+from tests.dsp.delivery.test_resign import HUBS, n64
+from tests.supplier.helpers import Dsp
 
 OLD = Dsp.create("chfw DSP signer, old")
 NEW = Dsp.create("chfw DSP signer, new")

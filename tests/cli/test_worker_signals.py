@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from chfw.store.schema import outbox
-from tests.delivery.helpers import HUB_1, HUB_2, SUPPLIER_A, add_user, alert, enqueue
-from tests.delivery.receiver import Answer, ScriptedReceiver
+from chfw.dsp.store.schema import outbox
+from tests.dsp.delivery.helpers import HUB_1, HUB_2, SUPPLIER_A, add_user, alert, enqueue
+from tests.dsp.delivery.receiver import Answer, ScriptedReceiver
 
 GRACE_SECONDS = 60  # a bound for a hung process, not a timing assertion
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from chfw.core.domain import FirmwareVersion
 from chfw.demo import run
-from chfw.domain import FirmwareVersion
 from chfw.sim.estate import generate_estate
 from chfw.sim.wave import InventoryStart, Wave, generate_wave
 

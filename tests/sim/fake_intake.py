@@ -16,15 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from chfw.domain import (
+from chfw.core.domain import (
     DeviceId,
     FirmwareVersion,
     OutcomeKey,
     UserId,
     plan_activation,
 )
+from chfw.core.gbcs import decode_outcome
 from chfw.exceptions import GbcsDecodeError
-from chfw.gbcs import decode_outcome
 from chfw.sim import InventoryStart, SimHub, SyntheticEstate
 
 

@@ -11,17 +11,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from chfw.alerts import AlertBuilder
-from chfw.config import Settings
-from chfw.domain import UserId
-from chfw.duis import bundled_schemas
-from chfw.estate_file import EstateRecord, parse_csv
-from chfw.intake import create_app
-from chfw.processing import ActivationService
+from chfw.core.domain import UserId
+from chfw.core.duis import bundled_schemas
+from chfw.dsp.alerts import AlertBuilder
+from chfw.dsp.estate_file import EstateRecord, parse_csv
+from chfw.dsp.intake import create_app
+from chfw.dsp.processing import ActivationService
+from chfw.dsp.store import csps, estate, users
+from chfw.dsp.store.schema import outbox
+from chfw.dsp.store.users import ServiceUser
+from chfw.shared.config import Settings
 from chfw.sim import generate_estate, generate_wave, post_wave, write_estate_csv
-from chfw.store import csps, estate, users
-from chfw.store.schema import outbox
-from chfw.store.users import ServiceUser
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from itertools import islice
 
 import pytest
 
-from chfw.domain import DuisVersion, Fuel, UserId
+from chfw.core.domain import DuisVersion, Fuel, UserId
 from chfw.exceptions import InvalidValueError
 from chfw.sim import (
     DEFAULT_SUPPLIERS,

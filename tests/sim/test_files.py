@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from chfw.estate_file import COLUMNS, EstateRecord, RejectedRow, parse_csv, parse_json
+from chfw.dsp.estate_file import COLUMNS, EstateRecord, RejectedRow, parse_csv, parse_json
 from chfw.exceptions import InvalidValueError
 from chfw.sim import (
     generate_estate,

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chfw.domain import ActivationResult, FirmwareVersion
+from chfw.core.domain import ActivationResult, FirmwareVersion
+from chfw.core.gbcs import decode_message, decode_outcome, verify_device_signature
 from chfw.exceptions import InvalidValueError
-from chfw.gbcs import decode_message, decode_outcome, verify_device_signature
 from chfw.sim import (
     DEFAULT_SUPPLIERS,
     INITIAL_FIRMWARE,
@@ -63,7 +63,7 @@ class TestDeterminism:
 
 
 class TestDecoding:
-    """Every message decodes with chfw.gbcs to exactly the outcome the simulator intended."""
+    """Every message decodes with chfw.core.gbcs to exactly the outcome the simulator intended."""
 
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(

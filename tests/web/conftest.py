@@ -10,14 +10,14 @@ import pytest
 import structlog
 from sqlalchemy.engine import Engine
 
-from chfw.config import Settings
-from chfw.intake import create_app
-from chfw.receiver.app import create_receiver_app
-from chfw.receiver.pipeline import ReceiverConfig
-from chfw.store.engine import create_engine_for
-from chfw.store.migrate import upgrade
-from tests.dsp import TRUST
+from chfw.dsp.intake import create_app
+from chfw.shared.config import Settings
+from chfw.shared.db.engine import create_engine_for
+from chfw.supplier.app import create_receiver_app
+from chfw.supplier.migrate import upgrade
+from chfw.supplier.pipeline import ReceiverConfig
 from tests.sim.live import serve
+from tests.small_dsp import TRUST
 from tests.web.wave import LoadedDsp, create_pilot, feed_supplier, load_wave, settle
 
 TOKEN = "test-dashboard-token-0123456789"

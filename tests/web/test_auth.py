@@ -8,9 +8,16 @@ import re
 import httpx
 import pytest
 
+from chfw.dsp.store import outbox
 from chfw.exceptions import ConfigError
-from chfw.store import outbox
-from chfw.web.auth import SESSION_SECONDS, DashboardAuth, Viewer, announce, base_url, clean_name
+from chfw.shared.web.auth import (
+    SESSION_SECONDS,
+    DashboardAuth,
+    Viewer,
+    announce,
+    base_url,
+    clean_name,
+)
 from tests.web.conftest import TOKEN
 from tests.web.wave import LoadedDsp, settle
 

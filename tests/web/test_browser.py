@@ -19,14 +19,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from chfw.domain import DeviceId
-from chfw.receiver import pilots
-from chfw.store import estate, inventory, outbox
-from chfw.store.engine import create_engine_for
-from chfw.store.schema import firmware_history
-from chfw.web.auth import DashboardAuth
+from chfw.core.domain import DeviceId
+from chfw.dsp.store import estate, inventory, outbox
+from chfw.dsp.store.schema import firmware_history
+from chfw.shared.db.engine import create_engine_for
+from chfw.shared.web.auth import DashboardAuth
+from chfw.supplier import pilots
 from tests.databases import copy_sqlite
-from tests.store.outbox_helpers import mark_retry
+from tests.dsp.store.outbox_helpers import mark_retry
 from tests.web.conftest import TOKEN
 from tests.web.pages import number
 from tests.web.wave import PILOT, LoadedDsp, settle
@@ -52,7 +52,7 @@ WAIT_MS = 15_000
 @pytest.fixture
 def engine(migrated_template: Path, tmp_path: Path) -> Iterator[Engine]:
     """SQLite only: the browser sees the same pages on either backend (tests/web/test_dsp.py
-    and tests/store/test_stats.py run the queries on both)."""
+    and tests/dsp/store/test_stats.py run the queries on both)."""
     url = copy_sqlite(migrated_template, tmp_path / "chfw.db")
     created = create_engine_for(url)
     yield created

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chfw.web.common import fingerprint
+from chfw.shared.web.common import fingerprint
 
 
 class TestFingerprint:

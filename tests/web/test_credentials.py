@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy.engine import Engine
 from structlog.testing import capture_logs
 
-from chfw.config import Settings
-from chfw.forwarded import TrustedProxies
-from chfw.intake import create_app
-from chfw.receiver.app import create_receiver_app
-from chfw.receiver.pipeline import ReceiverConfig
-from chfw.throttle import FailureThrottle
-from tests.dsp import TRUST, Dsp, build_dsp
-from tests.intake.server import running
+from chfw.dsp.intake import create_app
+from chfw.shared.config import Settings
+from chfw.shared.forwarded import TrustedProxies
+from chfw.shared.throttle import FailureThrottle
+from chfw.supplier.app import create_receiver_app
+from chfw.supplier.pipeline import ReceiverConfig
+from tests.dsp.intake.server import running
+from tests.small_dsp import TRUST, Dsp, build_dsp
 from tests.web.conftest import TOKEN
 
 LOCAL_PROXY = TrustedProxies.parse("127.0.0.1")

@@ -8,10 +8,10 @@ from collections import Counter
 import httpx
 import sqlalchemy as sa
 
-from chfw.domain import DeviceId
-from chfw.estate_file import CspRegion
-from chfw.store import audit, estate, inventory, outbox
-from chfw.store.schema import firmware_history
+from chfw.core.domain import DeviceId
+from chfw.dsp.estate_file import CspRegion
+from chfw.dsp.store import audit, estate, inventory, outbox
+from chfw.dsp.store.schema import firmware_history
 from tests.web.pages import live_text, number, table_rows
 from tests.web.wave import LoadedDsp, settle
 

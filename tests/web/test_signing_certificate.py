@@ -8,16 +8,16 @@ import itertools
 import httpx
 from sqlalchemy.engine import Engine
 
-from chfw.alerts import AlertBuilder
-from chfw.config import Settings
-from chfw.duis import bundled_schemas
-from chfw.intake import create_app
-from chfw.processing import ActivationService
-from chfw.signing import PemSigner, create_development_identity
-from chfw.web.overview import signing_line
-from tests.dsp import DCC
+from chfw.core.duis import bundled_schemas
+from chfw.core.signing import PemSigner, create_development_identity
+from chfw.dsp.alerts import AlertBuilder
+from chfw.dsp.intake import create_app
+from chfw.dsp.processing import ActivationService
+from chfw.dsp.web.overview import signing_line
+from chfw.shared.config import Settings
+from tests.shared.test_metrics import scrape, value
 from tests.sim.live import serve
-from tests.test_metrics import scrape, value
+from tests.small_dsp import DCC
 from tests.web.conftest import TOKEN
 
 NOW = dt.datetime.now(dt.UTC)

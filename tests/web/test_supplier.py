@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.engine import Engine
 
-from chfw.domain import FirmwareVersion
-from chfw.receiver import backoffice, pilots, readiness
-from chfw.receiver.app import create_receiver_app
-from chfw.receiver.pipeline import ReceiverConfig
-from chfw.web.supplier import RECENT
-from tests.dsp import TRUST
+from chfw.core.domain import FirmwareVersion
+from chfw.supplier import backoffice, pilots, readiness
+from chfw.supplier.app import create_receiver_app
+from chfw.supplier.dashboard import RECENT
+from chfw.supplier.pipeline import ReceiverConfig
 from tests.sim.live import serve
+from tests.small_dsp import TRUST
 from tests.web.conftest import TOKEN
 from tests.web.pages import live_text, number, table_rows
 from tests.web.wave import PILOT

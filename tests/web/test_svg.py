@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from lxml import etree
 
-from chfw.web import svg
+from chfw.shared.web import svg
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 

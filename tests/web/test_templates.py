@@ -2,7 +2,7 @@
 
 Guards for issue 21 item 4: every value is escaped by the template engine (a hostile pilot
 name or description from the database shows as text), every page shares base.html, no module
-of chfw.web but svg.py writes markup, no route is defined inside a function, and no function
+of chfw.shared.web but svg.py writes markup, no route is defined inside a function, and no function
 in the package is longer than 80 lines.
 """
 
@@ -17,15 +17,16 @@ import httpx
 from fastapi import APIRouter
 from sqlalchemy.engine import Engine
 
-from chfw.domain import DeviceId, FirmwareVersion
-from chfw.receiver import pilots
-from chfw.receiver.app import create_receiver_app
-from chfw.receiver.pipeline import ReceiverConfig
-from chfw.web import dead_letters, hub_page, overview, supplier
-from chfw.web.common import base_router
-from chfw.web.render import ENV, SECURITY_HEADERS, html_response, macro
-from tests.dsp import TRUST
+from chfw.core.domain import DeviceId, FirmwareVersion
+from chfw.dsp.web import dead_letters, hub_page, overview
+from chfw.shared.web.common import base_router
+from chfw.shared.web.render import ENV, SECURITY_HEADERS, html_response, macro
+from chfw.supplier import dashboard as supplier
+from chfw.supplier import pilots
+from chfw.supplier.app import create_receiver_app
+from chfw.supplier.pipeline import ReceiverConfig
 from tests.sim.live import serve
+from tests.small_dsp import TRUST
 from tests.web.conftest import TOKEN
 from tests.web.pages import document
 

@@ -17,20 +17,20 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from chfw.alerts import AlertBuilder
+from chfw.core.domain import UserId
+from chfw.core.duis import bundled_schemas
 from chfw.demo.run import seed_hubs
-from chfw.domain import UserId
-from chfw.duis import bundled_schemas
-from chfw.processing import ActivationService
-from chfw.receiver import pilots
-from chfw.receiver.pipeline import AlertReceiver, ReceiverConfig
+from chfw.dsp.alerts import AlertBuilder
+from chfw.dsp.processing import ActivationService
+from chfw.dsp.store import csps, outbox, users
+from chfw.dsp.store.schema import outbox as outbox_table
+from chfw.dsp.store.users import ServiceUser
 from chfw.sim import generate_estate, generate_wave
 from chfw.sim.estate import SyntheticEstate
 from chfw.sim.wave import InventoryStart, Wave
-from chfw.store import csps, outbox, users
-from chfw.store.schema import outbox as outbox_table
-from chfw.store.users import ServiceUser
-from tests.dsp import DCC, SIGNER, TRUST
+from chfw.supplier import pilots
+from chfw.supplier.pipeline import AlertReceiver, ReceiverConfig
+from tests.small_dsp import DCC, SIGNER, TRUST
 
 PILOT = "wave-pilot"
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from chfw.cli import _context
-from chfw.logs import configure_logging
+from chfw.shared.logs import configure_logging
 
 app = typer.Typer(
     name="chfw",

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from chfw.cli._context import engine, run_guarded
 from chfw.cli._store import transaction
-from chfw.store.errors import translated
+from chfw.dsp.store.errors import translated
 
 DatabaseOption = Annotated[
     str | None,
@@ -34,7 +34,7 @@ def backoffice_transaction(database: str | None) -> Iterator[Connection]:
         with transaction() as conn:
             yield conn
         return
-    from chfw.store.engine import create_engine_for
+    from chfw.shared.db.engine import create_engine_for
 
     with run_guarded(), translated():  # a malformed URL or a missing driver
         engine = create_engine_for(database)
@@ -50,7 +50,7 @@ def backoffice_engine(database: str | None) -> Engine:
     if database is None:
         with run_guarded():
             return engine()
-    from chfw.store.engine import create_engine_for
+    from chfw.shared.db.engine import create_engine_for
 
     with run_guarded(), translated():
         return create_engine_for(database)

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 from sqlalchemy.engine import Engine
 
-from chfw.config import Settings, load_settings
 from chfw.exceptions import ChfwError
+from chfw.shared.config import Settings, load_settings
 
 _config_path: Path | None = None
 
@@ -28,7 +28,7 @@ def settings() -> Settings:
 
 @cache
 def engine() -> Engine:
-    from chfw.store.engine import create_engine_for
+    from chfw.shared.db.engine import create_engine_for
 
     return create_engine_for(settings().database_url)
 

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from sqlalchemy.engine import Connection
 
 from chfw.cli._context import engine, run_guarded, settings
-from chfw.store.engine import display_url
-from chfw.store.errors import translated
+from chfw.dsp.store.errors import translated
+from chfw.shared.db.engine import display_url
 
 
 @contextmanager

@@ -8,16 +8,16 @@ from typing import Annotated
 
 import typer
 
-from chfw.alerts import AlertBuilder
 from chfw.cli._context import fail, run_guarded
-from chfw.clock import utc_now
-from chfw.config import DEFAULT_DCC_USER_ID
-from chfw.domain import Decision, DuisVersion, UserId, alert_kind_for, decide, withheld_note
-from chfw.domain.decide import PlannedAlert
-from chfw.duis import bundled_schemas, official_schemas
-from chfw.gbcs import decode_outcome
-from chfw.signing import PemSigner, TrustStore, verify_document
-from chfw.xmlsafe import parse_untrusted
+from chfw.core.clock import utc_now
+from chfw.core.domain import Decision, DuisVersion, UserId, alert_kind_for, decide, withheld_note
+from chfw.core.domain.decide import PlannedAlert
+from chfw.core.duis import bundled_schemas, official_schemas
+from chfw.core.gbcs import decode_outcome
+from chfw.core.signing import PemSigner, TrustStore, verify_document
+from chfw.core.xmlsafe import parse_untrusted
+from chfw.dsp.alerts import AlertBuilder
+from chfw.shared.config import DEFAULT_DCC_USER_ID
 
 app = typer.Typer(help="Render and verify DCC Alert N64/N999 documents.", no_args_is_help=True)
 

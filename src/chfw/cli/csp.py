@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chfw.cli._store import transaction
-from chfw.store import audit, csps
+from chfw.dsp.store import audit, csps
 
 app = typer.Typer(help="CSPs and their intake credentials.", no_args_is_help=True)
 

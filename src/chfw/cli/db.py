@@ -8,8 +8,8 @@ import typer
 
 from chfw.cli._context import engine, run_guarded
 from chfw.cli._store import database_label
-from chfw.store import migrate
-from chfw.store.errors import translated
+from chfw.dsp.store import migrate
+from chfw.dsp.store.errors import translated
 
 app = typer.Typer(help="Database schema: create and upgrade it.", no_args_is_help=True)
 

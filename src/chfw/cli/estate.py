@@ -13,11 +13,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from chfw import estate_file
 from chfw.cli._context import fail, run_guarded
 from chfw.cli._store import transaction
-from chfw.estate_file import EstateRecord, RejectedRow
-from chfw.store import audit, estate
+from chfw.dsp import estate_file
+from chfw.dsp.estate_file import EstateRecord, RejectedRow
+from chfw.dsp.store import audit, estate
 
 app = typer.Typer(
     help="The estate: CHs, CSP regions, meter points, suppliers.", no_args_is_help=True

@@ -12,12 +12,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from chfw.domain import ActivationOutcome
+from chfw.core.domain import ActivationOutcome
+from chfw.core.gbcs import GeneralSigningMessage, outcome_from_message, verify_device_signature
+from chfw.core.gbcs.decode import CS06_MESSAGE_CODES
+from chfw.core.gbcs.hextext import message_bytes
+from chfw.core.gbcs.message import parse_message
 from chfw.exceptions import DeviceSignatureError, GbcsDecodeError
-from chfw.gbcs import GeneralSigningMessage, outcome_from_message, verify_device_signature
-from chfw.gbcs.decode import CS06_MESSAGE_CODES
-from chfw.gbcs.hextext import message_bytes
-from chfw.gbcs.message import parse_message
 
 app = typer.Typer(
     help="Inspect GBCS messages (CS06 Activate Firmware responses and alerts).",

@@ -12,9 +12,9 @@ from rich.table import Table
 
 from chfw.cli._context import fail, run_guarded
 from chfw.cli._store import transaction
-from chfw.domain import DeviceId, FirmwareVersion, MeterPoint
-from chfw.store import estate, inventory
-from chfw.store.inventory import HistoryEntry
+from chfw.core.domain import DeviceId, FirmwareVersion, MeterPoint
+from chfw.dsp.store import estate, inventory
+from chfw.dsp.store.inventory import HistoryEntry
 
 _SUPPLIER_KEYS = ("import_supplier", "export_supplier", "gas_supplier")
 

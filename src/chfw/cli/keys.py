@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from chfw.core.signing import create_development_identity
 from chfw.exceptions import ChfwError
-from chfw.signing import create_development_identity
 
 KEY_FILE = "signing-key.pem"
 CERT_FILE = "signing-cert.pem"

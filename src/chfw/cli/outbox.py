@@ -13,12 +13,12 @@ from rich.table import Table
 
 from chfw.cli._context import engine, fail, run_guarded
 from chfw.cli._store import transaction
-from chfw.clock import utc_now
-from chfw.domain import DeviceId, UserId
-from chfw.parked import ParkedBuild, build_parked
-from chfw.store import archive, audit, outbox
-from chfw.store.errors import translated
-from chfw.store.outbox import BulkChange, OutboxDetail, OutboxRow
+from chfw.core.clock import utc_now
+from chfw.core.domain import DeviceId, UserId
+from chfw.dsp.parked import ParkedBuild, build_parked
+from chfw.dsp.store import archive, audit, outbox
+from chfw.dsp.store.errors import translated
+from chfw.dsp.store.outbox import BulkChange, OutboxDetail, OutboxRow
 
 app = typer.Typer(
     help="The outbox of alerts: list, show, retry now, replay dead letters, archive.",
@@ -239,12 +239,12 @@ def retry(
 
 
 def _build_parked(ids: list[int], now: datetime) -> ParkedBuild:
-    """Build parked rows with the settings' signing key and schemas (chfw.parked)."""
+    """Build parked rows with the settings' signing key and schemas (chfw.dsp.parked)."""
     if not ids:
         return ParkedBuild()
-    from chfw.alerts import AlertBuilder
     from chfw.cli._context import settings
-    from chfw.runtime import load_schemas, load_signer
+    from chfw.dsp.alerts import AlertBuilder
+    from chfw.dsp.runtime import load_schemas, load_signer
 
     def no_counter() -> int:  # parked rows keep their ResponseIDs
         raise AssertionError("a parked row is built with its own ResponseID")

@@ -9,11 +9,11 @@ import typer
 
 from chfw.cli._context import engine, fail, run_guarded, settings
 from chfw.cli._store import transaction
-from chfw.store import audit, parked_outcomes
-from chfw.store.parked_outcomes import ParkedOutcome
+from chfw.dsp.store import audit, parked_outcomes
+from chfw.dsp.store.parked_outcomes import ParkedOutcome
 
 if TYPE_CHECKING:
-    from chfw.parking import ParkedRun
+    from chfw.dsp.parking import ParkedRun
 
 app = typer.Typer(
     help="Outcomes parked because their CH is not in the estate yet.", no_args_is_help=True
@@ -81,8 +81,8 @@ def process_parked() -> ParkedRun | None:
     identity (or with another setting wrong) nothing is processed and the command
     fails saying so; the outcomes stay parked.
     """
-    from chfw.parking import process_ready, ready_count
-    from chfw.runtime import build_service
+    from chfw.dsp.parking import process_ready, ready_count
+    from chfw.dsp.runtime import build_service
 
     waiting = ready_count(engine())
     if not waiting:

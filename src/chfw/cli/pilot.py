@@ -14,11 +14,11 @@ from rich.table import Table
 
 from chfw.cli._backoffice import DatabaseOption, backoffice_transaction
 from chfw.cli._context import fail, run_guarded
-from chfw.clock import utc_now
-from chfw.domain import FirmwareVersion
-from chfw.receiver import pilots
-from chfw.receiver.cohort import Cohort, read_cohort
-from chfw.store import audit
+from chfw.core.clock import utc_now
+from chfw.core.domain import FirmwareVersion
+from chfw.dsp.store import audit
+from chfw.supplier import pilots
+from chfw.supplier.cohort import Cohort, read_cohort
 
 app = typer.Typer(
     help="Firmware pilots: a target version and a cohort of CHs, and their progress.",

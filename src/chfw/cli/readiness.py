@@ -11,10 +11,10 @@ import typer
 
 from chfw.cli._backoffice import DatabaseOption, backoffice_transaction
 from chfw.cli._context import fail, run_guarded
-from chfw.domain import FirmwareVersion
+from chfw.core.domain import FirmwareVersion
 
 if TYPE_CHECKING:  # imported when used, so that `chfw --help` stays quick
-    from chfw.receiver import readiness as han
+    from chfw.supplier import readiness as han
 
 
 def _summary_line(summary: han.Readiness) -> str:
@@ -56,7 +56,7 @@ def ready(
     Versions compare as one unsigned big-endian number (0102 < 00000103 < 0200).
     Without --csv, prints one 'DEVICE-ID VERSION' line per CH and the counts on stderr.
     """
-    from chfw.receiver import readiness as han
+    from chfw.supplier import readiness as han
 
     with run_guarded():
         minimum = FirmwareVersion.parse(min_version)

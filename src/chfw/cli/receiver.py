@@ -30,7 +30,7 @@ from chfw.cli.receiver_lookups import (
     lookup_worker,
     lookups,
 )
-from chfw.domain import DeviceId, DuisVersion
+from chfw.core.domain import DeviceId, DuisVersion
 from chfw.exceptions import ConfigError
 
 app = typer.Typer(
@@ -51,8 +51,8 @@ def _database_url(database: str | None) -> str:
 
 @contextmanager
 def _connection(database: str | None) -> Iterator[Connection]:
-    from chfw.store.engine import create_engine_for
-    from chfw.store.errors import translated
+    from chfw.dsp.store.errors import translated
+    from chfw.shared.db.engine import create_engine_for
 
     with run_guarded():
         engine = create_engine_for(_database_url(database))
@@ -122,17 +122,17 @@ def serve(
     The database is migrated on start. Each POST is size-checked, parsed safely,
     verified against --trust, validated, recorded, and answered 204 (400/413 otherwise).
     """
-    from chfw.forwarded import TrustedProxies
-    from chfw.receiver.app import create_receiver_app
-    from chfw.receiver.pipeline import ReceiverConfig
-    from chfw.receiver.validation import AlertSchemas
-    from chfw.serving import ClientLimits, tls_options
-    from chfw.serving import serve as serve_app
-    from chfw.signing import TrustStore
-    from chfw.store.engine import create_engine_for
-    from chfw.store.migrate import upgrade
-    from chfw.throttle import FailureThrottle
-    from chfw.web.auth import announce, base_url
+    from chfw.core.signing import TrustStore
+    from chfw.shared.db.engine import create_engine_for
+    from chfw.shared.forwarded import TrustedProxies
+    from chfw.shared.serving import ClientLimits, tls_options
+    from chfw.shared.serving import serve as serve_app
+    from chfw.shared.throttle import FailureThrottle
+    from chfw.shared.web.auth import announce, base_url
+    from chfw.supplier.app import create_receiver_app
+    from chfw.supplier.migrate import upgrade
+    from chfw.supplier.pipeline import ReceiverConfig
+    from chfw.supplier.validation import AlertSchemas
 
     with run_guarded():
         if not trust:
@@ -178,7 +178,7 @@ def serve(
         how_to_set="--dashboard-token or CHFW_RECEIVER_DASHBOARD_TOKEN",
     )
     if follow_up is not None:
-        from chfw.receiver.lookup import run_with
+        from chfw.supplier.lookup import run_with
 
         run_with(app_, follow_up)
     try:
@@ -194,7 +194,7 @@ def hub(
     database: DatabaseOption = None,
 ) -> None:
     """A CH's active firmware as the received alerts say, and one history entry per alert."""
-    from chfw.receiver import backoffice
+    from chfw.supplier import backoffice
 
     with run_guarded():
         device = DeviceId.parse(ch_id)
@@ -232,7 +232,7 @@ def alerts(
     database: DatabaseOption = None,
 ) -> None:
     """The alerts received (every DCC alert code), newest first."""
-    from chfw.receiver import backoffice
+    from chfw.supplier import backoffice
 
     with _connection(database) as conn:
         rows = backoffice.list_alerts(conn, alert_code=code, limit=limit)
@@ -259,7 +259,7 @@ def document(
     database: DatabaseOption = None,
 ) -> None:
     """Write one received alert's signed document, exactly as it arrived, to stdout."""
-    from chfw.receiver import backoffice
+    from chfw.supplier import backoffice
 
     with _connection(database) as conn:
         body = backoffice.alert_document(conn, response_id)
@@ -276,7 +276,7 @@ def rejections(
     database: DatabaseOption = None,
 ) -> None:
     """The POSTs the endpoint refused (400/413), newest first, with the reason."""
-    from chfw.receiver import backoffice
+    from chfw.supplier import backoffice
 
     with _connection(database) as conn:
         rows = backoffice.list_rejections(conn, limit=limit)
@@ -289,6 +289,27 @@ def rejections(
             row.at.isoformat(), str(row.status_code), row.remote or "-", str(row.size), row.reason
         )
     Console().print(table)
+
+
+@app.command()
+def upgrade(database: DatabaseOption = None) -> None:
+    """Create or upgrade the back-office schema (its own chain; `receiver serve` runs it too)."""
+    from chfw.dsp.store.errors import translated
+    from chfw.shared.db.engine import create_engine_for
+    from chfw.supplier import migrate
+
+    with run_guarded():
+        engine = create_engine_for(_database_url(database))
+    try:
+        with run_guarded(), translated():
+            before = migrate.current_revision(engine)
+            after = migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"back office already at revision {after}")
+    else:
+        typer.echo(f"back office upgraded from {before or 'empty'} to revision {after}")
 
 
 app.command("ready")(ready)

@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 
 from chfw.cli._backoffice import DatabaseOption, backoffice_engine
 from chfw.cli._context import fail, run_guarded
-from chfw.store.errors import translated
+from chfw.dsp.store.errors import translated
 
 if TYPE_CHECKING:  # imported when used: `chfw --help` need not load httpx and FastAPI
-    from chfw.receiver.lookup import InventoryClient, LookupStats, LookupWorker
+    from chfw.supplier.lookup import InventoryClient, LookupStats, LookupWorker
 
 TOKEN_ENV = "CHFW_RECEIVER_DSP_TOKEN"  # noqa: S105 - a variable name, not a secret
 
@@ -62,7 +62,7 @@ def make_client(
     client_key: str | None = None,
 ) -> InventoryClient:
     """The DSP inventory client from command-line options; a clean error when one is missing."""
-    from chfw.receiver.lookup import InventoryClient
+    from chfw.supplier.lookup import InventoryClient
 
     if not dsp_token:
         raise fail(
@@ -88,7 +88,7 @@ def lookup_worker(
     client_key: str | None = None,
 ) -> LookupWorker | None:
     """The N999 follow-up for `chfw receiver serve`, or None (and a note) without --dsp-url."""
-    from chfw.receiver.lookup import LookupWorker
+    from chfw.supplier.lookup import LookupWorker
 
     if dsp_url is None:
         typer.echo(
@@ -120,7 +120,7 @@ def lookups(
     receiver run without it, or to catch up by hand. With --once the exit code is 1
     when some lookups failed (they stay pending and are retried by the next run).
     """
-    from chfw.receiver.lookup import LookupWorker, count_pending
+    from chfw.supplier.lookup import LookupWorker, count_pending
 
     client = make_client(dsp_url, dsp_token, dsp_ca_bundle, dsp_client_cert, dsp_client_key)
     eng = backoffice_engine(database)

@@ -27,13 +27,13 @@ def serve(
     SIGTERM or Ctrl-C stop it gracefully: requests in progress are answered
     first. Slow clients are cut off after server_request_timeout_seconds.
     """
-    from chfw.forwarded import TrustedProxies
-    from chfw.intake import create_app
-    from chfw.runtime import build_service, expiry_warning, load_signer
-    from chfw.schema_check import check_user_schemas
-    from chfw.serving import ClientLimits, tls_options
-    from chfw.serving import serve as run_server
-    from chfw.web.auth import announce, base_url
+    from chfw.dsp.intake import create_app
+    from chfw.dsp.runtime import build_service, expiry_warning, load_signer
+    from chfw.dsp.schema_check import check_user_schemas
+    from chfw.shared.forwarded import TrustedProxies
+    from chfw.shared.serving import ClientLimits, tls_options
+    from chfw.shared.serving import serve as run_server
+    from chfw.shared.web.auth import announce, base_url
 
     with run_guarded():
         config = settings()

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from chfw.cli._context import run_guarded
-from chfw.deployment import create_deployment
-from chfw.store.engine import display_url
+from chfw.dsp.deployment import create_deployment
+from chfw.shared.db.engine import display_url
 
 
 def init(

@@ -22,8 +22,8 @@ from rich.progress import (
 from rich.table import Table
 
 from chfw.cli._context import fail, run_guarded
-from chfw.clock import utc_now
-from chfw.domain import FirmwareVersion
+from chfw.core.clock import utc_now
+from chfw.core.domain import FirmwareVersion
 from chfw.exceptions import InvalidValueError
 from chfw.sim import (
     DEFAULT_TARGET,

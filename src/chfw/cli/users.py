@@ -13,11 +13,11 @@ from sqlalchemy.engine import Connection
 
 from chfw.cli._context import run_guarded, settings
 from chfw.cli._store import transaction
-from chfw.domain import DuisVersion, UserId
+from chfw.core.domain import DuisVersion, UserId
+from chfw.dsp.schema_check import check_version
+from chfw.dsp.store import audit, inventory_access, users
+from chfw.dsp.store.users import ServiceUser
 from chfw.exceptions import InvalidValueError
-from chfw.schema_check import check_version
-from chfw.store import audit, inventory_access, users
-from chfw.store.users import ServiceUser
 
 app = typer.Typer(help="Service Users: who receives alerts, how.", no_args_is_help=True)
 

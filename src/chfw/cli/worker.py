@@ -16,14 +16,14 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from chfw.cli._context import engine, run_guarded, settings
-from chfw.config import Settings
-from chfw.delivery.worker import Worker, WorkerStats
+from chfw.core.signing import Signer
+from chfw.dsp.delivery.worker import Worker, WorkerStats
+from chfw.dsp.schema_check import check_user_schemas
+from chfw.dsp.store import outbox
+from chfw.dsp.store.errors import translated
 from chfw.exceptions import ChfwError
-from chfw.longrunning import start_long_running
-from chfw.schema_check import check_user_schemas
-from chfw.signing import Signer
-from chfw.store import outbox
-from chfw.store.errors import translated
+from chfw.shared.config import Settings
+from chfw.shared.longrunning import start_long_running
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ def worker(
 
 def _signer(config: Settings) -> Signer | None:
     """The configured signing identity (refused when expired), or None when not configured."""
-    from chfw.runtime import certificate_summary, expiry_warning, load_signer
+    from chfw.dsp.runtime import certificate_summary, expiry_warning, load_signer
 
     if not config.signing_key and not config.signing_cert:
         typer.echo(

@@ -25,20 +25,20 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from chfw.clock import utc_now
+from chfw.core.clock import utc_now
+from chfw.core.domain import FirmwareVersion, UserId
 from chfw.demo.processes import ServiceGroup, free_port
 from chfw.demo.summary import build_summary, print_summary
-from chfw.deployment import create_deployment
-from chfw.domain import FirmwareVersion, UserId
+from chfw.dsp.deployment import create_deployment
+from chfw.dsp.store import backlog, csps, estate, users
+from chfw.dsp.store.schema import hubs
 from chfw.exceptions import ChfwError
-from chfw.receiver import pilots
+from chfw.shared.db.engine import create_engine_for, display_url, reading
+from chfw.shared.db.sql import chunked
 from chfw.sim.estate import SimHub, SyntheticEstate, generate_estate
 from chfw.sim.poster import post_wave
 from chfw.sim.wave import InventoryStart, Wave, generate_wave
-from chfw.store import backlog, csps, estate, users
-from chfw.store._sql import chunked
-from chfw.store.engine import create_engine_for, display_url, reading
-from chfw.store.schema import hubs
+from chfw.supplier import pilots
 
 SEEDED_AT = datetime(2025, 6, 1, tzinfo=UTC)  # when the estate's starting firmware took effect
 

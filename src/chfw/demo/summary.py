@@ -9,12 +9,12 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from chfw.domain import AlertKind, UserId
-from chfw.receiver import backoffice
+from chfw.core.domain import AlertKind, UserId
+from chfw.dsp.store import estate, inventory, outbox
+from chfw.dsp.store.schema import firmware_history
+from chfw.shared.db.engine import create_engine_for, reading
 from chfw.sim.wave import Wave
-from chfw.store import estate, inventory, outbox
-from chfw.store.engine import create_engine_for, reading
-from chfw.store.schema import firmware_history
+from chfw.supplier import backoffice
 
 if TYPE_CHECKING:
     from chfw.demo.run import Supplier

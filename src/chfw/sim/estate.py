@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
-from chfw.domain import (
+from chfw.core.domain import (
     DeviceId,
     DuisVersion,
     FirmwareVersion,

@@ -1,6 +1,6 @@
 """Write a synthetic estate in the formats `chfw estate import` reads, and its suppliers as JSON.
 
-The estate CSV/JSON follow docs/estate-format.md (``chfw.estate_file``): one
+The estate CSV/JSON follow docs/estate-format.md (``chfw.dsp.estate_file``): one
 record per meter point, a record without ``mpxn`` for a CH with no meter.
 Writers stream, so a million-hub estate is never held in memory.
 
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import TextIO
 
-from chfw.domain import DuisVersion, MeterPoint, UserId
-from chfw.estate_file import COLUMNS
+from chfw.core.domain import DuisVersion, MeterPoint, UserId
+from chfw.dsp.estate_file import COLUMNS
 from chfw.exceptions import InvalidValueError
 from chfw.sim.estate import SimHub, SimSupplier, SyntheticEstate
 
@@ -42,7 +42,7 @@ def _point_fields(point: MeterPoint) -> list[str]:
 
 
 def hub_rows(hub: SimHub) -> list[list[str]]:
-    """The CSV rows of one CH, in ``chfw.estate_file.COLUMNS`` order."""
+    """The CSV rows of one CH, in ``chfw.dsp.estate_file.COLUMNS`` order."""
     head = [str(hub.device_id), hub.csp_region]
     if not hub.meter_points:
         return [[*head, "", "", "", "", ""]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from chfw.domain import ActivationResult, AlertKind, UserId
+from chfw.core.domain import ActivationResult, AlertKind, UserId
 from chfw.sim.wave import InventoryStart, Wave
 
 # One tally per kind of hub: (future-dated, result, decision, version after, copies, no supplier).
@@ -69,7 +69,7 @@ def count_ground_truth(wave: Wave) -> GroundTruth:
     the inventory's: one alert per distinct Responsible Supplier of the CH (its
     Import and Gas Suppliers; its Export Suppliers only where it has no Import
     Supplier), N64 from DUIS 5.1, N999 before. Worked out here on its own, not
-    with chfw.domain's function, so that the demo checks one against the other.
+    with chfw.core.domain's function, so that the demo checks one against the other.
     """
     tally, alerted = _tally(wave)
     statuses: Counter[str] = Counter()

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from chfw.domain import (
+from chfw.core.domain import (
     ActivationOutcome,
     ActivationResult,
     Eui64,
@@ -42,8 +42,7 @@ from chfw.domain import (
     OutcomeSource,
     UserId,
 )
-from chfw.exceptions import InvalidValueError
-from chfw.gbcs import (
+from chfw.core.gbcs import (
     ALERT_ACTIVATION_FAILURE,
     ALERT_ACTIVATION_SUCCESS,
     CS06_ALERT_CODE,
@@ -52,6 +51,7 @@ from chfw.gbcs import (
     encode_alert,
     encode_response,
 )
+from chfw.exceptions import InvalidValueError
 from chfw.sim.estate import INITIAL_FIRMWARE, SimHub, SyntheticEstate
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class WaveMessage:
     recipient: UserId = DEFAULT_COMMANDER
 
     def expected_outcome(self) -> ActivationOutcome:
-        """What ``chfw.gbcs.decode_outcome`` makes of ``data`` (recipient: a plain EUI-64)."""
+        """What ``chfw.core.gbcs.decode_outcome`` makes of ``data`` (recipient: a plain EUI-64)."""
         act = self.activation
         device = act.hub.device_id
         if self.kind is MessageKind.ALERT:

@@ -1,0 +1,149 @@
+"""CSP credentials: bearer tokens stored as scrypt hashes, verified cheaply on hot paths.
+
+A credential reads ``chfw_csp_<token_id>_<secret>``: ``token_id`` (16 hex
+digits) is public and finds the row; only a scrypt hash of ``secret`` is
+stored, so a copy of the database does not let anyone post as a CSP.
+The credential is shown once, when made.
+
+Hashing and the verification cache are :mod:`chfw.dsp.store.credentials`'s:
+successful verifications are cached in-process for :data:`CACHE_TTL_SECONDS`
+(scrypt is too slow to pay per intake request). A CSP disabled
+by another process (``chfw csp disable``) is therefore refused by running
+intake processes within that time; in this process, at once.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from chfw.core.clock import utc_now
+from chfw.dsp.store.credentials import VerifiedCache as _VerifiedCache
+from chfw.dsp.store.credentials import cache_key, check_secret, new_secret
+from chfw.dsp.store.credentials import hash_secret as hash_secret  # re-exported: tests, callers
+from chfw.dsp.store.credentials import verify_secret as verify_secret
+from chfw.dsp.store.schema import csps
+from chfw.exceptions import InvalidValueError, StoreError
+from chfw.shared.db.sql import from_db, insert_for
+
+PREFIX = "chfw_csp_"
+CACHE_TTL_SECONDS = 30.0
+CACHE_SIZE = 4096
+_CREDENTIAL = re.compile(r"chfw_csp_([0-9a-f]{16})_([A-Za-z0-9_\-]{20,100})")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._\-]{0,99}")
+
+
+@dataclass(frozen=True, slots=True)
+class Csp:
+    """A CSP allowed (or no longer allowed) to post to the intake."""
+
+    name: str
+    token_id: str
+    enabled: bool
+    created_at: datetime
+
+
+_cache = _VerifiedCache(CACHE_SIZE, CACHE_TTL_SECONDS)
+
+
+def clear_cache() -> None:
+    """Forget every cached verification (tests; or after a mass disable)."""
+    _cache.clear()
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise InvalidValueError(
+            f"CSP name {name!r} must be 1-100 letters, digits, spaces, '.', '_' or '-' "
+            "and start with a letter or digit"
+        )
+    return name
+
+
+def _new_credential() -> tuple[str, str, str]:
+    token_id = secrets.token_hex(8)
+    secret = new_secret()
+    return f"{PREFIX}{token_id}_{secret}", token_id, secret
+
+
+def add_csp(conn: Connection, name: str, at: datetime | None = None) -> str:
+    """Register a CSP and return its credential: the only time it can be seen."""
+    credential, token_id, secret = _new_credential()
+    stmt = (
+        insert_for(conn, csps)
+        .values(
+            name=_check_name(name),
+            token_id=token_id,
+            token_hash=hash_secret(secret),
+            enabled=True,
+            created_at=at or utc_now(),
+        )
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    if conn.execute(stmt).rowcount == 0:
+        raise StoreError(
+            f"CSP {name!r} already exists; use `chfw csp rotate {name}` for a new credential"
+        )
+    return credential
+
+
+def rotate(conn: Connection, name: str) -> str:
+    """Issue a new credential for a CSP (re-enabling it); the old one stops working."""
+    credential, token_id, secret = _new_credential()
+    result = conn.execute(
+        sa.update(csps)
+        .where(csps.c.name == name)
+        .values(token_id=token_id, token_hash=hash_secret(secret), enabled=True)
+    )
+    if result.rowcount == 0:
+        raise StoreError(f"CSP {name!r} is not registered (add it with `chfw csp add`)")
+    _cache.forget(name)
+    return credential
+
+
+def disable_csp(conn: Connection, name: str) -> None:
+    """Refuse this CSP's credential from now on (other processes: within the cache TTL)."""
+    result = conn.execute(sa.update(csps).where(csps.c.name == name).values(enabled=False))
+    if result.rowcount == 0:
+        raise StoreError(f"CSP {name!r} is not registered")
+    _cache.forget(name)
+
+
+def _csp(row: Any) -> Csp:
+    return Csp(row.name, row.token_id, bool(row.enabled), from_db(row.created_at))
+
+
+def list_csps(conn: Connection) -> list[Csp]:
+    return [_csp(row) for row in conn.execute(sa.select(csps).order_by(csps.c.name))]
+
+
+def authenticate(conn: Connection, credential: str) -> str | None:
+    """The name of the enabled CSP this credential belongs to, or None.
+
+    Malformed, unknown, wrong and disabled credentials all answer None, so a
+    caller cannot tell them apart (and neither can an attacker).
+    """
+    match = _CREDENTIAL.fullmatch(credential)
+    if match is None:
+        return None
+    key = cache_key(credential)
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    token_id, secret = match.groups()
+    row = conn.execute(
+        sa.select(csps.c.name, csps.c.token_hash, csps.c.enabled).where(csps.c.token_id == token_id)
+    ).first()
+    # The secret is hashed even for an unknown ID or a disabled CSP (check_secret), so
+    # every refusal costs the same and none tells which token IDs exist.
+    matches = check_secret(secret, None if row is None else row.token_hash)
+    if row is None or not row.enabled or not matches:
+        return None
+    _cache.put(key, row.name)
+    return str(row.name)

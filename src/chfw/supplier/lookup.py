@@ -1,0 +1,376 @@
+"""The N999 follow-up: fetch from the DSP the firmware version an N999 could not carry.
+
+A Service User on DUIS below 5.1 gets an N999 (DUISVersionMismatch) in place
+of an N64: it names the CH but not its new firmware version. The back office
+records the activation as "version unknown" (``bo_hubs.lookup_pending``);
+this module asks the DSP's inventory read endpoint
+(``GET /su/v1/inventory/{device_id}``, :mod:`chfw.dsp.intake.inventory_api`)
+for the version and records it, retrying with backoff until it gets one.
+
+:class:`LookupWorker` runs inside the receiver service (:func:`run_with`
+ties it to the app's lifespan; the receiver's ``on_lookup_needed`` hook
+wakes it as soon as an N999 is recorded) and sweeps every pending CH
+periodically, so lookups left over by a restart or a DSP outage are done too.
+``chfw receiver lookups --once`` runs one sweep from the command line.
+
+Backoff is per CH and in memory (full jitter, doubling from
+``initial`` to ``maximum`` seconds, never giving up): a restarted worker
+simply tries every pending CH once more at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+import structlog
+from fastapi import FastAPI
+from sqlalchemy.engine import Connection, Engine
+
+from chfw import __version__
+from chfw.core.clock import utc_now
+from chfw.core.domain import DeviceId, FirmwareVersion
+from chfw.exceptions import ChfwError, InvalidValueError
+from chfw.shared.db.engine import reading
+from chfw.shared.retry import RetryPolicy
+from chfw.shared.tls import TlsConfig
+from chfw.supplier import backoffice
+from chfw.supplier.schema import bo_hubs
+
+log = structlog.get_logger("chfw.supplier.lookup")
+
+INVENTORY_PATH = "/su/v1/inventory/{device_id}"
+DEFAULT_BACKOFF = RetryPolicy(initial=2.0, maximum=600.0, horizon=math.inf)
+USER_AGENT = f"chfw-receiver/{__version__}"
+_SNIPPET = 200
+
+
+class InventoryLookupError(ChfwError):
+    """The DSP's inventory did not give a CH's firmware version; the lookup is retried."""
+
+
+class InventoryClient:
+    """Reads CHs' inventory entries from the DSP as one Service User (its bearer token).
+
+    TLS verification is always on for https: ``ca_bundle`` (default: the
+    system trust store) verifies the DSP; ``client_cert``/``client_key`` add
+    mutual TLS. ``transport`` swaps the network for tests
+    (:class:`httpx.MockTransport`).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        ca_bundle: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise InvalidValueError(
+                f"DSP URL {base_url!r} is not an http(s) URL (e.g. https://dsp.example:8064)"
+            )
+        if not token.strip():
+            raise InvalidValueError(
+                "no DSP inventory token: issue one on the DSP with `chfw users token USER_ID`"
+            )
+        self.base_url = base_url.rstrip("/")
+        tls = TlsConfig(ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"authorization": f"Bearer {token.strip()}", "user-agent": USER_AGENT},
+            timeout=timeout,
+            verify=tls.ssl_context(),
+            transport=transport,
+            trust_env=False,  # the DSP URL is configured; no proxy or netrc surprises
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> InventoryClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def url_for(self, device_id: DeviceId) -> str:
+        return self.base_url + INVENTORY_PATH.format(device_id=device_id)
+
+    async def fetch(self, device_id: DeviceId) -> FirmwareVersion | None:
+        """The CH's active firmware per the DSP; None when the inventory has none recorded.
+
+        Every failure (network, TLS, refused token, not found, a malformed
+        answer) is raised as :class:`InventoryLookupError` with what to check.
+        """
+        url = self.url_for(device_id)
+        try:
+            response = await self._client.get(INVENTORY_PATH.format(device_id=device_id))
+        except httpx.HTTPError as exc:
+            raise InventoryLookupError(f"GET {url}: {exc or type(exc).__name__}") from exc
+        status = response.status_code
+        if status == 401:
+            raise InventoryLookupError(
+                f"GET {url}: the DSP refused our token (401); issue a new one on the DSP with "
+                "`chfw users token USER_ID` and give it to the receiver "
+                "(--dsp-token or CHFW_RECEIVER_DSP_TOKEN)"
+            )
+        if status == 404:
+            raise InventoryLookupError(
+                f"GET {url}: the DSP knows no CH {device_id} that our Service User is a "
+                "Responsible Supplier of (404); check the CH's registration"
+            )
+        if status != 200:
+            raise InventoryLookupError(f"GET {url} answered {status}: {_snippet(response)}")
+        try:
+            entry = response.json()
+            text = entry["firmware_version"]
+            return None if text is None else FirmwareVersion.parse(text)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InventoryLookupError(
+                f"GET {url}: the answer is not an inventory entry with a firmware_version "
+                f"({exc}): {_snippet(response)}"
+            ) from None
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = " ".join(response.text[: _SNIPPET * 2].split())
+    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
+
+
+@dataclass(frozen=True, slots=True)
+class LookupStats:
+    """What one pass did: versions recorded, lookups failed (to be retried)."""
+
+    fetched: int = 0
+    failed: int = 0
+
+    def __add__(self, other: LookupStats) -> LookupStats:
+        return LookupStats(self.fetched + other.fetched, self.failed + other.failed)
+
+
+def pending_page(conn: Connection, after: str | None, limit: int) -> list[DeviceId]:
+    """CHs waiting for a version, in Device ID order after ``after`` (keyset paging)."""
+    query = (
+        sa.select(bo_hubs.c.device_id)
+        .where(bo_hubs.c.lookup_pending.is_(True))
+        .order_by(bo_hubs.c.device_id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(bo_hubs.c.device_id > after)
+    return [DeviceId.parse(row.device_id) for row in conn.execute(query)]
+
+
+def count_pending(conn: Connection) -> int:
+    query = (
+        sa.select(sa.func.count()).select_from(bo_hubs).where(bo_hubs.c.lookup_pending.is_(True))
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+class LookupWorker:
+    """Fetches and records the versions of every CH with a pending lookup, until none is left.
+
+    :meth:`notify` (thread-safe; the receiver's ``on_lookup_needed``) asks
+    for one CH at once; :meth:`run` serves those and sweeps every
+    ``sweep_seconds``; :meth:`run_once` is one sweep. Database calls run in
+    threads, so the worker can share the receiver's event loop.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: InventoryClient,
+        *,
+        backoff: RetryPolicy = DEFAULT_BACKOFF,
+        sweep_seconds: float = 60.0,
+        concurrency: int = 8,
+        page_size: int = 500,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.backoff = backoff
+        self.sweep_seconds = sweep_seconds
+        self.page_size = page_size
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._now = now
+        self.concurrency = concurrency
+        self._failures: dict[DeviceId, int] = {}
+        self._retry_at: dict[DeviceId, float] = {}
+        self._notified: set[DeviceId] = set()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self.totals = LookupStats()  # since this worker was made
+
+    # -- waking up ---------------------------------------------------------------------------
+
+    def notify(self, device_id: DeviceId) -> None:
+        """Look this CH up now (a new N999 was recorded). Safe from any thread."""
+        with self._lock:
+            self._notified.add(device_id)
+        self._poke()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the lookups in progress. Safe from any thread."""
+        self._stopping = True
+        self._poke()
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with suppress(RuntimeError):  # the loop closed between the check and the call
+                loop.call_soon_threadsafe(wake.set)
+
+    def _take_notified(self) -> list[DeviceId]:
+        with self._lock:
+            taken, self._notified = self._notified, set()
+        for device in taken:  # a fresh N999: no backoff from an earlier activation
+            self._failures.pop(device, None)
+            self._retry_at.pop(device, None)
+        return sorted(taken, key=lambda device: device.hex)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve notifications and sweep periodically until :meth:`stop`."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        next_sweep = self._clock()  # sweep at start: lookups a restart left pending
+        log.info("lookups_started", dsp=self.client.base_url, sweep_seconds=self.sweep_seconds)
+        while not self._stopping:
+            try:
+                notified = self._take_notified()
+                if notified:
+                    await self.lookup(notified)
+                if self._clock() >= min(next_sweep, self._earliest_retry()):
+                    await self.run_once()
+                    next_sweep = self._clock() + self.sweep_seconds
+            except Exception:  # a database hiccup must not end the follow-up for good
+                log.exception("lookup_pass_failed")
+                next_sweep = self._clock() + min(self.sweep_seconds, 5.0)
+            wait = min(next_sweep, self._earliest_retry()) - self._clock()
+            if wait > 0 and not self._stopping:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            self._wake.clear()
+        log.info("lookups_stopped")
+
+    def _earliest_retry(self) -> float:
+        return min(self._retry_at.values(), default=math.inf)
+
+    async def run_once(self) -> LookupStats:
+        """One sweep: look up every pending CH whose backoff has passed (all, the first time)."""
+        stats = LookupStats()
+        after: str | None = None
+        still_pending: set[DeviceId] = set()
+        while True:
+            page = await asyncio.to_thread(self._read_page, after)
+            if not page:
+                break
+            still_pending.update(page)
+            now = self._clock()
+            due = [device for device in page if self._retry_at.get(device, -math.inf) <= now]
+            stats += await self.lookup(due)
+            after = page[-1].hex
+        for device in set(self._retry_at) - still_pending:  # settled otherwise (a newer N64)
+            self._retry_at.pop(device, None)
+            self._failures.pop(device, None)
+        return stats
+
+    def _read_page(self, after: str | None) -> list[DeviceId]:
+        with reading(self.engine) as conn:
+            return pending_page(conn, after, self.page_size)
+
+    async def lookup(self, devices: Iterable[DeviceId]) -> LookupStats:
+        """Fetch and record these CHs' versions, at most ``concurrency`` at a time."""
+        limit = asyncio.Semaphore(self.concurrency)
+        results = await asyncio.gather(*(self._lookup_one(device, limit) for device in devices))
+        fetched = sum(results)
+        stats = LookupStats(fetched=fetched, failed=len(results) - fetched)
+        self.totals += stats
+        return stats
+
+    async def _lookup_one(self, device: DeviceId, limit: asyncio.Semaphore) -> bool:
+        # Backoff bookkeeping stays on the event loop's thread; only database calls go to threads.
+        async with limit:
+            try:
+                version = await self.client.fetch(device)
+                if version is None:
+                    raise InventoryLookupError(
+                        f"the DSP's inventory has no firmware version for CH {device} yet"
+                    )
+            except InventoryLookupError as exc:
+                failures = self._failures.get(device, 0) + 1
+                delay = self.backoff.next_delay(failures, self._rng)
+                self._failures[device] = failures
+                self._retry_at[device] = self._clock() + delay
+                await asyncio.to_thread(self._record_failure, device, str(exc))
+                log.warning(
+                    "version_lookup_failed",
+                    device_id=str(device),
+                    attempt=failures,
+                    retry_in_seconds=round(delay, 1),
+                    error=str(exc),
+                )
+                return False
+            await asyncio.to_thread(self._record_version, device, version)
+            self._failures.pop(device, None)
+            self._retry_at.pop(device, None)
+            log.info("version_fetched", device_id=str(device), firmware_version=version.hex)
+            return True
+
+    def _record_version(self, device: DeviceId, version: FirmwareVersion) -> None:
+        with self.engine.begin() as conn:
+            backoffice.record_fetched_version(conn, device, version, self._now())
+
+    def _record_failure(self, device: DeviceId, error: str) -> None:
+        with self.engine.begin() as conn:
+            backoffice.record_lookup_failure(conn, device, error)
+
+    def retry_at(self, device: DeviceId) -> float | None:
+        """When (on the worker's clock) this CH is next tried after a failure, if it failed."""
+        return self._retry_at.get(device)
+
+
+def run_with(app: FastAPI, worker: LookupWorker) -> None:
+    """Run ``worker`` in ``app``'s event loop for as long as the app is served (its lifespan).
+
+    The client is closed when the app shuts down. Wire ``worker.notify`` as
+    the receiver's ``ReceiverConfig.on_lookup_needed`` so that N999s are
+    followed up at once rather than at the next sweep.
+    """
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        task = asyncio.create_task(worker.run(), name="chfw-n999-lookups")
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            worker.stop()
+            await task
+            await worker.client.aclose()
+
+    app.router.lifespan_context = lifespan

@@ -1,0 +1,1 @@
+"""Tests of chfw/core, mirroring src/."""

@@ -1,0 +1,1 @@
+"""Tests of chfw/dsp, mirroring src/."""

@@ -1,0 +1,1 @@
+"""Tests of chfw/shared/web, mirroring src/."""
