@@ -162,6 +162,57 @@ class TestRetry:
         assert f"row {rows[0]} left alone: it is delivered" in result.stderr
         assert "'R-404'" in result.stderr
 
+    def test_every_pending_row_of_one_user(
+        self, cli: CliDb, engine: Engine, rows: list[int]
+    ) -> None:
+        result = cli.invoke(app, "retry", "--user", str(SUPPLIER_A))
+        assert result.exit_code == 0, result.output
+        assert "0 pending row(s) due now" in result.stdout  # A's rows: delivered and dead
+        before = datetime.now(UTC)
+        result = cli.invoke(app, "retry", "--user", str(SUPPLIER_B))
+        assert result.exit_code == 0, result.output
+        assert "1 pending row(s) due now" in result.stdout  # R-2; R-3 was already due
+        with engine.connect() as conn:
+            retried = outbox.get(conn, rows[2])
+            entry = audit.list_recent(conn)[0]
+        assert retried is not None
+        assert before <= retried.row.next_attempt_at <= datetime.now(UTC)
+        assert retried.row.attempts == 1  # the horizon and the attempts are kept
+        assert (entry.action, entry.actor) == ("outbox.retry_now", audit.current_actor())
+        assert entry.detail == {"user_id": SUPPLIER_B.hex, "count": 1}
+
+    def test_all_pending(self, cli: CliDb, engine: Engine, rows: list[int]) -> None:
+        result = cli.invoke(app, "retry", "--all")
+        assert result.exit_code == 0, result.output
+        assert "1 pending row(s) due now" in result.stdout
+        with engine.connect() as conn:
+            assert outbox.next_due_at(conn) is not None
+            dead = outbox.get(conn, rows[1])
+        assert dead is not None
+        assert dead.row.state == "dead"
+
+    def test_leased_rows_are_left_to_their_worker(
+        self, cli: CliDb, engine: Engine, rows: list[int]
+    ) -> None:
+        with engine.begin() as conn:
+            (claimed,) = outbox.claim_due_rows(conn, datetime.now(UTC), 1, 3600)
+        result = cli.invoke(app, "retry", "--all")
+        assert "1 pending row(s) due now" in result.stdout  # R-2, not the leased R-3
+        with engine.connect() as conn:
+            leased = outbox.get(conn, claimed.id)
+        assert leased is not None
+        assert leased.row.lease_until is not None
+        assert leased.row.next_attempt_at == leased.row.lease_until
+
+    @pytest.mark.parametrize(
+        "args",
+        [[], ["R-1", "--all"], ["--all", "--user", str(SUPPLIER_A)], ["--all", "--all-parked"]],
+    )
+    def test_usage_errors(self, cli: CliDb, rows: list[int], args: list[str]) -> None:
+        result = cli.invoke(app, "retry", *args)
+        assert result.exit_code == 2
+        assert "give one of" in result.stderr
+
 
 class TestReplay:
     """replay puts dead rows back to pending, audited under the OS user."""

@@ -187,27 +187,40 @@ def retry(
             help="Outbox ids or ResponseIDs of pending or parked rows",
         ),
     ] = None,
+    all_pending: Annotated[
+        bool, typer.Option("--all", help="Every pending row waiting for a later try: due now")
+    ] = False,
     all_parked: Annotated[
         bool, typer.Option("--all-parked", help="Build every parked row")
     ] = False,
     user: Annotated[
-        str | None, typer.Option(help="With --all-parked: only this Service User's rows")
+        str | None,
+        typer.Option(
+            help="Every pending row of this Service User: due now (with --all-parked: "
+            "build only this user's parked rows)"
+        ),
     ] = None,
 ) -> None:
     """Make pending rows due now (e.g. after a Service User fixed its endpoint); build
     parked rows (alerts the intake could not build) and make them due now.
 
-    A parked row is built for its user's current DUIS version, with the signing key
-    and schemas of the settings (audited under your OS user); one that still cannot
-    be built stays parked with the new reason (exit 1). One whose version its CH no
-    longer runs is superseded: not sent, kept parked with that reason (not an error).
+    `--user U` makes every pending row of U due now, `--all` every pending row (both
+    audited under your OS user); rows a worker is sending are left alone, and the
+    order per CH and user still holds. A parked row is built for its user's current
+    DUIS version, with the signing key and schemas of the settings (audited); one that
+    still cannot be built stays parked with the new reason (exit 1). One whose version
+    its CH no longer runs is superseded: not sent, kept parked with that reason.
     """
-    if all_parked == bool(keys):
-        raise fail("give either outbox ids / ResponseIDs or --all-parked", 2)
-    if user is not None and not all_parked:
-        raise fail("--user goes with --all-parked", 2)
+    modes = sum((bool(keys), all_pending, all_parked, user is not None and not all_parked))
+    if modes != 1:
+        raise fail("give one of: outbox ids / ResponseIDs, --user USER, --all, --all-parked", 2)
     with run_guarded(2):
         user_hex = _user_hex(user)
+    if not all_parked and not keys:
+        with transaction() as conn:
+            count = outbox.make_due(conn, utc_now(), user_hex, actor=audit.current_actor())
+        typer.echo(f"{count} pending row(s) due now")
+        return
     unknown: list[str] = []
     if all_parked:
         with transaction() as conn:

@@ -8,8 +8,11 @@ with ``cap(n) = min(maximum, initial * 2**(n-1))`` — "full jitter", which
 spreads a burst of failures (an endpoint going down under a wave) instead of
 letting them come back in lock-step. The floor of one millisecond keeps a
 retry strictly in the future at the microsecond resolution of stored times.
-Once the next try would fall after ``created_at + horizon``, the alert is
-dead-lettered instead.
+A retry never falls after the deadline ``created_at + horizon``: a wait that
+would pass it is cut short to end exactly at the deadline, so the last try
+happens at the deadline. Only a failure at or after the deadline gives up
+(the alert is dead-lettered): an alert goes dead once its horizon has really
+passed, never earlier because a random wait happened to be long.
 """
 
 from __future__ import annotations
@@ -68,11 +71,19 @@ class RetryPolicy:
         """A wait in ``[MIN_DELAY, cap(attempts)]`` seconds (full jitter, never zero)."""
         return max(MIN_DELAY, self.cap(attempts) * (1.0 - rng.random()))
 
+    def deadline(self, created_at: datetime) -> datetime:
+        """The last moment an alert made at ``created_at`` is tried."""
+        return created_at + timedelta(seconds=self.horizon)
+
     def decide(
         self, created_at: datetime, attempts: int, now: datetime, rng: random.Random
     ) -> datetime | None:
-        """When to try again after the ``attempts``-th failure, or None: give up (dead letter)."""
-        retry_at = now + timedelta(seconds=self.next_delay(attempts, rng))
-        if retry_at > created_at + timedelta(seconds=self.horizon):
+        """When to try again after the ``attempts``-th failure at ``now``, or None: give up.
+
+        None only once ``now`` has reached the deadline; before it, the next try is at
+        ``now`` plus a jittered wait, or at the deadline when that wait would pass it.
+        """
+        deadline = self.deadline(created_at)
+        if now >= deadline:
             return None
-        return retry_at
+        return min(now + timedelta(seconds=self.next_delay(attempts, rng)), deadline)

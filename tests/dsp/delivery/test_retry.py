@@ -86,10 +86,30 @@ class TestDecide:
         rng: random.Random,
     ) -> None:
         now = created_at + timedelta(seconds=elapsed)
+        deadline = created_at + timedelta(seconds=policy.horizon)
         retry_at = policy.decide(created_at, attempts, now, rng)
-        if retry_at is not None:
-            assert now < retry_at <= created_at + timedelta(seconds=policy.horizon)
+        if now >= deadline:
+            assert retry_at is None
+        else:  # before the deadline there is always one more try, at the latest at it
+            assert retry_at is not None
+            assert now < retry_at <= deadline
             assert retry_at - now <= timedelta(seconds=policy.cap(attempts))
+
+    def test_a_long_wait_is_cut_to_the_deadline_not_given_up(self) -> None:
+        """The issue's case: 8 failures in 20 s of a 3-minute horizon were dead-lettered
+        because the next random wait would have passed the horizon."""
+
+        class Top(random.Random):
+            def random(self) -> float:
+                return 0.0  # the longest wait: the whole cap
+
+        policy = RetryPolicy(2, 600, 180)
+        created = datetime(2026, 1, 1, tzinfo=UTC)
+        now = created + timedelta(seconds=20)
+        assert policy.decide(created, 8, now, Top()) == created + timedelta(seconds=180)
+        deadline = policy.deadline(created)
+        assert policy.decide(created, 9, deadline, Top()) is None
+        assert policy.decide(created, 9, deadline - timedelta(microseconds=1), Top()) == deadline
 
     def test_gives_up_once_the_horizon_has_passed(self) -> None:
         policy = RetryPolicy(2, 3600, 72 * 3600)

@@ -255,7 +255,7 @@ class TestOrdering:
 
 
 class TestHorizon:
-    """Once the next try would fall after created_at + horizon, the row is dead."""
+    """The last try is at created_at + horizon; the row goes dead only when that one fails."""
 
     def test_retries_until_the_horizon_then_dead(
         self, engine: Engine, settings: Settings, receiver: ScriptedReceiver, clock: FakeClock
@@ -288,8 +288,11 @@ class TestHorizon:
         assert len(receiver.received) == detail.row.attempts == totals.retried + 1
         assert [a.outcome for a in detail.attempts][-1] == "dead"
         assert detail.row.last_error is not None
-        assert "retry horizon of 1 h passed" in detail.row.last_error
+        assert "retry horizon of 1 h from the alert's creation" in detail.row.last_error
+        assert "has passed" in detail.row.last_error
         assert "503" in detail.row.last_error
+        # Dead only once the horizon had really passed: the last try was at the deadline.
+        assert detail.attempts[-1].attempted_at == created + timedelta(hours=1)
 
 
 class TestReplay:

@@ -19,6 +19,16 @@ are renewed every third of ``lease_seconds``, and a user with four times its
 concurrency (at most half a batch) already queued locally is left out of the
 next claims, so one slow endpoint cannot hold a whole batch.
 
+When an endpoint that was failing answers 2xx again -- the alert delivered had
+failed before, or this worker saw the user's last ``_DOWN_AFTER`` or more
+attempts fail in a row -- every pending row
+of that user waiting for a later try is made due at once
+(:func:`chfw.dsp.store.outbox.make_due`), in the same transaction as the
+result: a supplier back after an outage gets its backlog in seconds, not at
+each row's next backoff. One failure between successes is taken for a problem
+of that alert, not of the endpoint: it keeps its backoff (else an alert its
+endpoint always refuses would be retried on every other alert's success).
+
 Every alert goes out signed by the worker's signing identity (``signer``, the
 configured ``signing_key``/``signing_cert``): a row whose stored document names
 another certificate in its KeyInfo -- signed before a key rollover, or a dead
@@ -56,6 +66,7 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from chfw.core.clock import utc_now
+from chfw.core.domain.values import UserId
 from chfw.core.signing import Resigner, Signer
 from chfw.dsp.delivery.sender import (
     SendResult,
@@ -82,6 +93,7 @@ _REPORT_EVERY = 30.0  # seconds between progress log lines of a long run
 _QUEUE_FACTOR = 4  # a user's rows queued here, in multiples of its concurrency, before skipping
 SLOW_CLAIM_SECONDS = 0.5  # a claim this slow (PostgreSQL) refreshes the outbox's statistics
 REFRESH_EVERY_SECONDS = 300.0  # ... at most this often
+_DOWN_AFTER = 2  # failures in a row after which a success means "the endpoint is back"
 
 
 @dataclass
@@ -159,6 +171,8 @@ class Worker:
         self._inflight: dict[int, ClaimedAlert] = {}
         self._unsettled: set[int] = set()  # claimed here and not yet written back
         self._results: list[AttemptResult] = []
+        self._failing: Counter[str] = Counter()  # user (hex) -> failures in a row seen here
+        self._recovered: dict[int, str] = {}  # outbox id -> user (hex): delivered, endpoint back
         self._unstarted: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._progress: asyncio.Event | None = None
@@ -338,10 +352,20 @@ class Worker:
         with self.engine.begin() as conn:
             return fn(conn, *args, **kwargs)
 
+    def _record(self, conn: Connection, results: list[AttemptResult]) -> None:
+        """Write back attempt results; a user whose endpoint is back gets its waiting rows due."""
+        store.record_results(conn, results)
+        back = {self._recovered[r.outbox_id] for r in results if r.outbox_id in self._recovered}
+        now = self._clock()
+        for user in sorted(back):
+            made_due = store.make_due(conn, now, user)
+            if made_due:
+                log.info("endpoint_back", user_id=_dashed(user), made_due=made_due)
+
     def _settle_and_claim(
         self, conn: Connection, room: int, exclude: list[str], results: list[AttemptResult]
     ) -> Sequence[Any]:
-        store.record_results(conn, results)
+        self._record(conn, results)
         return store.claim_due_rows(
             conn, self._clock(), room, self.settings.lease_seconds, exclude_users=exclude
         )
@@ -392,7 +416,7 @@ class Worker:
 
     async def _flush(self) -> None:
         with self._writing_back() as results:
-            await self._write(store.record_results, results)
+            await self._write(self._record, results)
 
     @contextmanager
     def _writing_back(self) -> Iterator[list[AttemptResult]]:
@@ -405,6 +429,8 @@ class Worker:
             self._results[:0] = results
             raise
         self._unsettled.difference_update(r.outbox_id for r in results)
+        for result in results:
+            self._recovered.pop(result.outbox_id, None)
 
     async def _renew_leases(self) -> None:
         until = self._clock() + timedelta(seconds=self.settings.lease_seconds)
@@ -508,8 +534,12 @@ class Worker:
     def _outcome(self, alert: ClaimedAlert, result: SendResult) -> AttemptResult:
         now = self._clock()
         stats = self._stats
+        user = alert.user_id.hex
         if result.verdict == "delivered":
             stats.delivered += 1
+            if alert.attempts > 0 or self._failing[user] >= _DOWN_AFTER:
+                self._recovered[alert.id] = user
+            self._failing.pop(user, None)
             return AttemptResult(
                 alert.id, "delivered", now, result.status_code, None, result.duration_ms
             )
@@ -529,11 +559,7 @@ class Worker:
         retry_at = self.policy.decide(alert.created_at, attempts, now, self._rng)
         if retry_at is None:
             stats.expired += 1
-            hours = self.policy.horizon / 3600
-            error = (
-                f"gave up after {attempts} attempt(s), retry horizon of {hours:g} h passed; "
-                f"last error: {result.error}"
-            )
+            error = _expired(alert, attempts, now, self.policy.horizon, result.error)
             log.warning(
                 "alert_expired",
                 response_id=alert.response_id,
@@ -545,6 +571,7 @@ class Worker:
                 alert.id, "dead", now, result.status_code, error, result.duration_ms
             )
         stats.retried += 1
+        self._failing[user] += 1
         return AttemptResult(
             alert.id,
             "retry",
@@ -554,6 +581,32 @@ class Worker:
             result.duration_ms,
             next_attempt_at=retry_at,
         )
+
+
+def _dashed(user_hex: str) -> str:
+    """A stored (hex) User ID as operators write it."""
+    return str(UserId(bytes.fromhex(user_hex)))
+
+
+def _expired(
+    alert: ClaimedAlert, attempts: int, now: datetime, horizon: float, last: str | None
+) -> str:
+    """Why an alert went dead on a temporary failure: the horizon passed, with the times."""
+    waited = (now - alert.created_at).total_seconds()
+    return (
+        f"gave up after {attempts} attempt(s) over {_span(waited)}: every attempt failed and "
+        f"the retry horizon of {horizon / 3600:g} h from the alert's creation "
+        f"({alert.created_at:%Y-%m-%d %H:%M:%S} UTC) has passed; last error: {last}"
+    )
+
+
+def _span(seconds: float) -> str:
+    """A duration for messages: 42 s, 3.5 min, 2.1 h."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _insecure(alert: ClaimedAlert, url: str) -> str:

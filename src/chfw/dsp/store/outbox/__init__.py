@@ -26,7 +26,8 @@ One module per job, all re-exported here (``from chfw.dsp.store import outbox``,
 - ``write``: new rows, pending (:func:`enqueue`) or parked (:func:`park`);
 - ``claim``: leasing due rows, in order per (CH, user), and extending or releasing leases;
 - ``settle``: recording attempt results;
-- ``operate``: operators' retry, replay and building of parked rows;
+- ``operate``: operators' retry, replay and building of parked rows; rows made due now when
+  an endpoint is back;
 - ``report``: listings, one row in detail, counts.
 """
 
@@ -39,6 +40,7 @@ from chfw.dsp.store.outbox.claim import (
 )
 from chfw.dsp.store.outbox.operate import (
     dead_ids,
+    make_due,
     parked_ids,
     parked_rows,
     replay,
@@ -111,6 +113,7 @@ __all__ = [
     "extend_leases",
     "get",
     "list_rows",
+    "make_due",
     "next_due_at",
     "oldest_due_age",
     "park",

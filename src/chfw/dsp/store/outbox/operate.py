@@ -114,6 +114,34 @@ def retry_now(conn: Connection, ids: Sequence[int], now: datetime) -> BulkChange
     return _change(conn, ids, "pending", {"next_attempt_at": to_db(now)})
 
 
+def make_due(
+    conn: Connection, now: datetime, user_id: str | None = None, *, actor: str | None = None
+) -> int:
+    """Every pending row (of one user, hex, when given) waiting for a later try: due now.
+
+    Rows leased by a worker are left alone (they are being tried). The order per (CH,
+    user) still holds: a later row waits for an earlier one at the claim. Used by
+    operators (``chfw outbox retry --user | --all``, audited under ``actor``) and by
+    workers when an endpoint that was failing answers again. Returns how many rows.
+    """
+    at = to_db(now)
+    query = (
+        sa.update(outbox)
+        .where(
+            outbox.c.state == "pending",
+            outbox.c.next_attempt_at > at,
+            sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= at),
+        )
+        .values(next_attempt_at=at)
+    )
+    if user_id is not None:
+        query = query.where(outbox.c.user_id == user_id)
+    count = conn.execute(query).rowcount or 0
+    if actor is not None:
+        audit.record(conn, actor, "outbox.retry_now", {"user_id": user_id, "count": count}, at=at)
+    return count
+
+
 def replay(conn: Connection, ids: Sequence[int], actor: str, now: datetime) -> BulkChange:
     """Dead rows back to pending and due now, attempts kept; audited under ``actor``.
 
