@@ -38,6 +38,19 @@ class Dsp:
     credential: str
 
 
+class Sequential:
+    """ResponseID counters 1, 2, 3 ... without a database (a CounterSource for tests)."""
+
+    def __init__(self, start: int = 1) -> None:
+        self._values = count(start)
+
+    def take(self, n: int, conn: object = None) -> list[int]:
+        return [next(self._values) for _ in range(n)]
+
+    def reserve(self, n: int) -> None:
+        """Nothing to reserve: values are made on demand."""
+
+
 def build_dsp(engine: Engine, endpoints: dict[UserId, str] | None = None) -> Dsp:
     endpoints = endpoints or {}
     with engine.begin() as conn:
@@ -86,9 +99,8 @@ def build_dsp(engine: Engine, endpoints: dict[UserId, str] | None = None) -> Dsp
             CspRegion.CENTRAL,
             [MeterPoint("1000000000004", Fuel.ELECTRICITY, import_supplier=CAROL)],
         )
-    counter = count(1)
-    builder = AlertBuilder(DCC, SIGNER, bundled_schemas(), lambda: next(counter))
-    return Dsp(engine, ActivationService(engine, builder), credential)
+    builder = AlertBuilder(DCC, SIGNER, bundled_schemas())
+    return Dsp(engine, ActivationService(engine, builder, Sequential()), credential)
 
 
 def fixed_clock() -> datetime:

@@ -17,10 +17,23 @@ from chfw.core.gbcs import encode_accepted, encode_alert, encode_response, messa
 from chfw.core.signing import verify_document
 from chfw.dsp import processing
 from chfw.dsp.processing import ActivationService, Status
-from chfw.dsp.store import estate, inventory, outbox, parked_outcomes, rejections
+from chfw.dsp.store import counters, estate, inventory, outbox, parked_outcomes, rejections
 from chfw.dsp.store.counters import CounterBlock
 from chfw.dsp.store.schema import outbox as outbox_table
-from tests.small_dsp import ALICE, BOB, CAROL, CH1, CH2, CH3, CH4, SIGNER, TRUST, Dsp, build_dsp
+from tests.small_dsp import (
+    ALICE,
+    BOB,
+    CAROL,
+    CH1,
+    CH2,
+    CH3,
+    CH4,
+    SIGNER,
+    TRUST,
+    Dsp,
+    Sequential,
+    build_dsp,
+)
 
 SENDER = Eui64.parse("90-B3-D5-1F-30-01-00-00")
 V1 = FirmwareVersion.parse("02010300")
@@ -261,8 +274,8 @@ def run_between_plan_and_write(monkeypatch: pytest.MonkeyPatch, action: Callable
     real_plan = processing._Batch.plan
     done: list[bool] = []
 
-    def plan(self: processing._Batch, inputs: Any, **kwargs: Any) -> Any:
-        planned = real_plan(self, inputs, **kwargs)
+    def plan(self: processing._Batch, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        planned = real_plan(self, inputs, *args, **kwargs)
         if not done:
             done.append(True)
             action()
@@ -308,7 +321,7 @@ class TestBuiltOutsideTheWriteTransaction:
 
         signer = WatchedSigner(lambda _data: writing.append(bool(open_writes)))
         builder = dataclasses.replace(dsp.service.builder, signer=signer)
-        service = ActivationService(dsp.engine, builder, plan_under_lock=False)
+        service = ActivationService(dsp.engine, builder, Sequential(), plan_under_lock=False)
         results = service.submit([response(CH1, 10), response(CH2, 11)], "north")
         assert [r.status for r in results] == [Status.PROCESSED, Status.PROCESSED]
         assert writing == [False, False, False]  # CH1: N64 + N999, CH2: N64
@@ -320,7 +333,9 @@ class TestBuiltOutsideTheWriteTransaction:
         # first is still writing it. Its write transaction sees the outcome recorded and
         # answers "duplicate" -- one set of alerts, as if the two had come one by one.
         first = build_dsp(engine)
-        second = ActivationService(engine, first.service.builder, plan_under_lock=False)
+        second = ActivationService(
+            engine, first.service.builder, first.service.counters, plan_under_lock=False
+        )
 
         def other_takes_it() -> None:
             (other,) = first.service.submit([response(CH1, 10)], "north")
@@ -339,7 +354,9 @@ class TestBuiltOutsideTheWriteTransaction:
         # Planned against V0 -> V1 (new version, alerts); before the write another
         # process records V1 from another answer: this one is then "same version".
         first = build_dsp(engine)
-        second = ActivationService(engine, first.service.builder, plan_under_lock=False)
+        second = ActivationService(
+            engine, first.service.builder, first.service.counters, plan_under_lock=False
+        )
 
         def other_records_v1() -> None:
             (other,) = first.service.submit([response(CH2, 20)], "north")
@@ -358,8 +375,8 @@ class TestBuiltOutsideTheWriteTransaction:
         first = build_dsp(engine)
         signed: list[bytes] = []
         builder = dataclasses.replace(first.service.builder, signer=WatchedSigner(signed.append))
-        other = ActivationService(engine, builder)
-        second = ActivationService(engine, builder, plan_under_lock=False)
+        other = ActivationService(engine, builder, first.service.counters)
+        second = ActivationService(engine, builder, first.service.counters, plan_under_lock=False)
 
         def other_takes_ch2() -> None:
             (taken,) = other.submit([response(CH2, 30)], "north")  # 1 alert: Alice
@@ -384,45 +401,42 @@ class TestPlannedUnderLock:
 
     def test_the_default_follows_the_backend(self, dsp: Dsp) -> None:
         expected = dsp.engine.dialect.name == "postgresql"
-        assert ActivationService(dsp.engine, dsp.service.builder).plan_under_lock is expected
+        service = ActivationService(dsp.engine, dsp.service.builder, dsp.service.counters)
+        assert service.plan_under_lock is expected
 
     def test_counters_are_reserved_before_the_transaction_that_signs(
         self, dsp: Dsp, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         counter = CounterBlock(dsp.engine, block_size=1)  # nothing on hand beforehand
         inside: list[int] = []
-        real_take_private = CounterBlock._take_private
+        real_allocate = counters.allocate
 
-        def take_private(self: CounterBlock, conn: sa.Connection, n: int) -> list[int]:
-            inside.append(n)
-            return real_take_private(self, conn, n)
+        def allocate(conn: sa.Connection, name: str, n: int) -> range:
+            inside.append(n)  # allocated in the caller's transaction, or its own
+            return real_allocate(conn, name, n)
 
-        monkeypatch.setattr(CounterBlock, "_take_private", take_private)
+        monkeypatch.setattr(counters, "allocate", allocate)
         writing: list[bool] = []
         open_writes: set[int] = set()
         sa.event.listen(dsp.engine, "begin", lambda conn: open_writes.add(id(conn)))
         sa.event.listen(dsp.engine, "commit", lambda conn: open_writes.discard(id(conn)))
         signer = WatchedSigner(lambda _data: writing.append(bool(open_writes)))
-        builder = dataclasses.replace(
-            dsp.service.builder,
-            signer=signer,
-            next_counter=counter.next,
-            reserve_counters=counter.reserve,
-        )
-        service = ActivationService(dsp.engine, builder, plan_under_lock=True)
+        builder = dataclasses.replace(dsp.service.builder, signer=signer)
+        service = ActivationService(dsp.engine, builder, counter, plan_under_lock=True)
         results = service.submit([response(CH1, 10), response(CH2, 11)], "north")
         counter.close()
         assert [r.alerts for r in results] == [{"N64": 1, "N999": 1}, {"N64": 1}]
         assert writing == [True, True, True]
-        assert inside == []  # every counter came from the reservation, none from inside
+        # One block, reserved before the write transaction; none taken inside it.
+        assert inside == [2 * 2]
 
     def test_a_batch_naming_a_locked_ch_waits_then_finds_it_processed(
         self, engine: Engine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         first = build_dsp(engine)
         builder = first.service.builder
-        holder = ActivationService(engine, builder, plan_under_lock=True)
-        waiter = ActivationService(engine, builder, plan_under_lock=True)
+        holder = ActivationService(engine, builder, first.service.counters, plan_under_lock=True)
+        waiter = ActivationService(engine, builder, first.service.counters, plan_under_lock=True)
         waited: list[Status] = []
         thread = threading.Thread(
             target=lambda: waited.extend(

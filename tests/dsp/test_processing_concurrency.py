@@ -45,7 +45,7 @@ class TestConcurrentBatches:
         # lock-heavy way the counter can be used.
         counters = [CounterBlock(e, block_size=1) for e in engines]
         services = [
-            ActivationService(e, AlertBuilder(DCC, SIGNER, bundled_schemas(), c.next))
+            ActivationService(e, AlertBuilder(DCC, SIGNER, bundled_schemas()), c)
             for e, c in zip(engines, counters, strict=True)
         ]
         barrier = threading.Barrier(2)
@@ -97,7 +97,7 @@ class TestOneWriterPerProcess:
         build_dsp(engine)
         counter = CounterBlock(engine)
         counter.reserve(100)  # ResponseID counters on hand: no block is fetched mid-test
-        service = ActivationService(engine, AlertBuilder(DCC, SIGNER, bundled_schemas(), counter))
+        service = ActivationService(engine, AlertBuilder(DCC, SIGNER, bundled_schemas()), counter)
         polls: list[str] = []
         real_pause = store_engine._pause
 
@@ -189,7 +189,7 @@ class TestBatchesPerProcess:
         counter = CounterBlock(engine)
         counter.reserve(100)
         return ActivationService(
-            engine, AlertBuilder(DCC, SIGNER, bundled_schemas(), counter), **options
+            engine, AlertBuilder(DCC, SIGNER, bundled_schemas()), counter, **options
         )
 
     def test_one_batch_at_a_time_by_default(self, engine: sa.Engine) -> None:
@@ -210,6 +210,7 @@ class TestBatchesPerProcess:
         with pytest.raises(ConfigError, match="intake_concurrency must be at least 1, got 0"):
             ActivationService(
                 engine,
-                AlertBuilder(DCC, SIGNER, bundled_schemas(), iter([]).__next__),
+                AlertBuilder(DCC, SIGNER, bundled_schemas()),
+                CounterBlock(engine),
                 concurrent_batches=0,
             )

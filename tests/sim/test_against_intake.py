@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 from collections import Counter
 
 import httpx
@@ -22,6 +21,7 @@ from chfw.dsp.store.schema import outbox
 from chfw.dsp.store.users import ServiceUser
 from chfw.shared.config import Settings
 from chfw.sim import generate_estate, generate_wave, post_wave, write_estate_csv
+from tests.small_dsp import Sequential
 
 
 @pytest.fixture
@@ -57,9 +57,8 @@ class TestAgainstIntake:
             dcc_user=UserId.parse("90-B3-D5-1F-30-00-00-02"),
             signer=None,
             schemas=bundled_schemas(),
-            next_counter=itertools.count(1).__next__,
         )
-        app = create_app(Settings(), ActivationService(engine, builder))
+        app = create_app(Settings(), ActivationService(engine, builder, Sequential()))
         wave = generate_wave(generate_estate(400, seed=61), seed=62)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://intake.test"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -17,7 +16,7 @@ from chfw.dsp.web.overview import signing_line
 from chfw.shared.config import Settings
 from tests.shared.test_metrics import scrape, value
 from tests.sim.live import serve
-from tests.small_dsp import DCC
+from tests.small_dsp import DCC, Sequential
 from tests.web.conftest import TOKEN
 
 NOW = dt.datetime.now(dt.UTC)
@@ -32,10 +31,7 @@ def signer(days_left: float) -> PemSigner:
 
 
 def service(engine: Engine, identity: PemSigner) -> ActivationService:
-    counter = itertools.count(1)
-    return ActivationService(
-        engine, AlertBuilder(DCC, identity, bundled_schemas(), lambda: next(counter))
-    )
+    return ActivationService(engine, AlertBuilder(DCC, identity, bundled_schemas()), Sequential())
 
 
 class TestServed:

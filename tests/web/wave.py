@@ -9,7 +9,6 @@ written, a few retrying, a few dead letters.
 
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,7 +29,7 @@ from chfw.sim.estate import SyntheticEstate
 from chfw.sim.wave import InventoryStart, Wave
 from chfw.supplier import pilots
 from chfw.supplier.pipeline import AlertReceiver, ReceiverConfig
-from tests.small_dsp import DCC, SIGNER, TRUST
+from tests.small_dsp import DCC, SIGNER, TRUST, Sequential
 
 PILOT = "wave-pilot"
 
@@ -61,11 +60,10 @@ class SteppingClock:
 
 
 def build_service(engine: Engine, clock: SteppingClock | None = None) -> ActivationService:
-    counter = itertools.count(1)
-    builder = AlertBuilder(DCC, SIGNER, bundled_schemas(), lambda: next(counter))
+    builder = AlertBuilder(DCC, SIGNER, bundled_schemas())
     if clock is None:
-        return ActivationService(engine, builder)
-    return ActivationService(engine, builder, clock=clock)
+        return ActivationService(engine, builder, Sequential())
+    return ActivationService(engine, builder, Sequential(), clock=clock)
 
 
 def load_estate(engine: Engine, synthetic: SyntheticEstate) -> str:

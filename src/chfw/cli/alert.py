@@ -65,15 +65,19 @@ def render(
             raise typer.Exit(1)
         assert outcome.firmware_version is not None
         signer = PemSigner.from_files(sign_key, sign_cert) if sign_key and sign_cert else None
-        values = iter([outcome.originator_counter if counter is None else counter])
         builder = AlertBuilder(
             dcc_user=UserId.parse(dcc_user_id),
             signer=signer,
             schemas=official_schemas(xsd_dir) if xsd_dir else bundled_schemas(),
-            next_counter=lambda: next(values),
         )
         planned = PlannedAlert(UserId(bytes(8)), alert_kind_for(version), version)
-        built = builder.build(planned, outcome.device_id, outcome.firmware_version, utc_now())
+        built = builder.build(
+            planned,
+            outcome.device_id,
+            outcome.firmware_version,
+            utc_now(),
+            outcome.originator_counter if counter is None else counter,
+        )
     sys.stdout.buffer.write(built.document + b"\n")
 
 

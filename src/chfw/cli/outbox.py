@@ -259,14 +259,9 @@ def _build_parked(ids: list[int], now: datetime) -> ParkedBuild:
     from chfw.dsp.alerts import AlertBuilder
     from chfw.dsp.runtime import load_schemas, load_signer
 
-    def no_counter() -> int:  # parked rows keep their ResponseIDs
-        raise AssertionError("a parked row is built with its own ResponseID")
-
     with run_guarded(), translated():
-        config = settings()
-        builder = AlertBuilder(
-            config.dcc_user, load_signer(config), load_schemas(config), no_counter
-        )
+        config = settings()  # parked rows keep their ResponseIDs: no counters taken
+        builder = AlertBuilder(config.dcc_user, load_signer(config), load_schemas(config))
         return build_parked(engine(), builder, ids, audit.current_actor(), now)
 
 

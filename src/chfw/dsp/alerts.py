@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,25 +52,23 @@ class AlertRequest:
     response_id: ResponseId | None = None
 
 
+def counters_needed(requests: Iterable[AlertRequest]) -> int:
+    """How many fresh ResponseID counters building ``requests`` takes."""
+    return sum(1 for request in requests if request.response_id is None)
+
+
 @dataclass(frozen=True)
 class AlertBuilder:
     """Renders, validates (before signing, always) and signs alert documents.
 
-    ``next_counter`` supplies ResponseID counters that never repeat (a
-    database-backed block allocator in the service, a plain counter in tests).
-    ``reserve_counters(n)``, where given, makes ``n`` of them ready before a
-    transaction that will build alerts (CounterBlock.reserve).
+    Pure: it allocates nothing. The caller takes ResponseID counters that never
+    repeat (:class:`chfw.dsp.store.counters.CounterBlock` in the service, a plain
+    range in tests) and passes them to :meth:`build_many`.
     """
 
     dcc_user: UserId
     signer: Signer | None
     schemas: SchemaSet
-    next_counter: Callable[[], int]
-    reserve_counters: Callable[[int], None] | None = None
-
-    def reserve(self, n: int) -> None:
-        if self.reserve_counters is not None and n > 0:
-            self.reserve_counters(n)
 
     def build(
         self,
@@ -78,24 +76,27 @@ class AlertBuilder:
         device_id: DeviceId,
         firmware_version: FirmwareVersion,
         at: datetime,
+        counter: int,
     ) -> BuiltAlert:
-        """One alert; raises what :meth:`build_many` would return for it (a parked
-        alert's reason)."""
-        (built,) = self.build_many([AlertRequest(planned, device_id, firmware_version)], at)
+        """One alert with ResponseID ``counter``; raises what :meth:`build_many` would
+        return for it (a parked alert's reason)."""
+        request = AlertRequest(planned, device_id, firmware_version)
+        (built,) = self.build_many([request], at, [counter])
         if isinstance(built, BuiltAlert):
             return built
         raise built.reason if isinstance(built, ParkedAlert) else built
 
     def build_many(
-        self, requests: Sequence[AlertRequest], at: datetime
+        self, requests: Sequence[AlertRequest], at: datetime, counters: Iterable[int] = ()
     ) -> list[BuiltAlert | ParkedAlert | InvalidValueError]:
         """Build ``requests`` in order: each one's alert, or why it could not be rendered
         (InvalidValueError: a version longer than DUIS carries, a counter out of range),
         or, rendered, why it could not be validated (ParkedAlert).
 
-        Counters are taken in request order (a request carrying its ResponseID takes
-        none). A schema that cannot be loaded for a DUIS version (ConfigError: its
-        official folder is missing or broken) or that refuses a document
+        ``counters`` gives the ResponseID counters, used in request order by the
+        requests that carry no ResponseID (:func:`counters_needed` of them; fewer
+        is a caller's error, ValueError). A schema that cannot be loaded for a DUIS
+        version (ConfigError: its official folder is missing or broken) or that refuses a document
         (SchemaValidationError) parks that version's alerts only: one recipient's
         setting must not stop the others' alerts. A signing failure is the key's,
         not one alert's, so it is raised for the whole call.
@@ -107,9 +108,18 @@ class AlertBuilder:
         by ~15 % (docs/performance.md, seventh session).
         """
         built: list[BuiltAlert | ParkedAlert | InvalidValueError] = []
+        fresh = iter(counters)
         for request in requests:
+            response_id = request.response_id
             try:
-                built.append(self._render(request, at))
+                if response_id is None:
+                    counter = next(fresh, None)
+                    if counter is None:
+                        raise ValueError(
+                            f"{counters_needed(requests)} counters needed, fewer given"
+                        )
+                    response_id = ResponseId(self.dcc_user, request.device_id, counter)
+                built.append(self._render(request, response_id, at))
             except InvalidValueError as exc:
                 built.append(exc)
         schemas = self.schemas
@@ -129,12 +139,10 @@ class AlertBuilder:
             for a in built
         ]
 
-    def _render(self, request: AlertRequest, at: datetime) -> BuiltAlert:
+    @staticmethod
+    def _render(request: AlertRequest, response_id: ResponseId, at: datetime) -> BuiltAlert:
         """The unsigned, not yet validated document (only ever seen inside this class)."""
         planned, device_id = request.planned, request.device_id
-        response_id = request.response_id or ResponseId(
-            self.dcc_user, device_id, self.next_counter()
-        )
         if planned.kind is AlertKind.N64:
             document = render_n64(
                 response_id=response_id,

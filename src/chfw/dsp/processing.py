@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.engine import Connection, Engine
@@ -40,7 +40,13 @@ from chfw.core.domain import (
     withheld_note,
 )
 from chfw.core.gbcs import decode_outcome, message_bytes
-from chfw.dsp.alerts import AlertBuilder, AlertRequest, BuiltAlert, ParkedAlert
+from chfw.dsp.alerts import (
+    AlertBuilder,
+    AlertRequest,
+    BuiltAlert,
+    ParkedAlert,
+    counters_needed,
+)
 from chfw.dsp.store import estate, inventory, outbox, parked_outcomes, rejections, users
 from chfw.dsp.store.estate import Hub
 from chfw.exceptions import (
@@ -103,6 +109,7 @@ class ActivationService:
         self,
         engine: Engine,
         builder: AlertBuilder,
+        counters: CounterSource,
         clock: Callable[[], datetime] = utc_now,
         *,
         concurrent_batches: int = 1,
@@ -112,6 +119,7 @@ class ActivationService:
             raise ConfigError(f"intake_concurrency must be at least 1, got {concurrent_batches}")
         self.engine = engine
         self.builder = builder
+        self.counters = counters
         self.clock = clock
         # How many batches this process works on at once; the others queue here and
         # start the moment one commits. Python runs one thread at a time, so two
@@ -180,26 +188,26 @@ class ActivationService:
                 decoded.append(decode_outcome(payload))
             except GbcsDecodeError as exc:
                 decoded.append(exc)
-        batch = _Batch(self.builder, csp, now, payloads, decoded)
+        batch = _Batch(self.builder, self.counters, csp, now, payloads, decoded)
         if self.plan_under_lock:
-            self.builder.reserve(_COUNTERS_PER_OUTCOME * len(payloads))
+            self.counters.reserve(_COUNTERS_PER_OUTCOME * len(payloads))
             with self.engine.begin() as conn:
-                return batch.write(conn, batch.plan(batch.read(conn, lock=True)))
+                return batch.write(conn, batch.plan(batch.read(conn, lock=True), conn))
         with reading(self.engine) as conn:
             inputs = batch.read(conn)
-        plan = batch.plan(inputs)  # no transaction open here: the builder may take counters
+        plan = batch.plan(inputs, None)  # no transaction open: counters come from their own
         with self.engine.begin() as conn:
             locked = batch.read_state(conn)
             changed = locked.changed_since(inputs.state)
             if changed:
                 fresh = batch.inputs_after_change(conn, inputs, locked, changed)
-                plan = batch.replan(plan, fresh, changed)
+                plan = batch.replan(plan, fresh, changed, conn)
             return batch.write(conn, plan)
 
 
 # ResponseID counters reserved per message before a write transaction that builds a
 # batch's alerts: a CH has one or two Responsible Suppliers (electricity, gas), rarely
-# more. A batch that needs more still gets them (CounterBlock.take).
+# more. A batch that needs more still gets them (CounterSource.take).
 _COUNTERS_PER_OUTCOME = 2
 
 
@@ -327,16 +335,30 @@ class _Plan:
     hub_states: list[inventory.HubState] = field(default_factory=list)
 
 
+class CounterSource(Protocol):
+    """Where ResponseID counters come from (:class:`chfw.dsp.store.counters.CounterBlock`)."""
+
+    def take(self, n: int, conn: Connection | None = None) -> Sequence[int]:
+        """``n`` values never handed out before; ``conn``: the caller's open transaction."""
+        ...
+
+    def reserve(self, n: int) -> None:
+        """Have ``n`` values on hand before a transaction that will take them."""
+        ...
+
+
 class _Batch:
     def __init__(
         self,
         builder: AlertBuilder,
+        counters: CounterSource,
         csp: str | None,
         now: datetime,
         payloads: Sequence[bytes | str],
         decoded: Sequence[ActivationOutcome | GbcsDecodeError],
     ):
         self.builder = builder
+        self.counters = counters
         self.csp = csp
         self.now = now
         self.payloads = payloads
@@ -371,13 +393,15 @@ class _Batch:
         points, versions = self.read_registrations(conn, changed & locked.known.keys())
         return _Inputs(locked, {**earlier.points, **points}, {**earlier.versions, **versions})
 
-    def replan(self, earlier: _Plan, inputs: _Inputs, changed: set[DeviceId]) -> _Plan:
+    def replan(
+        self, earlier: _Plan, inputs: _Inputs, changed: set[DeviceId], conn: Connection
+    ) -> _Plan:
         """Decide again the messages of the ``changed`` CHs; keep the rest of ``earlier``.
 
         A CH's decisions depend only on its own state and its own messages, so
         the others' alerts, already built, stand.
         """
-        fresh = self.plan(inputs, only=changed)
+        fresh = self.plan(inputs, conn, only=changed)
         results = [
             fresh.results[i] if self._device_of(i) in changed else earlier.results[i]
             for i in range(len(self.decoded))
@@ -394,9 +418,11 @@ class _Batch:
         item = self.decoded[index]
         return item.device_id if isinstance(item, ActivationOutcome) else None
 
-    def plan(self, inputs: _Inputs, only: set[DeviceId] | None = None) -> _Plan:
+    def plan(
+        self, inputs: _Inputs, conn: Connection | None, only: set[DeviceId] | None = None
+    ) -> _Plan:
         """Decide every message in order (or only those of the CHs in ``only``) and build
-        the alerts due."""
+        the alerts due; ``conn`` is the transaction this runs in, if any (counters)."""
         now = self.now
         results: list[SubmissionResult | None] = [None] * len(self.decoded)
         rejections: list[tuple[int, DeviceId | None, str]] = []
@@ -474,7 +500,7 @@ class _Batch:
                 current, since = item.firmware_version, item.occurred_at or now
             state[device] = (current, since, latest)
             items.append(entry)
-        self._build(items)
+        self._build(items, conn)
         moved = {e.outcome.device_id for e in items if e.decision.is_newest_report}
         states = []
         for device in sorted(moved, key=lambda d: d.hex):
@@ -543,7 +569,7 @@ class _Batch:
         parked_outcomes.park(conn, keep, self.now)
         parked_outcomes.settle(conn, settled)
 
-    def _build(self, items: list[_Item]) -> None:
+    def _build(self, items: list[_Item], conn: Connection | None) -> None:
         """Build all the batch's alerts in one call (each item's recipients were decided
         with it in :meth:`plan`), and record each item's history row."""
         requests: list[AlertRequest] = []
@@ -572,7 +598,8 @@ class _Batch:
             if plan.alerts:
                 assert version is not None  # alerts follow a success, which carries one
                 requests.extend(AlertRequest(planned, device, version) for planned in plan.alerts)
-        built = iter(self.builder.build_many(requests, self.now))
+        counters = self.counters.take(counters_needed(requests), conn)
+        built = iter(self.builder.build_many(requests, self.now, counters))
         for entry, plan in zip(items, plans, strict=True):
             self._finish(entry, plan, [next(built) for _ in plan.alerts])
 

@@ -141,7 +141,7 @@ def build_service(
         dcc_user=settings.dcc_user,
         signer=signer or load_signer(settings),
         schemas=load_schemas(settings),
-        next_counter=counter.next,
-        reserve_counters=counter.reserve,
     )
-    return ActivationService(engine, builder, concurrent_batches=settings.intake_concurrency)
+    return ActivationService(
+        engine, builder, counter, concurrent_batches=settings.intake_concurrency
+    )

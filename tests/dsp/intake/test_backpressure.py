@@ -174,7 +174,7 @@ class TestDatabaseUnavailable:
 
     def test_unreachable_database(self, dsp: Dsp, tmp_path: Path) -> None:
         gone = create_engine_for(f"sqlite:///{tmp_path}/gone/chfw.db")
-        service = ActivationService(gone, dsp.service.builder)
+        service = ActivationService(gone, dsp.service.builder, dsp.service.counters)
         with running(intake(dsp, 5, service)) as (host, port):
             cold = post(f"http://{host}:{port}", dsp)  # the credential check needs the database
             # A credential verified moments ago is cached; the backlog check still needs it.
@@ -189,7 +189,7 @@ class TestDatabaseUnavailable:
 
     def test_unreachable_database_without_a_backlog_limit(self, dsp: Dsp, tmp_path: Path) -> None:
         gone = create_engine_for(f"sqlite:///{tmp_path}/gone/chfw.db")
-        service = ActivationService(gone, dsp.service.builder)
+        service = ActivationService(gone, dsp.service.builder, dsp.service.counters)
         with running(intake(dsp, 5)) as (host, port):  # caches the credential
             assert post(f"http://{host}:{port}", dsp).status_code == 200
         with running(intake(dsp, 0, service)) as (host, port):

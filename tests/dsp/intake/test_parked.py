@@ -16,7 +16,6 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import count
 from pathlib import Path
 
 import httpx
@@ -41,7 +40,18 @@ from tests.cli.dbcli import CliDb, cli_db
 from tests.cli.test_serve import signing_files
 from tests.dsp.delivery.receiver import ScriptedReceiver
 from tests.dsp.intake.server import running
-from tests.small_dsp import ALICE, BOB, CH1, CH2, DCC, SIGNER, TRUST, Dsp, build_dsp
+from tests.small_dsp import (
+    ALICE,
+    BOB,
+    CH1,
+    CH2,
+    DCC,
+    SIGNER,
+    TRUST,
+    Dsp,
+    Sequential,
+    build_dsp,
+)
 
 NEW = FirmwareVersion.parse("02010300")
 TOKEN = "parked-test-dashboard-token-0123456789"
@@ -179,10 +189,10 @@ def bob_on_54(
     # 5.4, whose folder is not installed.
     with engine.begin() as conn:
         users.set_duis_version(conn, BOB, DuisVersion(5, 4))
-    counter = count(1)
     schemas = official_schemas(folder)
-    builder = AlertBuilder(DCC, SIGNER, schemas, lambda: next(counter))
-    return BobOnMissingSchema(folder, dsp, schemas, ActivationService(engine, builder))
+    builder = AlertBuilder(DCC, SIGNER, schemas)
+    service = ActivationService(engine, builder, Sequential())
+    return BobOnMissingSchema(folder, dsp, schemas, service)
 
 
 class TestParkedAtRunTime:

@@ -13,7 +13,6 @@ import threading
 from collections import deque
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from chfw.dsp.store.schema import counters
@@ -63,19 +62,16 @@ class CounterBlock:
     processes do not contend on the counter row per alert, and a fresh block
     is fetched in the background when fewer than ``low_water`` values remain.
 
-    It may be called inside a transaction on ``engine`` (the intake renders
-    alerts inside its write transaction). On SQLite a blocking refill in a
-    second transaction would wait for the caller's own lock (one writer), so
-    there the block is reserved *in the caller's transaction* and kept private
-    to it: if that transaction rolls back, so does the reservation, together
-    with every use of its values; whatever it did not use is dropped when it
-    ends. On PostgreSQL a second transaction waits for nobody's row locks but
-    the counter's own, so the block is reserved in a short transaction of its
-    own even then: the counter row is never held for the length of the
-    caller's transaction, where other processes' refills would queue behind
-    it. Values are unique, not dense.
-    Transactions are recognised through ``engine``'s events: use the same
-    Engine object for both.
+    The caller says which transaction it is in (``take(n, conn)``): the intake
+    takes counters inside its write transaction. On SQLite a blocking refill
+    in a second transaction would wait for the caller's own lock (one writer),
+    so there, when no committed values are on hand, the values are allocated
+    *in the caller's transaction*: if it rolls back, so does the allocation,
+    together with every use of its values. On PostgreSQL a second transaction
+    waits for nobody's row locks but the counter's own, so a block is reserved
+    in a short transaction of its own even then: the counter row is never held
+    for the length of the caller's transaction, where other processes' refills
+    would queue behind it. Values are unique, not dense.
     """
 
     def __init__(
@@ -96,34 +92,7 @@ class CounterBlock:
         self._shared: deque[range] = deque()  # committed blocks: anyone may use them
         self._available = 0
         self._refill_thread: threading.Thread | None = None
-        self._local = threading.local()  # per thread: open transactions, private block
         self._one_writer = engine.dialect.name == "sqlite"
-        self._listeners = (
-            ("begin", self._on_begin),
-            ("commit", self._on_end),
-            ("rollback", self._on_end),
-        )
-        for identifier, listener in self._listeners:
-            event.listen(engine, identifier, listener)
-
-    # -- which transactions this thread has open on the engine -------------------------------
-
-    def _open(self) -> list[Connection]:
-        stack: list[Connection] | None = getattr(self._local, "open", None)
-        if stack is None:
-            stack = self._local.open = []
-        return stack
-
-    def _on_begin(self, conn: Connection) -> None:
-        self._open().append(conn)
-
-    def _on_end(self, conn: Connection) -> None:
-        stack = self._open()
-        if conn in stack:
-            stack.remove(conn)
-        private = getattr(self._local, "private", None)
-        if private is not None and private[0] is conn:
-            self._local.private = None  # unused values of the transaction: dropped
 
     # -- handing out values -----------------------------------------------------------------
 
@@ -157,17 +126,16 @@ class CounterBlock:
         with self.engine.begin() as conn:
             return allocate(conn, self.name, n)
 
-    def _take_private(self, conn: Connection, n: int) -> list[int]:
-        private: tuple[Connection, range] | None = getattr(self._local, "private", None)
-        if private is None or private[0] is not conn or len(private[1]) < n:
-            private = (conn, allocate(conn, self.name, max(self.block_size, n)))
-        self._local.private = (conn, private[1][n:])
-        return list(private[1][:n])
+    def take(self, n: int, conn: Connection | None = None) -> list[int]:
+        """``n`` fresh values (none for ``n == 0``).
 
-    def take(self, n: int) -> list[int]:
-        """``n`` fresh values."""
-        if n < 1:
-            raise InvalidValueError(f"take needs at least one value, got {n}")
+        ``conn`` is the transaction the caller is in, if any (on this block's
+        engine): on SQLite the values may then be allocated in it.
+        """
+        if n < 0:
+            raise InvalidValueError(f"take needs a count of values, got {n}")
+        if n == 0:
+            return []
         while True:
             with self._lock:
                 values = self._pop_shared(n)
@@ -176,33 +144,27 @@ class CounterBlock:
                 if low:
                     self._start_refill()
                 return values
-            open_here = self._open()
-            if open_here and self._one_writer:
+            if conn is not None and self._one_writer:
                 self._start_refill()  # for the transactions after this one
-                return self._take_private(open_here[-1], n)
+                return list(allocate(conn, self.name, n))
             # No lock is held while waiting for the database: a thread holding the
             # write lock may be about to ask this object for values.
             self._push_shared(self._allocate_own(max(self.block_size, n)))
 
     def next(self) -> int:
-        """One fresh value."""
+        """One fresh value, outside any transaction."""
         return self.take(1)[0]
-
-    __call__ = next
 
     def reserve(self, n: int) -> None:
         """Make sure ``n`` values are on hand before a transaction that will need them.
 
-        Inside a transaction on SQLite this only starts a background refill.
+        Call it outside any transaction on this engine (on SQLite it would wait
+        for the caller's own write lock).
         """
         with self._lock:
             missing = n - self._available
-        if missing <= 0:
-            return
-        if self._open() and self._one_writer:
-            self._start_refill()
-            return
-        self._push_shared(self._allocate_own(max(self.block_size, missing)))
+        if missing > 0:
+            self._push_shared(self._allocate_own(max(self.block_size, missing)))
 
     # -- background refill ------------------------------------------------------------------
 
@@ -229,11 +191,8 @@ class CounterBlock:
             thread.join(timeout)
 
     def close(self) -> None:
-        """Stop listening to the engine's transactions; values on hand are dropped."""
+        """Wait for a refill in progress; values on hand are dropped."""
         self.settle()
-        for identifier, listener in self._listeners:
-            if event.contains(self.engine, identifier, listener):
-                event.remove(self.engine, identifier, listener)
         with self._lock:
             self._shared.clear()
             self._available = 0
