@@ -27,7 +27,9 @@ with its module (``tests/test_exceptions.py`` checks the tree against the code):
     ├── ConfigError                             missing or invalid settings
     ├── EstateFileError (ValueError)            an estate file is unreadable as a whole
     ├── StoreError                              persistence failed
-    │   └── UnknownDeviceError                  the CH is not in the estate
+    │   ├── UnknownDeviceError                  the CH is not in the estate
+    │   ├── UnknownCampaignError                no campaign of that name
+    │   └── HubNotSuppliedError                 a hold names a hub the user does not supply
     ├── DeliveryError                           posting an alert to a Service User failed
     │   ├── RetryableDeliveryError              5xx, timeouts, refused connections: try again later
     │   └── PermanentDeliveryError              400 and other final answers: dead-letter it
@@ -152,6 +154,14 @@ class StoreError(ChfwError):
 
 class UnknownDeviceError(StoreError):
     """The Communications Hub is not in the estate."""
+
+
+class UnknownCampaignError(StoreError):
+    """No firmware campaign has that name."""
+
+
+class HubNotSuppliedError(StoreError):
+    """A Service User named a hub it is not a supplier of (answered as unknown: 404)."""
 
 
 class DeliveryError(ChfwError):

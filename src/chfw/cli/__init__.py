@@ -34,6 +34,7 @@ def _register() -> None:
     # Imported here so that each group stays independent.
     from chfw.cli import (
         alert,
+        campaign,
         csp,
         db,
         demo,
@@ -62,6 +63,7 @@ def _register() -> None:
         ("keys", keys.app),
         ("db", db.app),
         ("csp", csp.app),
+        ("campaign", campaign.app),
         ("users", users.app),
         ("estate", estate.app),
         ("inventory", inventory.app),

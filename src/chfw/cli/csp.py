@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chfw.cli._store import transaction
+from chfw.dsp.estate_file import CspRegion
 from chfw.dsp.store import audit, csps
 
 app = typer.Typer(help="CSPs and their intake credentials.", no_args_is_help=True)
@@ -21,13 +22,44 @@ _ONCE = (
 
 
 @app.command()
-def add(name: Annotated[str, typer.Argument(help="CSP name, e.g. csp-north")]) -> None:
-    """Register a CSP and print its new credential (once; on stdout, the notice on stderr)."""
+def add(
+    name: Annotated[str, typer.Argument(help="CSP name, e.g. csp-north")],
+    region: Annotated[
+        list[CspRegion] | None,
+        typer.Option(
+            "--region",
+            help="A CSP region it serves (repeatable); none given: every region",
+        ),
+    ] = None,
+) -> None:
+    """Register a CSP and print its new credential (once; on stdout, the notice on stderr).
+
+    A CSP bound to regions gets only its regions' hubs in campaign work lists, and the
+    intake refuses its outcomes for hubs of other regions."""
     with transaction() as conn:
-        credential = csps.add_csp(conn, name)
-        audit.record(conn, audit.current_actor(), "csp.add", {"name": name})
+        credential = csps.add_csp(conn, name, regions=region or None)
+        detail: dict[str, object] = {"name": name}
+        if region:
+            detail["regions"] = sorted(r.value for r in region)
+        audit.record(conn, audit.current_actor(), "csp.add", detail)
     typer.echo(f"added CSP {name}. {_ONCE}", err=True)
     typer.echo(credential)
+
+
+@app.command()
+def regions(
+    name: Annotated[str, typer.Argument(help="CSP name")],
+    region: Annotated[
+        list[CspRegion] | None,
+        typer.Option("--region", help="A CSP region it serves (repeatable); none: every region"),
+    ] = None,
+) -> None:
+    """Bind a registered CSP to its regions (or, with none, to every region)."""
+    with transaction() as conn:
+        csps.set_regions(conn, name, region or None)
+        chosen = sorted(r.value for r in region or [])
+        audit.record(conn, audit.current_actor(), "csp.regions", {"name": name, "regions": chosen})
+    typer.echo(f"CSP {name} serves {', '.join(chosen) if chosen else 'every region'}")
 
 
 @app.command()
@@ -54,6 +86,7 @@ def list_(
                 "token_id": csp.token_id,
                 "enabled": csp.enabled,
                 "created_at": csp.created_at.isoformat(),
+                "regions": None if csp.regions is None else [r.value for r in csp.regions],
             }
             for csp in found
         ]
@@ -62,12 +95,13 @@ def list_(
     if not found:
         typer.echo("no CSPs registered (add one with `chfw csp add NAME`)")
         return
-    table = Table("Name", "Token id", "Enabled", "Created (UTC)")
+    table = Table("Name", "Token id", "Enabled", "Regions", "Created (UTC)")
     for csp in found:
         table.add_row(
             csp.name,
             csp.token_id,
             "yes" if csp.enabled else "no",
+            "all" if csp.regions is None else ", ".join(r.value for r in csp.regions),
             csp.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
     Console().print(table)

@@ -28,7 +28,7 @@ app = typer.Typer(
 _REJECTS_SHOWN = 20
 
 
-def _read_cohort_file(path: Path) -> Cohort:
+def read_cohort_file(path: Path) -> Cohort:
     try:
         with path.open(encoding="utf-8-sig", newline="") as lines:
             return read_cohort(lines)
@@ -59,7 +59,7 @@ def create(
     with run_guarded():
         pilots.check_name(name)
         target = FirmwareVersion.parse(target_version)
-        members = _read_cohort_file(cohort)
+        members = read_cohort_file(cohort)
     for reject in members.rejects[:_REJECTS_SHOWN]:
         typer.echo(f"{cohort}:{reject.line}: rejected {reject.text!r}: {reject.reason}", err=True)
     if len(members.rejects) > _REJECTS_SHOWN:

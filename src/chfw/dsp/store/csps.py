@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from chfw.core.clock import utc_now
+from chfw.dsp.estate_file import CspRegion
 from chfw.dsp.store.credentials import VerifiedCache as _VerifiedCache
 from chfw.dsp.store.credentials import cache_key, check_secret, new_secret
 from chfw.dsp.store.credentials import hash_secret as hash_secret  # re-exported: tests, callers
@@ -47,6 +49,7 @@ class Csp:
     token_id: str
     enabled: bool
     created_at: datetime
+    regions: tuple[CspRegion, ...] | None = None  # None: every region (bound to none)
 
 
 _cache = _VerifiedCache(CACHE_SIZE, CACHE_TTL_SECONDS)
@@ -72,8 +75,27 @@ def _new_credential() -> tuple[str, str, str]:
     return f"{PREFIX}{token_id}_{secret}", token_id, secret
 
 
-def add_csp(conn: Connection, name: str, at: datetime | None = None) -> str:
-    """Register a CSP and return its credential: the only time it can be seen."""
+def _regions_text(regions: Iterable[CspRegion] | None) -> str | None:
+    if regions is None:
+        return None
+    chosen = sorted({r.value for r in regions})
+    if not chosen:
+        raise InvalidValueError("give at least one CSP region (north, central, south)")
+    return ",".join(chosen)
+
+
+def _regions_of_text(text: str | None) -> tuple[CspRegion, ...] | None:
+    return None if text is None else tuple(CspRegion(r) for r in text.split(","))
+
+
+def add_csp(
+    conn: Connection,
+    name: str,
+    at: datetime | None = None,
+    regions: Iterable[CspRegion] | None = None,
+) -> str:
+    """Register a CSP serving ``regions`` (None: every region) and return its credential:
+    the only time it can be seen."""
     credential, token_id, secret = _new_credential()
     stmt = (
         insert_for(conn, csps)
@@ -83,6 +105,7 @@ def add_csp(conn: Connection, name: str, at: datetime | None = None) -> str:
             token_hash=hash_secret(secret),
             enabled=True,
             created_at=at or utc_now(),
+            regions=_regions_text(regions),
         )
         .on_conflict_do_nothing(index_elements=["name"])
     )
@@ -115,8 +138,31 @@ def disable_csp(conn: Connection, name: str) -> None:
     _cache.forget(name)
 
 
+def set_regions(conn: Connection, name: str, regions: Iterable[CspRegion] | None) -> None:
+    """Bind the CSP to ``regions`` (None: every region)."""
+    result = conn.execute(
+        sa.update(csps).where(csps.c.name == name).values(regions=_regions_text(regions))
+    )
+    if result.rowcount == 0:
+        raise StoreError(f"CSP {name!r} is not registered")
+
+
+def regions_of(conn: Connection, name: str | None) -> tuple[CspRegion, ...] | None:
+    """The regions the CSP serves; None for every region (or no CSP: a local tool)."""
+    if name is None:
+        return None
+    text = conn.execute(sa.select(csps.c.regions).where(csps.c.name == name)).scalar()
+    return _regions_of_text(text)
+
+
 def _csp(row: Any) -> Csp:
-    return Csp(row.name, row.token_id, bool(row.enabled), from_db(row.created_at))
+    return Csp(
+        row.name,
+        row.token_id,
+        bool(row.enabled),
+        from_db(row.created_at),
+        _regions_of_text(row.regions),
+    )
 
 
 def list_csps(conn: Connection) -> list[Csp]:

@@ -39,6 +39,8 @@ csps = sa.Table(
     sa.Column("token_hash", sa.String(200), nullable=False),  # scrypt hash of the secret part
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", UTC_TIME, nullable=False),
+    # The CSP regions it serves, comma-separated (north,central); None: every region.
+    sa.Column("regions", sa.String(100), nullable=True),
 )
 
 hubs = sa.Table(
@@ -256,3 +258,66 @@ audit_log = sa.Table(
 
 # Dashboard sessions signed out before their cookie expires: refused until expires_at.
 revoked_sessions = revoked_sessions_table(metadata)
+
+# Firmware campaigns (issue 22; chfw.core.domain.campaign). A campaign's phases carry
+# running counts (dispatched, succeeded, failed, held) kept in the transactions that
+# change them, so the gates are read from a few rows, never counted over the hubs.
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("campaign_id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("target_version", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # draft | running | paused | completed
+    sa.Column("reason", sa.String(500), nullable=True),
+    sa.Column("error_threshold", sa.Float, nullable=False),  # percent failed
+    sa.Column("min_sample", sa.Integer, nullable=False),
+    sa.Column("success_threshold", sa.Float, nullable=False),  # percent succeeded
+    sa.Column("unconfirmed_after", sa.Integer, nullable=False),  # seconds after dispatch
+    sa.Column("auto_pauses", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
+)
+
+campaign_phases = sa.Table(
+    "campaign_phases",
+    metadata,
+    sa.Column(
+        "campaign_id",
+        sa.BigInteger,
+        sa.ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("phase", sa.Integer, primary_key=True, autoincrement=False),  # 0 = first
+    sa.Column("label", sa.String(40), nullable=False),
+    sa.Column("size_spec", sa.String(16), nullable=False),  # as given: 500 | 10% | rest
+    sa.Column("assigned", sa.Integer, nullable=False),  # hubs assigned, held ones included
+    sa.Column("dispatched", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("succeeded", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("held", sa.Integer, nullable=False, server_default="0"),
+)
+
+campaign_hubs = sa.Table(
+    "campaign_hubs",
+    metadata,
+    sa.Column(
+        "campaign_id",
+        sa.BigInteger,
+        sa.ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("device_id", EUI64, primary_key=True),
+    sa.Column("phase", sa.Integer, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),  # order handed out, within the campaign
+    sa.Column("dispatched_at", UTC_TIME, nullable=True),
+    sa.Column("dispatched_to", sa.String(100), nullable=True),  # the CSP
+    sa.Column("outcome", sa.String(16), nullable=True),  # succeeded | failed
+    sa.Column("outcome_at", UTC_TIME, nullable=True),
+    sa.Column("held_at", UTC_TIME, nullable=True),
+    sa.Column("held_by", sa.String(200), nullable=True),  # the Service User (or operator)
+    sa.Column("held_reason", sa.String(500), nullable=True),
+    sa.Index("ix_campaign_hubs_device_id", "device_id"),
+    sa.Index("ix_campaign_hubs_work", "campaign_id", "dispatched_at", "phase", "position"),
+)
