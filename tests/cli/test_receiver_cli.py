@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,10 +17,10 @@ from typer.testing import CliRunner
 from chfw.cli import app
 from chfw.supplier.pipeline import AlertReceiver, ReceiverConfig
 from tests.cli.dbcli import cli_db
+from tests.receiver_process import VENV_CHFW, receiver_process
 from tests.supplier.helpers import CH, CH2, POWER_OUTAGE, T0, Dsp, free_port
 
 DSP = Dsp.create("CLI test DSP")
-VENV_CHFW = Path(sys.executable).parent / "chfw"
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -162,59 +159,10 @@ class TestRejections:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`chfw receiver serve` as a subprocess on a new SQLite file: (alert URL, database URL)."""
-    trust = tmp_path / "dsp.pem"
-    trust.write_bytes(DSP.cert_pem)
-    database = f"sqlite:///{tmp_path / 'supplier.db'}"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHFW_")}
-    process = subprocess.Popen(
-        [
-            str(VENV_CHFW),
-            "receiver",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--trust",
-            str(trust),
-            "--database",
-            database,
-            "--duis-version",
-            "5.1",
-            "--path",
-            "/alerts",
-            "--check-threads",
-            "2",
-            "--check-seconds",
-            "5",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"chfw receiver serve exited {process.returncode}: {output}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("chfw receiver serve did not become healthy")
-            time.sleep(0.1)
+    options = ["--duis-version", "5.1", "--path", "/alerts"]
+    options += ["--check-threads", "2", "--check-seconds", "5"]
+    with receiver_process(tmp_path, DSP.cert_pem, *options) as (base, database):
         yield f"{base}/alerts", database
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout:
-            process.stdout.close()
 
 
 @pytest.mark.skipif(not VENV_CHFW.exists(), reason="the chfw script is not installed")

@@ -49,6 +49,7 @@ def _register() -> None:
         serve,
         setup,
         simulate,
+        uit,
         users,
         worker,
     )
@@ -72,6 +73,7 @@ def _register() -> None:
         ("pilot", pilot.app),
         ("simulate", simulate.app),
         ("receiver", receiver.app),
+        ("uit", uit.app),
     ):
         app.add_typer(group, name=name)
 

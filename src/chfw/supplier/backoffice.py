@@ -217,31 +217,43 @@ def hub_view(conn: Connection, device_id: DeviceId) -> HubView | None:
     )
 
 
+_ALERT_COLUMNS = tuple(c for c in bo_alerts.c if c.name != "document")
+
+
 def list_alerts(
     conn: Connection, *, alert_code: str | None = None, limit: int = 50
 ) -> list[ReceivedAlert]:
     """The most recently received alerts first, of one code or all."""
-    query = sa.select(*(c for c in bo_alerts.c if c.name != "document"))
+    query = sa.select(*_ALERT_COLUMNS)
     if alert_code is not None:
         query = query.where(bo_alerts.c.alert_code == alert_code)
     rows = conn.execute(
         query.order_by(bo_alerts.c.received_at.desc(), bo_alerts.c.response_id).limit(limit)
     )
-    return [
-        ReceivedAlert(
-            response_id=row.response_id,
-            alert_code=row.alert_code,
-            device_id=str(DeviceId.parse(row.device_id)) if row.device_id else None,
-            firmware_version=row.firmware_version,
-            mismatch_alert_code=row.mismatch_alert_code,
-            schema_version=row.schema_version,
-            alert_time=aware(row.alert_time),
-            received_at=aware(row.received_at),
-            signer=row.signer,
-            duplicates=row.duplicates,
-        )
-        for row in rows
-    ]
+    return [_received(row) for row in rows]
+
+
+def received_alert(conn: Connection, response_id: str) -> ReceivedAlert | None:
+    """The alert recorded under ``response_id`` (one at most: it is the key), or None."""
+    row = conn.execute(
+        sa.select(*_ALERT_COLUMNS).where(bo_alerts.c.response_id == response_id)
+    ).one_or_none()
+    return None if row is None else _received(row)
+
+
+def _received(row: sa.Row[Any]) -> ReceivedAlert:
+    return ReceivedAlert(
+        response_id=row.response_id,
+        alert_code=row.alert_code,
+        device_id=str(DeviceId.parse(row.device_id)) if row.device_id else None,
+        firmware_version=row.firmware_version,
+        mismatch_alert_code=row.mismatch_alert_code,
+        schema_version=row.schema_version,
+        alert_time=aware(row.alert_time),
+        received_at=aware(row.received_at),
+        signer=row.signer,
+        duplicates=row.duplicates,
+    )
 
 
 def alert_document(conn: Connection, response_id: str) -> bytes | None:

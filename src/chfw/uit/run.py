@@ -1,0 +1,191 @@
+"""Send each case to the endpoint within its time, and judge the answers as DUIS would.
+
+DUIS: 2xx accepts an alert; 4xx refuses it for good (the DSP dead-letters
+it); 5xx, a timeout or a dropped connection is temporary (the DSP sends it
+again, for ever if the endpoint never decides). So a hostile alert must get a
+4xx, and a genuine one a 2xx; anything else fails the case.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from chfw import __version__
+from chfw.exceptions import ConfigError
+from chfw.uit.cases import Case, Expect, Material, Prepared
+from chfw.uit.documents import Alert
+from chfw.uit.observe import Observer, Recorded
+from chfw.uit.report import CaseResult, Report
+
+DEFAULT_TIMEOUT = 10.0
+USER_AGENT = f"chfw-uit/{__version__}"
+_SHOWN = 160  # characters of an answer's text kept in the report
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What came back for one body: a status and the start of its text, or why none came."""
+
+    status: int | None
+    text: str = ""  # without a status: why there was no answer, starting "no answer"
+
+    def shown(self) -> str:
+        if self.status is None:
+            return self.text
+        return f"{self.status} {self.text}".strip()
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def refused(self) -> bool:
+        return self.status is not None and 400 <= self.status < 500
+
+
+#: Posts one body within ``timeout`` seconds and says what came back (never raises).
+Send = Callable[[bytes, float], Answer]
+
+
+def check_target(endpoint: str, *, allow_http: bool) -> str:
+    """The endpoint URL, refused unless https (or plain http when explicitly allowed)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"endpoint {endpoint!r} is not an http(s) URL with a host")
+    if parts.scheme == "http" and not allow_http:
+        raise ConfigError(
+            f"endpoint {endpoint} is not https: DUIS endpoints speak TLS; give --allow-http "
+            "only for a local test endpoint"
+        )
+    return endpoint
+
+
+class HttpSender:
+    """Posts bodies to the endpoint as the DSP does: ``application/xml``, one client."""
+
+    def __init__(self, endpoint: str, client: httpx.Client) -> None:
+        self._endpoint = endpoint
+        self._client = client
+
+    def __call__(self, body: bytes, timeout: float) -> Answer:
+        headers = {"content-type": "application/xml", "user-agent": USER_AGENT}
+        try:
+            response = self._client.post(
+                self._endpoint, content=body, headers=headers, timeout=timeout
+            )
+        except httpx.TimeoutException:
+            return Answer(None, f"no answer within {timeout:.3g} s")
+        except httpx.TransportError as exc:
+            return Answer(None, f"no answer: {type(exc).__name__}: {exc}"[:_SHOWN])
+        text = " ".join(response.text.split())
+        return Answer(response.status_code, text[:_SHOWN])
+
+
+def run_cases(
+    cases: Sequence[Case],
+    material: Material,
+    send: Send,
+    *,
+    observer: Observer | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    monotonic: Callable[[], float] = time.monotonic,
+    progress: Callable[[CaseResult], None] | None = None,
+) -> list[CaseResult]:
+    """Each case in turn: build it, send its bodies within ``timeout`` in all, judge."""
+    if not 0 < timeout <= 600:
+        raise ConfigError(f"timeout {timeout} s must be more than 0 and at most 600")
+    results = []
+    for case in cases:
+        prepared = case.prepare(material)
+        deadline = monotonic() + timeout
+        answers = []
+        for body in prepared.bodies:
+            left = deadline - monotonic()
+            if left <= 0:
+                answers.append(Answer(None, f"not sent: the case's {timeout:.3g} s ran out"))
+                break
+            answers.append(send(body, left))
+        result = judge(case, prepared, answers, observer)
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    return results
+
+
+def run(
+    cases: Sequence[Case],
+    material: Material,
+    send: Send,
+    *,
+    target: str,
+    now: Callable[[], datetime],
+    observer: Observer | None = None,
+    observed_by: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: Callable[[CaseResult], None] | None = None,
+) -> Report:
+    """The whole run as a :class:`Report`."""
+    started = now()
+    results = run_cases(
+        cases, material, send, observer=observer, timeout=timeout, progress=progress
+    )
+    version = str(material.maker.duis_version)
+    return Report(target, version, observed_by, started, now(), tuple(results))
+
+
+def judge(
+    case: Case, prepared: Prepared, answers: Sequence[Answer], observer: Observer | None
+) -> CaseResult:
+    """Pass or fail from the answers, then from the record where an observer can tell."""
+    got = "; ".join(answer.shown() for answer in answers)
+
+    def result(passed: bool, note: str = "", not_checked: str | None = None) -> CaseResult:
+        return CaseResult(
+            case.id,
+            case.group,
+            case.description,
+            case.expect.value,
+            prepared.sent,
+            got + note,
+            passed,
+            not_checked,
+        )
+
+    complete = len(answers) == len(prepared.bodies)
+    accepted = complete and all(answer.accepted for answer in answers)
+    refused = complete and all(answer.refused for answer in answers)
+    wanted = {
+        Expect.ACCEPT: accepted,
+        Expect.REFUSE: refused,
+        Expect.REFUSE_OR_AS_SIGNED: accepted or refused,
+    }[case.expect]
+    if not wanted:
+        return result(False)
+    if observer is None:
+        if accepted:
+            return result(True, not_checked="whether it was recorded once, as signed")
+        return result(True)
+    record = observer.recorded(str(prepared.alert.response_id))
+    if accepted:
+        problem = _record_problem(record, prepared.alert)
+        return result(problem is None, f"; recorded: {problem or 'once, as signed'}")
+    return result(record is None, "; recorded: nothing" if record is None else "; yet recorded")
+
+
+def _record_problem(record: Recorded | None, alert: Alert) -> str | None:
+    """Why the record of an accepted alert is wrong, or None when it holds the signed values."""
+    if record is None:
+        return "nothing (accepted, yet not recorded)"
+    if record.copies != 1:
+        return f"{record.copies} times"
+    if record.device_id != str(alert.device_id):
+        return f"DeviceID {record.device_id!r}, signed {str(alert.device_id)!r}"
+    if record.firmware_version != alert.firmware_version:
+        return f"FirmwareVersion {record.firmware_version!r}, signed {alert.firmware_version!r}"
+    return None

@@ -1,0 +1,283 @@
+"""`chfw uit run` through real HTTPS: chfw's own receiver passes, a naive endpoint fails.
+
+The receiver is the real command (`chfw receiver serve`, mutual TLS, its own
+SQLite back office); the naive endpoint is uvicorn answering 204 to every POST.
+The kit runs in-process through its CLI, as a supplier would run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from typer.testing import CliRunner
+
+from chfw.cli import app
+from chfw.shared.serving import tls_options
+from chfw.uit import CASES, Expect
+from tests.pki import Pki
+from tests.receiver_process import VENV_CHFW, receiver_process
+from tests.supplier.helpers import Served
+from tests.uit.kit import Identity
+
+pytestmark = pytest.mark.skipif(not VENV_CHFW.exists(), reason="the chfw script is not installed")
+
+REFUSE_51 = {c.id for c in CASES if c.expect is Expect.REFUSE}
+ALL_51 = {c.id for c in CASES if c.id != "valid.n999"}
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> None:
+    """Undo a CLI run's structlog set-up (it writes to CliRunner's stderr, closed afterwards)."""
+    structlog.reset_defaults()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("uit")
+
+
+@pytest.fixture(scope="module")
+def pki(folder: Path) -> Pki:
+    return Pki.create(folder)
+
+
+@pytest.fixture(scope="module")
+def identity(folder: Path) -> Identity:
+    return Identity.create(folder)
+
+
+def _receiver(
+    folder: Path, pki: Pki, identity: Identity, version: str
+) -> Iterator[tuple[str, str]]:
+    tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
+    tls += ["--tls-client-ca", str(pki.ca), "--duis-version", version, "--path", "/duis/alerts"]
+    https = {"verify": pki.client_context(with_certificate=True)}
+    with receiver_process(folder, identity.cert.read_bytes(), *tls, https=https) as (base, db):
+        yield f"{base}/duis/alerts", db
+
+
+@pytest.fixture(scope="module")
+def receiver51(folder: Path, pki: Pki, identity: Identity) -> Iterator[tuple[str, str]]:
+    """`chfw receiver serve` on DUIS 5.1, mutual TLS: (alert URL, database URL)."""
+    sub = folder / "r51"
+    sub.mkdir()
+    yield from _receiver(sub, pki, identity, "5.1")
+
+
+async def _drain(receive: Callable[[], Any]) -> None:
+    while (await receive()).get("more_body"):
+        pass
+
+
+def _answering(status: int, text: bytes = b"", stall: float = 0.0) -> Any:
+    """An ASGI app that reads each body whole and answers ``status`` (after ``stall`` s)."""
+
+    async def endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await _drain(receive)
+        await asyncio.sleep(stall)
+        headers = [(b"content-type", b"text/plain")] if text else []
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": text})
+
+    return endpoint
+
+
+@pytest.fixture
+def serve_https(pki: Pki) -> Iterator[Callable[[Any], Served]]:
+    started: list[Served] = []
+
+    def start(endpoint: Any, *, https: bool = True) -> Served:
+        ssl = tls_options(pki.server_cert, pki.server_key, None) if https else {}
+        server = Served(endpoint, ssl=ssl).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _kit(
+    url: str, identity: Identity, pki: Pki, tmp_path: Path, *extra: str, version: str = "5.1"
+) -> tuple[int, str, dict[str, Any], str]:
+    """Run `chfw uit run`: (exit code, output, JSON report, HTML report)."""
+    json_file, html_file = tmp_path / "report.json", tmp_path / "report.html"
+    args = ["uit", "run", "--endpoint", url, "--duis-version", version]
+    args += ["--sign-key", str(identity.key), "--sign-cert", str(identity.cert)]
+    args += ["--ca-bundle", str(pki.ca), "--client-cert", str(pki.client_cert)]
+    args += ["--client-key", str(pki.client_key), "--json", str(json_file)]
+    args += ["--html", str(html_file), *extra]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    if not json_file.exists():
+        return result.exit_code, result.output, {}, ""
+    report = json.loads(json_file.read_text())
+    return result.exit_code, result.output, report, html_file.read_text()
+
+
+def _by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {case["id"]: case for case in report["cases"]}
+
+
+class TestChfwsOwnReceiver:
+    """chfw's receiver behaves as DUIS expects: every case passes, records checked too."""
+
+    def test_every_case_passes_with_records_checked(
+        self, receiver51: tuple[str, str], identity: Identity, pki: Pki, tmp_path: Path
+    ) -> None:
+        url, database = receiver51
+        code, output, report, page = _kit(url, identity, pki, tmp_path, "--chfw-database", database)
+        assert code == 0, output
+        assert output.startswith(f"chfw uit: {len(ALL_51)} cases to {url} (DUIS 5.1)")
+        cases = _by_id(report)
+        assert set(cases) == ALL_51
+        assert (report["passed"], report["failed"], report["not_checked"]) == (len(ALL_51), 0, 0)
+        for case_id in REFUSE_51:
+            assert cases[case_id]["got"].startswith("4"), cases[case_id]
+            assert cases[case_id]["got"].endswith("; recorded: nothing"), cases[case_id]
+        assert cases["valid.replay"]["got"] == "204; 204; recorded: once, as signed"
+        assert cases["signed-value.comment"]["got"] == "204; recorded: once, as signed"
+        assert cases["size.oversized"]["got"].startswith("413 ")
+        assert set(cases["valid.n64"]) >= {"id", "description", "expected", "got", "passed"}
+        assert "every case passed" in page
+        assert "chfw back office database" in page
+
+    def test_answers_only_leaves_records_not_checked(
+        self, receiver51: tuple[str, str], identity: Identity, pki: Pki, tmp_path: Path
+    ) -> None:
+        url, _ = receiver51
+        code, output, report, _ = _kit(url, identity, pki, tmp_path, "--only", "valid,signed-value")
+        assert code == 0, output
+        unchecked = {c["id"] for c in report["cases"] if c["not_checked"]}
+        assert unchecked == {"valid.n64", "valid.replay", "signed-value.comment"}
+        assert report["not_checked"] == 3
+        assert "not checked" in output
+
+    def test_duis_5_0_gets_n999(
+        self, folder: Path, pki: Pki, identity: Identity, tmp_path: Path
+    ) -> None:
+        sub = folder / "r50"
+        sub.mkdir()
+        for url, database in _receiver(sub, pki, identity, "5.0"):
+            code, output, report, _ = _kit(
+                url, identity, pki, tmp_path, "--chfw-database", database, version="5.0"
+            )
+            assert code == 0, output
+            cases = _by_id(report)
+            assert "valid.n999" in cases
+            assert "valid.n64" not in cases
+            assert cases["schema.code-lacking"]["sent"].startswith("an N64 with schemaVersion 5.0")
+            assert report["failed"] == 0
+
+
+class TestNaiveEndpoint:
+    """204 to everything: the genuine alerts pass, every hostile case fails, exit 1."""
+
+    def test_hostile_cases_fail(
+        self,
+        serve_https: Callable[[Any], Served],
+        identity: Identity,
+        pki: Pki,
+        tmp_path: Path,
+    ) -> None:
+        naive = serve_https(_answering(204))
+        code, output, report, page = _kit(naive.url("/"), identity, pki, tmp_path)
+        assert code == 1, output
+        cases = _by_id(report)
+        failed = {case_id for case_id, case in cases.items() if not case["passed"]}
+        assert failed == REFUSE_51
+        assert report["failed"] == len(REFUSE_51)
+        assert all(cases[case_id]["got"] == "204" for case_id in failed)
+        # Accepting a comment-split value is allowed; what was recorded cannot be seen here.
+        assert cases["signed-value.comment"]["passed"] is True
+        assert cases["signed-value.comment"]["not_checked"]
+        assert "the endpoint FAILED" in output
+        assert "<h1>DCC Alert N64/N999 integration test: FAILED</h1>" in page
+        for case_id in REFUSE_51:
+            assert f'<tr id="{case_id}">' in page
+
+    def test_what_an_endpoint_answers_is_escaped(
+        self,
+        serve_https: Callable[[Any], Served],
+        identity: Identity,
+        pki: Pki,
+        tmp_path: Path,
+    ) -> None:
+        hostile = b"<script>alert('x')</script> [bold red]markup[/bold red]"
+        endpoint = serve_https(_answering(400, hostile))
+        code, output, report, page = _kit(
+            endpoint.url("/"), identity, pki, tmp_path, "--only", "valid.n64,signature.unsigned"
+        )
+        assert code == 1, output
+        cases = _by_id(report)
+        assert (cases["valid.n64"]["passed"], cases["signature.unsigned"]["passed"]) == (
+            False,
+            True,
+        )
+        assert "<script>" not in page
+        assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+        assert "[bold red]markup[/bold red]" in output  # shown as text, not as terminal markup
+
+
+class TestSafety:
+    """Nothing is sent to a plain-http URL without --allow-http; the target is printed first."""
+
+    def test_plain_http_is_refused_before_connecting(
+        self, identity: Identity, pki: Pki, tmp_path: Path
+    ) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            sock.setblocking(False)
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+            code, output, report, _ = _kit(url, identity, pki, tmp_path)
+            with pytest.raises(BlockingIOError):
+                sock.accept()
+        assert code == 2
+        assert "is not https" in output
+        assert "--allow-http" in output
+        assert report == {}
+
+    def test_allow_http_for_a_local_endpoint(
+        self,
+        serve_https: Callable[..., Served],
+        identity: Identity,
+        pki: Pki,
+        tmp_path: Path,
+    ) -> None:
+        plain = serve_https(_answering(204), https=False)
+        code, output, report, _ = _kit(
+            plain.url("/"), identity, pki, tmp_path, "--allow-http", "--only", "valid"
+        )
+        assert code == 0, output
+        assert output.startswith(f"chfw uit: 2 cases to {plain.url('/')}")
+        assert report["passed"] == 2
+
+    def test_a_case_that_gets_no_answer_in_time_fails(
+        self,
+        serve_https: Callable[[Any], Served],
+        identity: Identity,
+        pki: Pki,
+        tmp_path: Path,
+    ) -> None:
+        slow = serve_https(_answering(204, stall=3.0))
+        code, output, report, _ = _kit(
+            slow.url("/"), identity, pki, tmp_path, "--only", "valid.n64", "--timeout", "0.3"
+        )
+        assert code == 1, output
+        (case,) = report["cases"]
+        assert case["got"] == "no answer within 0.3 s"
+        assert case["passed"] is False
+
+    def test_unknown_group(self, identity: Identity, pki: Pki, tmp_path: Path) -> None:
+        code, output, _, _ = _kit("https://127.0.0.1:9/", identity, pki, tmp_path, "--skip", "x")
+        assert code == 2
+        assert "no case or group named x" in output
