@@ -20,6 +20,7 @@ from chfw.core.domain import DuisVersion
 from chfw.core.xmlsafe import DOCTYPE_REFUSED
 from chfw.supplier import backoffice
 from chfw.supplier.pipeline import REASON_MAX, AlertReceiver, Checked
+from chfw.uit.documents import DOCTYPE_FORMS
 from tests.supplier.helpers import CH, POWER_OUTAGE, Dsp, Served, count_rows
 
 # A 60-byte POST that once froze the receiver: the parser read /dev/zero for ever.
@@ -27,15 +28,12 @@ DEV_ZERO = b'<!DOCTYPE r [<!ENTITY % p SYSTEM "file:///dev/zero"> %p;]><r/>'
 
 
 def _hostile(target: str, signed: bytes) -> list[bytes]:
-    """Every way a DTD can ask to load ``target``, bare and around a validly signed alert."""
-    declaration = signed.replace(b"<sr:Response", b"<!DOCTYPE sr:Response [%s]><sr:Response", 1)
-    return [
-        f'<!DOCTYPE r [<!ENTITY % p SYSTEM "{target}"> %p;]><r/>'.encode(),
-        f'<!DOCTYPE r SYSTEM "{target}"><r/>'.encode(),
-        f'<!DOCTYPE r [<!ENTITY e SYSTEM "{target}">]><r>&e;</r>'.encode(),
-        declaration % f'<!ENTITY % p SYSTEM "{target}"> %p;'.encode(),
-        declaration.replace(b"02010300", b"&e;") % f'<!ENTITY e SYSTEM "{target}">'.encode(),
-    ]
+    """Every way a DTD can ask to load ``target``, bare and around a validly signed alert.
+
+    The forms are the integration-test kit's (``chfw uit``'s ``dtd`` cases): what
+    chfw's receiver refuses is what the kit asks of every supplier's endpoint.
+    """
+    return [form.make(target, signed) for form in DOCTYPE_FORMS]
 
 
 class TestNoDtdOfAnyKind:
