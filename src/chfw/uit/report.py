@@ -21,6 +21,7 @@ from chfw import __version__
 from chfw.shared.web.render import ENV, add_templates
 
 add_templates("chfw.uit")
+TEMPLATE = "uit_report.html"  # standalone: styles inline, no base.html (it links served assets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ def write_json(report: Report, path: Path) -> None:
 
 def html(report: Report) -> str:
     """The report as one self-contained HTML page."""
-    return ENV.get_template("uit_report.html").render(report=report, chfw_version=__version__)
+    return ENV.get_template(TEMPLATE).render(report=report, chfw_version=__version__)
 
 
 def write_html(report: Report, path: Path) -> None:
