@@ -10,15 +10,23 @@ from sqlalchemy.engine import Connection
 from chfw.core.domain import DeviceId, Fuel, MeterPoint, UserId
 from chfw.dsp.estate_file import CspRegion
 from chfw.dsp.store import estate
+from tests.small_dsp import ALICE, BOB  # the Service Users tests.small_dsp adds
+
+__all__ = ["ALICE", "BOB", "NOW", "TARGET", "device", "number", "seed_estate", "supplier_of"]
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-ALICE = UserId.parse("90-B3-D5-1F-30-01-00-01")
-BOB = UserId.parse("90-B3-D5-1F-30-01-00-02")
 TARGET = "02010300"
 
 
+BASE = 0x001DA10000010000  # clear of tests.small_dsp's CH1-CH4
+
+
+def number(d: DeviceId) -> int:
+    return int(d) - BASE
+
+
 def device(n: int) -> DeviceId:
-    return DeviceId.from_int(0x001DA10000000000 + n)
+    return DeviceId.from_int(BASE + n)
 
 
 def supplier_of(n: int) -> UserId:
@@ -34,7 +42,7 @@ def seed_estate(conn: Connection, hubs: int) -> list[DeviceId]:
     """Hubs 1..hubs, region by n % 3, supplier by n % 2."""
     out = []
     for n in range(1, hubs + 1):
-        point = MeterPoint(f"{1_000_000_000_000 + n:013d}", Fuel.ELECTRICITY, supplier_of(n))
+        point = MeterPoint(f"{2_000_000_000_000 + n:013d}", Fuel.ELECTRICITY, supplier_of(n))
         estate.add_hub(conn, device(n), region_of(n), [point], at=NOW)
         out.append(device(n))
     return out

@@ -47,7 +47,16 @@ from chfw.dsp.alerts import (
     ParkedAlert,
     counters_needed,
 )
-from chfw.dsp.store import estate, inventory, outbox, parked_outcomes, rejections, users
+from chfw.dsp.store import (
+    campaign_work,
+    csps,
+    estate,
+    inventory,
+    outbox,
+    parked_outcomes,
+    rejections,
+    users,
+)
 from chfw.dsp.store.estate import Hub
 from chfw.exceptions import (
     ConfigError,
@@ -69,6 +78,9 @@ class Status(enum.Enum):
     # Same identity (CH, command's sender, counter, event) as a recorded outcome, other
     # content: the first stands, this one is kept for operators (HTTP 409).
     CONFLICT = "conflict"
+    # The CH is in a CSP region the posting CSP does not serve (`chfw csp add --region`):
+    # refused and recorded as a rejection (HTTP 403).
+    REFUSED = "refused"
 
 
 _ALERT_CODES = tuple(kind.value for kind in AlertKind)  # iterating an Enum per answer is slow
@@ -192,17 +204,21 @@ class ActivationService:
         if self.plan_under_lock:
             self.counters.reserve(_COUNTERS_PER_OUTCOME * len(payloads))
             with self.engine.begin() as conn:
-                return batch.write(conn, batch.plan(batch.read(conn, lock=True), conn))
-        with reading(self.engine) as conn:
-            inputs = batch.read(conn)
-        plan = batch.plan(inputs, None)  # no transaction open: counters come from their own
-        with self.engine.begin() as conn:
-            locked = batch.read_state(conn)
-            changed = locked.changed_since(inputs.state)
-            if changed:
-                fresh = batch.inputs_after_change(conn, inputs, locked, changed)
-                plan = batch.replan(plan, fresh, changed, conn)
-            return batch.write(conn, plan)
+                results = batch.write(conn, batch.plan(batch.read(conn, lock=True), conn))
+        else:
+            with reading(self.engine) as conn:
+                inputs = batch.read(conn)
+            plan = batch.plan(inputs, None)  # no transaction open: counters come from their own
+            with self.engine.begin() as conn:
+                locked = batch.read_state(conn)
+                changed = locked.changed_since(inputs.state)
+                if changed:
+                    fresh = batch.inputs_after_change(conn, inputs, locked, changed)
+                    plan = batch.replan(plan, fresh, changed, conn)
+                results = batch.write(conn, plan)
+        for paused in batch.paused:  # committed: the campaign is paused now
+            log.warning("campaign_paused", campaign=paused.campaign, reason=paused.reason)
+        return results
 
 
 # ResponseID counters reserved per message before a write transaction that builds a
@@ -248,7 +264,12 @@ def _log_batch(results: Sequence[SubmissionResult], csp: str | None) -> None:
     )
     debug = log.is_enabled_for(logging.DEBUG)
     for result in results:
-        refused = result.status in (Status.MALFORMED, Status.PARKED, Status.CONFLICT)
+        refused = result.status in (
+            Status.MALFORMED,
+            Status.PARKED,
+            Status.CONFLICT,
+            Status.REFUSED,
+        )
         if refused or debug:
             (log.warning if refused else log.debug)(
                 "cs06_outcome",
@@ -364,6 +385,8 @@ class _Batch:
         self.payloads = payloads
         self.decoded = decoded
         self.devices = {o.device_id for o in decoded if isinstance(o, ActivationOutcome)}
+        self.regions: frozenset[str] | None = None  # the CSP's regions (None: every one)
+        self.paused: list[campaign_work.AutoPause] = []  # campaigns this batch paused
 
     def read_state(self, conn: Connection, *, lock: bool = True) -> _State:
         known = estate.lock_hubs(conn, self.devices, lock=lock)
@@ -375,7 +398,10 @@ class _Batch:
         )
 
     def read(self, conn: Connection, *, lock: bool = False) -> _Inputs:
-        """The CHs' state and registrations (with ``lock``, the CHs' rows locked)."""
+        """The CHs' state and registrations (with ``lock``, the CHs' rows locked), and the
+        regions the CSP serves."""
+        regions = csps.regions_of(conn, self.csp)
+        self.regions = None if regions is None else frozenset(r.value for r in regions)
         state = self.read_state(conn, lock=lock)
         return _Inputs(state, *self.read_registrations(conn, state.known))
 
@@ -457,6 +483,13 @@ class _Batch:
                     "parked, processed when an estate import adds it",
                 )
                 continue
+            refusal = self._out_of_region(inputs.state.known[device])
+            if refusal is not None:
+                rejections.append((i, device, refusal))
+                results[i] = SubmissionResult(
+                    Status.REFUSED, key=str(key), device_id=str(device), error=refusal
+                )
+                continue
             recorded = _recorded(seen, identity)
             if recorded is not None:
                 first_digest = recorded[1]
@@ -509,6 +542,15 @@ class _Batch:
             states.append(inventory.HubState(device, version, since, latest))
         return _Plan(results, items, rejections, states)
 
+    def _out_of_region(self, hub: Hub) -> str | None:
+        """Why the CSP may not report for this CH (another region's), or None."""
+        if self.regions is None or hub.csp_region.value in self.regions:
+            return None
+        return (
+            f"Communications Hub {hub.device_id} is in the {hub.csp_region.value} region, which "
+            f"CSP {self.csp} does not serve ({', '.join(sorted(self.regions))}): outcome refused"
+        )
+
     def write(self, conn: Connection, plan: _Plan) -> list[SubmissionResult]:
         now = self.now
         for index, device, reason in plan.rejections:
@@ -545,6 +587,11 @@ class _Batch:
                 response_ids=tuple(a.response_id for a in entry.alerts),
             )
         inventory.set_hub_states(conn, plan.hub_states)
+        self.paused = campaign_work.count_outcomes(
+            conn,
+            [(e.outcome.device_id, e.outcome.result, e.outcome.firmware_version) for e in items],
+            now,
+        )
         outbox.enqueue(conn, alerts, now)
         outbox.park(conn, parked, now)
         self._write_parked_outcomes(conn, results)

@@ -40,6 +40,8 @@ a big outbox is made at most every 20 s), one read at a time:
   ``chfw_intake_to_delivery_recent_quantile_seconds{user_id,quantile}`` (0.5, 0.99)
 - ``chfw_backoffice_alerts{alert_code}``, ``chfw_backoffice_rejections``,
   ``chfw_backoffice_lookups_pending`` (supplier side)
+- ``chfw_campaigns{state}`` -- firmware campaigns by state, and
+  ``chfw_campaign_auto_pauses_total{campaign}`` -- times its error threshold paused it
 - ``chfw_metrics_database_up`` -- 0 when the last read failed (the figures are then absent)
 
 **Computed at scrape time** from the intake's signing certificate (:class:`SigningCollector`):

@@ -7,11 +7,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from chfw.core.domain import ActivationResult, DeviceId, FirmwareVersion
+from chfw.core.domain import ActivationResult, FirmwareVersion
 from chfw.core.domain.campaign import CampaignState, Gates, PhaseSpec
 from chfw.dsp.store import campaign_work, campaigns
 from chfw.exceptions import HubNotSuppliedError, StoreError, UnknownCampaignError
-from tests.dsp.campaign_helpers import ALICE, BOB, NOW, TARGET, device, seed_estate, supplier_of
+from tests.dsp.campaign_helpers import (
+    ALICE,
+    BOB,
+    NOW,
+    TARGET,
+    device,
+    number,
+    seed_estate,
+    supplier_of,
+)
 
 TARGET_V = FirmwareVersion.parse(TARGET)
 OTHER_V = FirmwareVersion.parse("02010200")
@@ -52,10 +61,6 @@ def _outcomes(
         return campaign_work.count_outcomes(conn, rows, NOW)
 
 
-def _n(d: DeviceId) -> int:
-    return int(d) - 0x001DA10000000000
-
-
 def _start(engine: Engine, name: str = "c1") -> None:
     with engine.begin() as conn:
         campaigns.change_state(conn, name, "start", actor="op", now=NOW)
@@ -80,11 +85,11 @@ def test_a_draft_hands_out_nothing_and_a_running_one_its_pilot_once(
 
 def test_successes_open_the_next_phase_and_completion(engine: Engine, campaign: str) -> None:
     _start(engine)
-    pilot = [_n(d) for d in _work(engine).device_ids]
+    pilot = [number(d) for d in _work(engine).device_ids]
     assert _outcomes(engine, [(n, ActivationResult.SUCCESS) for n in pilot[:8]]) == []
     rest = _work(engine).device_ids  # 8 of 10 = 80 %: the next phase is open
     assert len(rest) == 30
-    ns = [_n(d) for d in rest]
+    ns = [number(d) for d in rest]
     _outcomes(engine, [(n, ActivationResult.SUCCESS) for n in ns])
     with engine.connect() as conn:
         status = campaigns.status(conn, "c1", NOW).as_json()
@@ -94,7 +99,7 @@ def test_successes_open_the_next_phase_and_completion(engine: Engine, campaign: 
 
 def test_the_error_threshold_pauses_after_the_minimum_sample(engine: Engine, campaign: str) -> None:
     _start(engine)
-    pilot = [_n(d) for d in _work(engine).device_ids]
+    pilot = [number(d) for d in _work(engine).device_ids]
     failures = [(n, ActivationResult.HASH_MISMATCH) for n in pilot[:2]]
     assert _outcomes(engine, failures) == []  # 2 outcomes < min sample 5
     paused = _outcomes(engine, [(n, ActivationResult.SUCCESS) for n in pilot[2:5]])
@@ -113,7 +118,7 @@ def test_the_error_threshold_pauses_after_the_minimum_sample(engine: Engine, cam
 
 def test_an_outcome_counts_once_and_only_after_dispatch(engine: Engine, campaign: str) -> None:
     _start(engine)
-    pilot = [_n(d) for d in _work(engine).device_ids]
+    pilot = [number(d) for d in _work(engine).device_ids]
     outside = next(n for n in range(1, 41) if n not in pilot)
     _outcomes(engine, [(outside, ActivationResult.SUCCESS)])  # not dispatched: not counted
     _outcomes(engine, [(pilot[0], ActivationResult.ACCEPTED)])  # future-dated: not yet
@@ -153,7 +158,7 @@ def test_holds_leave_every_later_phase_and_refuse_others_hubs(
         alices
     ) & dispatched
     handed = set(_work(engine).device_ids) | dispatched  # the pilot's hubs not held
-    _outcomes(engine, [(_n(d), ActivationResult.SUCCESS) for d in handed])
+    _outcomes(engine, [(number(d), ActivationResult.SUCCESS) for d in handed])
     handed |= set(_work(engine).device_ids)  # every later phase
     assert len(handed) == 40 - len(holds.held)
     assert not handed & set(holds.held)
@@ -170,7 +175,7 @@ def test_work_only_from_the_csps_regions(engine: Engine, campaign: str) -> None:
     _start(engine)
     work = _work(engine, regions=["north"])
     assert work.device_ids
-    assert all((_n(d)) % 3 == 0 for d in work.device_ids)
+    assert all((number(d)) % 3 == 0 for d in work.device_ids)
 
 
 def test_refusals(engine: Engine, campaign: str) -> None:

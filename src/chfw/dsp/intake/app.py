@@ -16,7 +16,7 @@ from typing import Annotated
 
 import orjson
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import exc as sa_exc
@@ -24,12 +24,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from chfw import __version__
+from chfw.dsp.intake import campaigns_api
 from chfw.dsp.intake.backpressure import RETRY_AFTER_SECONDS, BacklogGate
 from chfw.dsp.intake.inventory_api import install_inventory_api
 from chfw.dsp.intake.metrics import install_intake_metrics
 from chfw.dsp.processing import ActivationService, BatchTally, Status, SubmissionResult
-from chfw.dsp.store import csps
+from chfw.dsp.store import campaign_work, csps
 from chfw.dsp.web.dashboard import mount_dsp_dashboard
+from chfw.exceptions import UnknownCampaignError
 from chfw.shared.bodylimit import BodyLimit
 from chfw.shared.config import Settings
 from chfw.shared.throttle import FailureThrottle, authenticated
@@ -46,6 +48,7 @@ _STATUS_CODES = {
     Status.MALFORMED: 400,
     Status.PARKED: 202,
     Status.CONFLICT: 409,
+    Status.REFUSED: 403,
 }
 
 _RAW_BODY = {
@@ -67,7 +70,9 @@ class BatchRequest(BaseModel):
 
 
 class MessageResult(BaseModel):
-    status: str = Field(description="processed | duplicate | malformed | parked | conflict")
+    status: str = Field(
+        description="processed | duplicate | malformed | parked | conflict | refused"
+    )
     key: str | None = Field(None, description="Outcome identity: CH:counter:event")
     device_id: str | None = None
     decision: str | None = Field(
@@ -85,6 +90,15 @@ class MessageResult(BaseModel):
 class BatchResult(BaseModel):
     results: list[MessageResult]
     counts: dict[str, int]
+
+
+class WorkList(BaseModel):
+    """The hubs a CSP should send CS06 to now, for one campaign."""
+
+    state: str = Field(description="The campaign's state: draft | running | paused | completed")
+    device_ids: list[str] = Field(
+        description="Hubs now dispatched to this CSP (empty unless the campaign is running)"
+    )
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,7 @@ def create_app(
         app.add_exception_handler(error, database_unavailable)
     app.include_router(router)
     install_inventory_api(app, engine, FailureThrottle.from_settings(settings))
+    app.include_router(campaigns_api.router)
     install_intake_metrics(app, service, min_interval=settings.stats_cache_seconds)
     app.state.dashboard_auth = DashboardAuth.from_setting(
         settings.dashboard_token, throttle=FailureThrottle.from_settings(settings)
@@ -225,6 +240,10 @@ async def healthz() -> dict[str, str]:
             "description": "Same outcome identity as a recorded one, other content",
             "model": MessageResult,
         },
+        403: {
+            "description": "The CH is in a region this CSP does not serve",
+            "model": MessageResult,
+        },
         503: {"description": "Backlog over the limit or database unavailable: retry"},
     },
 )
@@ -271,3 +290,43 @@ async def submit_batch(batch: BatchRequest, csp: CspDep, _: AdmitDep, request: R
     # 500-result answer in a tenth of the standard library's time.
     answer = {"results": [r.to_json() for r in results], "counts": counts}
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+@router.get(
+    "/csp/v1/campaigns/{name}/work",
+    tags=["csp"],
+    summary="Take the hubs to send CS06 to now, from a campaign's open phase",
+    response_model=WorkList,
+    responses={
+        401: {"description": "Missing or unknown credential"},
+        404: {"description": "No campaign of that name"},
+        429: {"description": "Too many wrong credentials from this address: Retry-After"},
+    },
+)
+def campaign_work_list(
+    name: str,
+    csp: CspDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=campaign_work.WORK_LIMIT_MAX)] = 100,
+) -> WorkList:
+    """Up to ``limit`` hubs of the CSP's regions from the open phase, not held, not yet
+    dispatched: they become dispatched to this CSP (asking again gives others). A campaign
+    that is not running answers an empty list."""
+    service = _intake(request).service
+    with service.engine.begin() as conn:
+        regions = csps.regions_of(conn, csp)
+        try:
+            work = campaign_work.take_work(
+                conn,
+                name,
+                csp,
+                None if regions is None else [r.value for r in regions],
+                limit,
+                service.clock(),
+            )
+        except UnknownCampaignError as exc:
+            raise HTTPException(404, str(exc)) from None
+    log.info(
+        "campaign_work", campaign=name, csp=csp, state=work.state.value, hubs=len(work.device_ids)
+    )
+    return WorkList(state=work.state.value, device_ids=[str(d) for d in work.device_ids])

@@ -68,6 +68,11 @@ def _api(request: Request) -> InventoryApi:
     return api
 
 
+def inventory_engine(request: Request) -> Engine:
+    """The DSP database the Service User endpoints read (the campaign API's too)."""
+    return _api(request).engine
+
+
 def authenticate(request: Request) -> UserId:
     """The Service User whose inventory token the request carries (401 otherwise)."""
     api = _api(request)

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from chfw.core.clock import utc_now
 from chfw.dsp.processing import BatchTally
-from chfw.dsp.store import outbox, stats
+from chfw.dsp.store import campaigns, outbox, stats
 from chfw.shared.db.engine import reading
 from chfw.shared.metrics import (
     ASGIApp,
@@ -88,7 +88,7 @@ class IntakeMetrics:
             buckets=REQUEST_BUCKETS,
             registry=r,
         )
-        for status in ("processed", "duplicate", "malformed", "parked", "conflict"):
+        for status in ("processed", "duplicate", "malformed", "parked", "conflict", "refused"):
             self.messages.labels(status)
         for code in ("N64", "N999"):
             self.alerts.labels(code)
@@ -216,6 +216,7 @@ class OutboxCollector(Collector):
                 oldest = outbox.oldest_due_age(conn, now)
                 attempts = stats.attempts_by_outcome(conn)
                 latencies = stats.recent_latencies(conn, now)
+                campaign_rows = campaigns.metric_rows(conn)
         except SQLAlchemyError as exc:
             log.warning("metrics_database_unavailable", error=str(exc).splitlines()[0])
             return [database_up(False)]
@@ -265,4 +266,23 @@ class OutboxCollector(Collector):
                 found = stats.quantile(values, q)
                 if found is not None:
                     quantiles.add_metric([user, str(q)], found)
-        return [database_up(True), alerts, age, attempted, recent, histogram, quantiles]
+        families = [database_up(True), alerts, age, attempted, recent, histogram, quantiles]
+        return families + campaign_families(campaign_rows)
+
+
+def campaign_families(rows: Sequence[tuple[str, str, int]]) -> list[Metric]:
+    """Campaigns by state, and the pauses each one's error threshold made."""
+    by_state = GaugeMetricFamily("chfw_campaigns", "Firmware campaigns by state", labels=["state"])
+    counted: dict[str, int] = {}
+    for _, state, _ in rows:
+        counted[state] = counted.get(state, 0) + 1
+    for state in ("draft", "running", "paused", "completed"):
+        by_state.add_metric([state], counted.get(state, 0))
+    pauses = CounterMetricFamily(
+        "chfw_campaign_auto_pauses",
+        "Times a campaign's error threshold paused it",
+        labels=["campaign"],
+    )
+    for name, _, n in rows:
+        pauses.add_metric([name], n)
+    return [by_state, pauses]

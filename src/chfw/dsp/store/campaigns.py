@@ -465,3 +465,10 @@ def describe_gates(gates: Gates) -> str:
         f"pause over {percent(gates.error_threshold)} % failed (after {gates.min_sample} "
         f"outcomes); {percent(gates.success_threshold)} % succeeded opens the next phase"
     )
+
+
+def metric_rows(conn: Connection) -> list[tuple[str, str, int]]:
+    """Each campaign's name, state and how often its error threshold paused it (/metrics)."""
+    c = campaigns.c
+    rows = conn.execute(sa.select(c.name, c.state, c.auto_pauses).order_by(c.name))
+    return [(name, state, int(pauses)) for name, state, pauses in rows]
