@@ -1,8 +1,8 @@
 """The DSP's dashboard, mounted into the intake app under ``/dashboard``.
 
-Read-only, except for replaying dead letters (a POST, CSRF-checked, audited
-with the signed-in operator as actor). Each page is a module with its own
-router and template:
+Read-only, except for replaying dead letters and pausing or resuming a
+campaign (POSTs, CSRF-checked, audited with the signed-in operator as actor).
+Each page is a module with its own router and template:
 
 - ``/dashboard/``: firmware distribution (CHs per active version and CSP
   region, each version's share), activation outcomes over time, alert
@@ -12,6 +12,8 @@ router and template:
 - ``/dashboard/hubs/<Device ID>``: one CH's history, its alerts and their
   delivery attempts (``/dashboard/hubs?device_id=`` finds one) --
   :mod:`chfw.dsp.web.hub_page`;
+- ``/dashboard/campaigns``: firmware campaigns, their phases and gates, with
+  pause/resume forms -- :mod:`chfw.dsp.web.campaigns_page`;
 - ``/dashboard/dead-letters``: dead-lettered alerts, with the replay form --
   :mod:`chfw.dsp.web.dead_letters`.
 """
@@ -27,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from chfw.core.clock import utc_now
 from chfw.dsp.store.schema import revoked_sessions
-from chfw.dsp.web import dead_letters, hub_page, overview
+from chfw.dsp.web import campaigns_page, dead_letters, hub_page, overview
 from chfw.shared.recent import Recent
 from chfw.shared.web.auth import DashboardAuth
 from chfw.shared.web.common import Dashboard, mount
@@ -37,7 +39,7 @@ SIGN_IN_HINT = (
     "The token is the dashboard_token setting (CHFW_DASHBOARD_TOKEN). When it is not set, "
     "`chfw serve` makes one at start and prints a sign-in link in its terminal."
 )
-NAV = (("Overview", "/"), ("Dead letters", "/dead-letters"))
+NAV = (("Overview", "/"), ("Campaigns", "/campaigns"), ("Dead letters", "/dead-letters"))
 
 
 def mount_dsp_dashboard(
@@ -63,5 +65,5 @@ def mount_dsp_dashboard(
         nav=NAV,
         certificate=certificate,
     )
-    routers = (overview.router, hub_page.router, dead_letters.router)
+    routers = (overview.router, hub_page.router, campaigns_page.router, dead_letters.router)
     mount(app, dashboard, routers, revoked_sessions)

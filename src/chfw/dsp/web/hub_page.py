@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.engine import Connection
 
 from chfw.core.domain import DeviceId, MeterPoint
-from chfw.dsp.store import estate, inventory, outbox, stats
+from chfw.dsp.store import campaigns, estate, inventory, outbox, stats
 from chfw.exceptions import InvalidValueError
 from chfw.shared.db.engine import reading
 from chfw.shared.web.auth import Viewer
@@ -32,6 +32,7 @@ class HubView:
     history: list[inventory.HistoryEntry]
     alerts: list[outbox.OutboxRow]
     attempts: list[stats.HubAttempt]
+    campaigns: list[campaigns.HubMembership]
 
 
 def read_hub(conn: Connection, device: DeviceId) -> HubView | None:
@@ -45,6 +46,7 @@ def read_hub(conn: Connection, device: DeviceId) -> HubView | None:
         history=inventory.history_for(conn, device),
         alerts=outbox.list_rows(conn, device_id=device.hex, limit=500),
         attempts=stats.attempts_for_device(conn, device.hex),
+        campaigns=campaigns.campaigns_of_hub(conn, device),
     )
 
 
