@@ -34,7 +34,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from chfw.shared.db.bulk import (
     driver_time,
     driver_value,
-    execute_many_direct,
+    execute_many,
     lookup,
     result_processor,
 )
@@ -146,9 +146,9 @@ def record_alerts(conn: Connection, alerts: Sequence[NewAlert]) -> list[RecordRe
         if alert.facts.is_firmware_activation and alert.facts.device_id is not None:
             firmware.append((len(results), alert))
         results.append(RecordResult(duplicate=False))
-    execute_many_direct(conn, statements.insert_alerts, rows)
+    execute_many(conn, statements.insert_alerts, rows)
     if replays:
-        execute_many_direct(
+        execute_many(
             conn, statements.count_replays, [{"rid": r, "n": n} for r, n in replays.items()]
         )
     if firmware:
@@ -257,8 +257,8 @@ def _file_firmware(
                 "b_applied": pending if applied else not_pending,
             }
         )
-    execute_many_direct(conn, statements.upsert_hubs, list(changed.values()))
-    execute_many_direct(conn, statements.insert_events, events)
+    execute_many(conn, statements.upsert_hubs, list(changed.values()))
+    execute_many(conn, statements.insert_events, events)
 
 
 def record_rejections(conn: Connection, rejections: Sequence[NewRejection]) -> None:
@@ -303,11 +303,11 @@ def record_rejection(
 class _Statements:
     """The writes of a batch, built once per dialect: values come as parameters, so each
     is compiled once and reused (building them per alert cost more than verifying the
-    alert). Every statement of a batch, the two lookups included, goes straight to the
-    driver (:func:`chfw.shared.db.bulk.direct`): under load the receiver commits the few
-    alerts of one event-loop turn together, and SQLAlchemy's own work per statement
-    (35-90 µs) was then most of the cost of recording them (measured, SQLite, 8 alerts
-    a transaction, begin to commit: ~300 -> ~140 µs an alert)."""
+    alert). Every statement of a batch, the two lookups included, is compiled driver SQL
+    run by :func:`chfw.shared.db.bulk.run_sql` (no per-row type processing): under load
+    the receiver commits the few alerts of one event-loop turn together, and
+    SQLAlchemy's statement building and type processing were then most of the cost of
+    recording them."""
 
     insert_alerts: UpdateBase
     count_replays: UpdateBase
@@ -393,5 +393,5 @@ def _insert_values(
     conn: Connection, table: sa.Table, columns: tuple[str, ...]
 ) -> sqlite.Insert | postgresql.Insert:
     """INSERT of ``columns``, each bound as ``b_<column>`` (rows carry driver values:
-    :func:`chfw.shared.db.bulk.execute_many_direct` passes them to the driver as they are)."""
+    :func:`chfw.shared.db.bulk.execute_many` passes them to the driver as they are)."""
     return insert_for(conn, table).values({name: sa.bindparam(f"b_{name}") for name in columns})

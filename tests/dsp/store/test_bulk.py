@@ -16,15 +16,14 @@ from chfw.dsp.store.schema import audit_log, firmware_history, hubs
 from chfw.shared.db import bulk
 from chfw.shared.db.bulk import (
     ArrayRows,
-    direct,
     driver_value,
     execute_many,
-    execute_many_direct,
     insert_rows,
     insert_rows_returning,
     lookup,
     lookup_sql,
     result_processor,
+    run_sql,
 )
 from chfw.shared.db.sql import IN_LIST_MAX, among, from_db, to_db
 
@@ -276,7 +275,7 @@ class TestInsertAndUpdate:
         assert from_db(row.firmware_changed_at) == later
 
 
-@pytest.mark.parametrize("run", [execute_many, execute_many_direct], ids=["sqlalchemy", "direct"])
+@pytest.mark.parametrize("run", [execute_many], ids=["driver"])
 class TestExecuteMany:
     def test_fixed_values_and_expressions_keep_their_meaning(self, engine: Engine, run) -> None:
         # Fixed values (a string, NULL, a time), an expression on the column and
@@ -374,13 +373,13 @@ class TestDirect:
         with engine.connect() as conn:
             row = {"b_device": "001DA10000000501"}
             with pytest.raises(sa.exc.IntegrityError):
-                execute_many_direct(conn, insert, [row, row])
+                execute_many(conn, insert, [row, row])
             conn.rollback()
             assert conn.execute(sa.select(sa.func.count()).select_from(hubs)).scalar() == 0
             with pytest.raises(sa.exc.DBAPIError, match="no_such_column"):
-                direct(conn, "SELECT no_such_column FROM hubs", ())
+                run_sql(conn, "SELECT no_such_column FROM hubs", ())
             conn.rollback()
-            execute_many_direct(conn, insert, [row])  # the connection is still usable
+            execute_many(conn, insert, [row])  # the connection is still usable
             conn.commit()
         with engine.connect() as conn:
             assert conn.execute(sa.select(hubs.c.device_id)).scalars().all() == [row["b_device"]]

@@ -1,4 +1,4 @@
-"""Bulk writes straight through the database driver, for the intake's hot path.
+"""Bulk writes as compiled driver SQL, for the intake's and the receiver's hot paths.
 
 SQLAlchemy's executemany turns every row dict into bound parameters through
 per-value type processing; for a 500-message batch that was a fifth of the
@@ -60,9 +60,9 @@ def insert_rows(
     if conn.dialect.name == "postgresql":
         sql = _insert_unnest_sql(conn.dialect, table, tuple(columns), ())
         for chunk in _array_chunks(rows):
-            conn.exec_driver_sql(sql, chunk)
+            run_sql(conn, sql, chunk)
         return
-    conn.exec_driver_sql(_insert_sql(conn.dialect, table, tuple(columns), 1), list(rows))
+    run_sql(conn, _insert_sql(conn.dialect, table, tuple(columns), 1), list(rows), many=True)
 
 
 def insert_rows_returning(
@@ -84,16 +84,14 @@ def insert_rows_returning(
     names = tuple(columns)
     if conn.dialect.name == "postgresql":  # one statement, one array per column
         sql = _insert_unnest_sql(conn.dialect, table, names, tuple(returning))
-        return [
-            tuple(row) for chunk in _array_chunks(rows) for row in conn.exec_driver_sql(sql, chunk)
-        ]
+        return [tuple(row) for chunk in _array_chunks(rows) for row in run_sql(conn, sql, chunk)]
     per_statement = _rows_per_statement(conn.dialect, len(names))
     out: list[Row] = []
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         sql = _insert_sql(conn.dialect, table, names, len(chunk), tuple(returning))
         params = tuple(value for row in chunk for value in row)
-        out.extend(tuple(row) for row in conn.exec_driver_sql(sql, params))
+        out.extend(tuple(row) for row in run_sql(conn, sql, params))
     return out
 
 
@@ -107,15 +105,7 @@ def execute_many(
     their values. The statement is compiled once per dialect.
     """
     if rows:
-        conn.exec_driver_sql(*_many(conn.dialect, statement, rows))
-
-
-def execute_many_direct(
-    conn: Connection, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """:func:`execute_many` on the driver's own cursor (see :func:`direct`)."""
-    if rows:
-        direct(conn, *_many(conn.dialect, statement, rows), many=True)
+        run_sql(conn, *_many(conn.dialect, statement, rows), many=True)
 
 
 def _many(
@@ -127,33 +117,19 @@ def _many(
     return sql, [tuple(row[n] if n in row else fixed[n] for n in names) for row in rows]
 
 
-def direct(conn: Connection, sql: str, params: Any, *, many: bool = False) -> list[Row]:
-    """Run driver SQL on the driver's cursor, inside ``conn``'s transaction; the rows read.
+def run_sql(conn: Connection, sql: str, params: Any, *, many: bool = False) -> list[Row]:
+    """Run compiled driver SQL in ``conn``'s transaction (``exec_driver_sql``); the rows read.
 
-    Skips SQLAlchemy's work per statement (events, result set-up, caching):
-    35-90 µs, which a batch of hundreds of rows never notices but a batch of
-    a few does -- the receiver records the few alerts of one event-loop turn
-    in five statements (measured: a lookup 99 µs through ``execute``, 40
-    through ``exec_driver_sql``, 7 here). Values go in and come out as the
-    driver has them (:func:`driver_value`, :func:`result_processor`). Driver
-    errors come out as SQLAlchemy's (``sqlalchemy.exc.DBAPIError`` and its
-    subclasses), as from ``conn.execute``; a connection not yet in a transaction begins one,
-    as SQLAlchemy would.
+    The one way every function here reaches the database, so SQLAlchemy's
+    events, logging and error translation see every statement. Values go in
+    and come out as the driver has them (:func:`driver_value`,
+    :func:`result_processor`). Until issue 21 the receiver ran its statements on
+    the driver's own cursor instead, beside this path; measured in one sitting
+    with ``bench/bench_receiver.py``, going through SQLAlchemy costs the
+    receiver ~4 % CPU per alert over HTTP (420 -> 437 µs), docs/performance.md.
     """
-    if not conn.in_transaction():
-        conn.begin()  # as SQLAlchemy's autobegin would: BEGIN IMMEDIATE on SQLite (store.engine)
-    dbapi = conn.dialect.loaded_dbapi
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if many:
-            cursor.executemany(sql, params)
-        else:
-            cursor.execute(sql, params)
-        return list(cursor.fetchall()) if cursor.description else []
-    except dbapi.Error as error:
-        raise sa.exc.DBAPIError.instance(sql, params, error, dbapi.Error) from error
-    finally:
-        cursor.close()
+    result = conn.exec_driver_sql(sql, list(params) if many else params)
+    return [tuple(row) for row in result] if result.returns_rows else []
 
 
 @lru_cache(maxsize=64)
@@ -197,14 +173,14 @@ def lookup(
     lock: bool = False,
 ) -> list[Row]:
     """Rows of ``table`` whose ``key`` is among ``values`` (at most ``IN_LIST_MAX``), straight
-    through the driver (:func:`direct`): driver values, converted by the caller."""
+    through the driver (:func:`run_sql`): driver values, converted by the caller."""
     if not values:
         return []
     if len(values) > IN_LIST_MAX:
         raise ValueError(f"{len(values)} values to look up; at most {IN_LIST_MAX} at a time")
     postgres = conn.dialect.name == "postgresql"
     sql = lookup_sql(conn.dialect, table, tuple(columns), key, 1 if postgres else len(values), lock)
-    return direct(conn, sql, (list(values),) if postgres else tuple(values))
+    return run_sql(conn, sql, (list(values),) if postgres else tuple(values))
 
 
 class ArrayRows:
