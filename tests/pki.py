@@ -35,7 +35,10 @@ class Pki:
     client_key: Path
 
     @classmethod
-    def create(cls, folder: Path) -> Pki:
+    def create(
+        cls, folder: Path, *, server_validity: tuple[dt.datetime, dt.datetime] | None = None
+    ) -> Pki:
+        """``server_validity``: the server certificate's (not before, not after), e.g. past."""
         start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca = (
@@ -51,7 +54,11 @@ class Pki:
         )
         (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
-        def issue(stem: str, usage: x509.ObjectIdentifier) -> tuple[Path, Path]:
+        def issue(
+            stem: str,
+            usage: x509.ObjectIdentifier,
+            validity: tuple[dt.datetime, dt.datetime] = (start, start + dt.timedelta(days=1)),
+        ) -> tuple[Path, Path]:
             key = ec.generate_private_key(ec.SECP256R1())
             names: list[x509.GeneralName] = [
                 x509.DNSName("localhost"),
@@ -63,8 +70,8 @@ class Pki:
                 .issuer_name(ca.subject)
                 .public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
-                .not_valid_before(start)
-                .not_valid_after(start + dt.timedelta(days=1))
+                .not_valid_before(validity[0])
+                .not_valid_after(validity[1])
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
                 .add_extension(x509.SubjectAlternativeName(names), critical=False)
@@ -76,7 +83,7 @@ class Pki:
             key_path.chmod(0o600)
             return cert_path, key_path
 
-        server = issue("server", ExtendedKeyUsageOID.SERVER_AUTH)
+        server = issue("server", ExtendedKeyUsageOID.SERVER_AUTH, *filter(None, [server_validity]))
         client = issue("client", ExtendedKeyUsageOID.CLIENT_AUTH)
         return cls(folder / "ca.pem", *server, *client)
 

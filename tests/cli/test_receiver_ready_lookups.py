@@ -120,7 +120,9 @@ class TestLookups:
     ) -> None:
         monkeypatch.setenv("CHFW_RECEIVER_DSP_TOKEN", "chfw_su_test")
         with serve(inventory_app({str(device(1)): "0A0B", str(device(2)): None})) as dsp:
-            result = cli.invoke(chfw, "receiver", "lookups", "--once", "--dsp-url", dsp)
+            result = cli.invoke(
+                chfw, "receiver", "lookups", "--once", "--dsp-allow-http", "--dsp-url", dsp
+            )
         assert result.exit_code == 1, result.output
         assert "fetched 1 version(s), 1 lookup(s) failed; 1 CH(s) still waiting" in result.stdout
         assert hub_state(engine, device(1)).active_version == "0A0B"
@@ -134,6 +136,7 @@ class TestLookups:
                 "receiver",
                 "lookups",
                 "--once",
+                "--dsp-allow-http",
                 "--dsp-url",
                 dsp,
                 "--dsp-token",
@@ -149,16 +152,33 @@ class TestLookups:
     def test_dsp_unreachable(self, cli: CliDb, engine: Engine, pending: None) -> None:
         dsp = f"http://127.0.0.1:{free_port()}"
         result = cli.invoke(
-            chfw, "receiver", "lookups", "--once", "--dsp-url", dsp, "--dsp-token", "chfw_su_x"
+            chfw,
+            "receiver",
+            "lookups",
+            "--once",
+            "--dsp-allow-http",
+            "--dsp-url",
+            dsp,
+            "--dsp-token",
+            "chfw_su_x",
         )
         assert result.exit_code == 1
-        assert "2 lookup(s) failed" in result.stdout
+        assert "cannot connect to the DSP" in result.stdout
+        assert "is it running" in result.stdout
         error = hub_state(engine, device(1)).lookup_error
         assert error is not None
         assert dsp in error
 
+    def test_plain_http_needs_the_explicit_flag(self, cli: CliDb) -> None:
+        result = cli.invoke(
+            chfw, "receiver", "lookups", "--once", "--dsp-url", "http://x", "--dsp-token", "t"
+        )
+        assert result.exit_code == 1
+        assert "token would travel in clear" in result.stderr
+        assert "--dsp-allow-http" in result.stderr
+
     def test_token_required(self, cli: CliDb, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("CHFW_RECEIVER_DSP_TOKEN", raising=False)
-        result = cli.invoke(chfw, "receiver", "lookups", "--once", "--dsp-url", "http://x")
+        result = cli.invoke(chfw, "receiver", "lookups", "--once", "--dsp-url", "https://x")
         assert result.exit_code == 1
         assert "CHFW_RECEIVER_DSP_TOKEN" in result.stderr

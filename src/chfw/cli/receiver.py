@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from chfw.cli._context import fail, run_guarded, settings
 from chfw.cli.readiness import ready
 from chfw.cli.receiver_lookups import (
+    DspAllowHttpOption,
     DspCaOption,
     DspCertOption,
     DspKeyOption,
@@ -31,7 +32,6 @@ from chfw.cli.receiver_lookups import (
     lookups,
 )
 from chfw.core.domain import DeviceId, DuisVersion
-from chfw.exceptions import ConfigError
 
 app = typer.Typer(
     help="The supplier side: receive signed DUIS alerts and query the back office.",
@@ -107,6 +107,7 @@ def serve(
     dsp_ca_bundle: DspCaOption = None,
     dsp_client_cert: DspCertOption = None,
     dsp_client_key: DspKeyOption = None,
+    dsp_allow_http: DspAllowHttpOption = False,
     dashboard_token: Annotated[
         str | None,
         typer.Option(
@@ -122,10 +123,10 @@ def serve(
     The database is migrated on start. Each POST is size-checked, parsed safely,
     verified against --trust, validated, recorded, and answered 204 (400/413 otherwise).
     """
-    from chfw.core.signing import TrustStore
+    from chfw.cli.receiver_startup import handshake_watch, trusted_signers
     from chfw.shared.db.engine import create_engine_for
     from chfw.shared.forwarded import TrustedProxies
-    from chfw.shared.serving import ClientLimits, tls_options
+    from chfw.shared.serving import ClientLimits, bind, tls_options
     from chfw.shared.serving import serve as serve_app
     from chfw.shared.throttle import FailureThrottle
     from chfw.shared.web.auth import announce, base_url
@@ -135,8 +136,8 @@ def serve(
     from chfw.supplier.validation import AlertSchemas
 
     with run_guarded():
-        if not trust:
-            raise ConfigError("give the DSP's signing certificate with --trust CERT.pem")
+        tls = tls_options(tls_cert, tls_key, tls_client_ca)
+        trust_store = trusted_signers(trust)
         version = DuisVersion.parse(duis_version) if duis_version else None
         directory = xsd_dir or (Path(d) if (d := settings().duis_xsd_dir) else None)
         schemas = AlertSchemas.official(directory) if directory else AlertSchemas.bundled()
@@ -146,7 +147,7 @@ def serve(
             for pair in DuisVersion.SUPPORTED:
                 schemas.preload(DuisVersion(*pair))
         config = ReceiverConfig(
-            trust=TrustStore.from_files(*trust),
+            trust=trust_store,
             schemas=schemas,
             duis_version=version,
             max_bytes=max_bytes,
@@ -154,16 +155,22 @@ def serve(
             check_threads=check_threads,
             check_seconds=check_seconds,
         )
-        tls = tls_options(tls_cert, tls_key, tls_client_ca)
         proxies = TrustedProxies.parse(settings().trusted_proxies)
         url = _database_url(database)
         upgrade(url)
         engine = create_engine_for(url)
         follow_up = lookup_worker(
-            engine, dsp_url, dsp_token, dsp_ca_bundle, dsp_client_cert, dsp_client_key
+            engine,
+            dsp_url,
+            dsp_token,
+            dsp_ca_bundle,
+            dsp_client_cert,
+            dsp_client_key,
+            allow_http=dsp_allow_http,
         )
         if follow_up is not None:  # N999s: fetch their versions from the DSP at once
             config = dataclasses.replace(config, on_lookup_needed=follow_up.notify)
+        sock = bind(host, port)  # before announcing: a port in use is one line, not a promise
     typer.echo(
         f"receiving alerts on {'https' if tls else 'http'}://{host}:{port}{path} "
         f"({len(config.trust)} trusted signer(s), schemas: {schemas.source})",
@@ -182,7 +189,16 @@ def serve(
 
         run_with(app_, follow_up)
     try:
-        serve_app(app_, host, port, ClientLimits.from_settings(settings()), tls, proxies)
+        serve_app(
+            app_,
+            host,
+            port,
+            ClientLimits.from_settings(settings()),
+            tls,
+            proxies,
+            sock=sock,
+            handshakes=handshake_watch(app_),
+        )
     finally:
         engine.dispose()
 

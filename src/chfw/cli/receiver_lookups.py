@@ -52,6 +52,22 @@ DspCertOption = Annotated[
     typer.Option("--dsp-client-cert", help="Client certificate to present to the DSP (mTLS)"),
 ]
 DspKeyOption = Annotated[str | None, typer.Option("--dsp-client-key", help="Its private key")]
+DspAllowHttpOption = Annotated[
+    bool,
+    typer.Option(
+        "--dsp-allow-http",
+        help="Accept an http:// --dsp-url (the token then travels in clear: a test set-up on "
+        "a trusted network only)",
+    ),
+]
+
+
+def _check_scheme(dsp_url: str, allow_http: bool) -> None:
+    if dsp_url.lower().startswith("http://") and not allow_http:
+        raise fail(
+            f"--dsp-url {dsp_url} is plain http: the inventory token would travel in clear; "
+            "use the DSP's https:// URL (or --dsp-allow-http for a test set-up)"
+        )
 
 
 def make_client(
@@ -60,10 +76,14 @@ def make_client(
     ca_bundle: str | None = None,
     client_cert: str | None = None,
     client_key: str | None = None,
+    *,
+    allow_http: bool = False,
 ) -> InventoryClient:
-    """The DSP inventory client from command-line options; a clean error when one is missing."""
+    """The DSP inventory client from command-line options; a clean error when one is missing
+    or the URL is plain http without ``allow_http``."""
     from chfw.supplier.lookup import InventoryClient
 
+    _check_scheme(dsp_url, allow_http)
     if not dsp_token:
         raise fail(
             f"no DSP inventory token: pass --dsp-token or set {TOKEN_ENV} "
@@ -86,8 +106,16 @@ def lookup_worker(
     ca_bundle: str | None = None,
     client_cert: str | None = None,
     client_key: str | None = None,
+    *,
+    allow_http: bool = False,
 ) -> LookupWorker | None:
-    """The N999 follow-up for `chfw receiver serve`, or None (and a note) without --dsp-url."""
+    """The N999 follow-up for `chfw receiver serve`, or None (and a note) without --dsp-url.
+
+    The DSP is asked once now: a refused token or a TLS mistake ends the command;
+    a DSP that cannot be reached is a warning (look-ups wait for it).
+    """
+    from chfw.shared.tls import TlsConfig
+    from chfw.supplier.dsp_answers import check_dsp
     from chfw.supplier.lookup import LookupWorker
 
     if dsp_url is None:
@@ -97,7 +125,18 @@ def lookup_worker(
             err=True,
         )
         return None
-    return LookupWorker(engine, make_client(dsp_url, dsp_token, ca_bundle, client_cert, client_key))
+    client = make_client(
+        dsp_url, dsp_token, ca_bundle, client_cert, client_key, allow_http=allow_http
+    )
+    tls = TlsConfig(ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key)
+    with run_guarded():
+        warning = check_dsp(dsp_url, dsp_token or "", tls)
+    typer.echo(
+        f"DSP inventory at {client.base_url}: "
+        + (f"warning: {warning}" if warning else "our token is accepted"),
+        err=True,
+    )
+    return LookupWorker(engine, client)
 
 
 def lookups(
@@ -112,6 +151,7 @@ def lookups(
     dsp_ca_bundle: DspCaOption = None,
     dsp_client_cert: DspCertOption = None,
     dsp_client_key: DspKeyOption = None,
+    dsp_allow_http: DspAllowHttpOption = False,
     database: DatabaseOption = None,
 ) -> None:
     """Fetch the firmware versions of CHs whose activation came as an N999 (version unknown).
@@ -122,7 +162,14 @@ def lookups(
     """
     from chfw.supplier.lookup import LookupWorker, count_pending
 
-    client = make_client(dsp_url, dsp_token, dsp_ca_bundle, dsp_client_cert, dsp_client_key)
+    client = make_client(
+        dsp_url,
+        dsp_token,
+        dsp_ca_bundle,
+        dsp_client_cert,
+        dsp_client_key,
+        allow_http=dsp_allow_http,
+    )
     eng = backoffice_engine(database)
     worker = LookupWorker(eng, client, sweep_seconds=sweep_seconds)
     with run_guarded(), translated():
@@ -131,11 +178,14 @@ def lookups(
             waiting = count_pending(conn)
     if database is not None:
         eng.dispose()
+    not_tried = f", {stats.waiting} not tried" if stats.waiting else ""
     typer.echo(
-        f"fetched {stats.fetched} version(s), {stats.failed} lookup(s) failed; "
+        f"fetched {stats.fetched} version(s), {stats.failed} lookup(s) failed{not_tried}; "
         f"{waiting} CH(s) still waiting for a version"
     )
-    if once and stats.failed:
+    if worker.dsp_problem:
+        typer.echo(f"the DSP failed as a whole, so look-ups wait for it: {worker.dsp_problem}")
+    if once and (stats.failed or stats.waiting):
         raise typer.Exit(1)
 
 

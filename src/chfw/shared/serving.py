@@ -35,6 +35,8 @@ trusts 127.0.0.1 by default, is off.
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import ssl
 import warnings
 from dataclasses import dataclass
@@ -44,9 +46,12 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # private: see above
 
+from chfw.core.clock import utc_now
 from chfw.exceptions import ConfigError
+from chfw.shared.certificates import check_server_certificate
 from chfw.shared.config import Settings
 from chfw.shared.forwarded import ForwardedHeaders, TrustedProxies
+from chfw.shared.handshakes import HandshakeFailures
 from chfw.shared.longrunning import start_long_running
 
 TESTED_UVICORN_VERSIONS = frozenset({"0.54.0"})
@@ -171,12 +176,14 @@ def tls_options(cert: Path | None, key: Path | None, client_ca: Path | None) -> 
     """uvicorn's ssl_* options, after checking the files can be used.
 
     With ``client_ca``, clients must present a certificate issued by it
-    (mutual TLS): a client without one fails the handshake.
+    (mutual TLS): a client without one fails the handshake. The certificate must
+    be valid now and ``key`` its key (:func:`check_server_certificate`).
     """
     if cert is None:
         if key is not None or client_ca is not None:
             raise ConfigError("--tls-key and --tls-client-ca need --tls-cert")
         return {}
+    check_server_certificate(cert, key, utc_now())
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(cert, key)
@@ -239,6 +246,26 @@ def server_config(
     )
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host``:``port`` now, so that nothing is announced before the
+    address is known to work; a port in use is one ConfigError line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is already in use (another receiver or program "
+                "listens there): stop it, or choose another --port"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(
+                f"not allowed to listen on {host}:{port} (ports below 1024 need privileges): "
+                "choose another --port"
+            ) from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(
     app: Any,
     host: str,
@@ -246,7 +273,19 @@ def serve(
     limits: ClientLimits,
     tls: dict[str, Any] | None = None,
     proxies: TrustedProxies | None = None,
+    *,
+    sock: socket.socket | None = None,
+    handshakes: HandshakeFailures | None = None,
 ) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM (uvicorn finishes the requests in progress)."""
+    """Serve ``app`` until SIGINT/SIGTERM (uvicorn finishes the requests in progress).
+
+    ``sock``: a socket from :func:`bind` (else uvicorn binds ``host``:``port``);
+    ``handshakes``: told of every failed TLS handshake.
+    """
     start_long_running()
-    uvicorn.Server(server_config(app, host, port, limits, tls, proxies)).run()
+    config = server_config(app, host, port, limits, tls, proxies)
+    if tls and handshakes is not None:
+        config.load()  # builds config.ssl, which uvicorn then serves with
+        if config.ssl is not None:
+            handshakes.install(config.ssl)
+    uvicorn.Server(config).run(sockets=None if sock is None else [sock])

@@ -13,9 +13,14 @@ wakes it as soon as an N999 is recorded) and sweeps every pending CH
 periodically, so lookups left over by a restart or a DSP outage are done too.
 ``chfw receiver lookups --once`` runs one sweep from the command line.
 
-Backoff is per CH and in memory (full jitter, doubling from
-``initial`` to ``maximum`` seconds, never giving up): a restarted worker
-simply tries every pending CH once more at start.
+Backoff is in memory (full jitter, doubling from ``initial`` to ``maximum``
+seconds, never giving up): a restarted worker simply tries every pending CH
+once more at start. A failure that is the CH's own (404, no version yet, a
+malformed entry) backs that CH off alone. A failure of the DSP as a whole
+(our token refused, the DSP unreachable, its TLS refused, a 429 or 5xx) would
+fail every CH alike, so it pauses every look-up behind one shared back-off:
+one log line says so (``dsp_lookups_paused``, with what to do), a single CH is
+tried when the pause ends, and ``dsp_lookups_resumed`` says when it answers.
 """
 
 from __future__ import annotations
@@ -37,26 +42,36 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.engine import Connection, Engine
 
-from chfw import __version__
 from chfw.core.clock import utc_now
 from chfw.core.domain import DeviceId, FirmwareVersion
-from chfw.exceptions import ChfwError, InvalidValueError
+from chfw.exceptions import InvalidValueError
 from chfw.shared.db.engine import reading
 from chfw.shared.retry import RetryPolicy
 from chfw.shared.tls import TlsConfig
 from chfw.supplier import backoffice
+from chfw.supplier.dsp_answers import (
+    INVENTORY_PATH,
+    USER_AGENT,
+    InventoryLookupError,
+    snippet,
+    status_problem,
+    transport_problem,
+)
 from chfw.supplier.schema import bo_hubs
+
+__all__ = [
+    "InventoryClient",
+    "InventoryLookupError",
+    "LookupStats",
+    "LookupWorker",
+    "count_pending",
+    "pending_page",
+    "run_with",
+]
 
 log = structlog.get_logger("chfw.supplier.lookup")
 
-INVENTORY_PATH = "/su/v1/inventory/{device_id}"
 DEFAULT_BACKOFF = RetryPolicy(initial=2.0, maximum=600.0, horizon=math.inf)
-USER_AGENT = f"chfw-receiver/{__version__}"
-_SNIPPET = 200
-
-
-class InventoryLookupError(ChfwError):
-    """The DSP's inventory did not give a CH's firmware version; the lookup is retried."""
 
 
 class InventoryClient:
@@ -121,21 +136,9 @@ class InventoryClient:
         try:
             response = await self._client.get(INVENTORY_PATH.format(device_id=device_id))
         except httpx.HTTPError as exc:
-            raise InventoryLookupError(f"GET {url}: {exc or type(exc).__name__}") from exc
-        status = response.status_code
-        if status == 401:
-            raise InventoryLookupError(
-                f"GET {url}: the DSP refused our token (401); issue a new one on the DSP with "
-                "`chfw users token USER_ID` and give it to the receiver "
-                "(--dsp-token or CHFW_RECEIVER_DSP_TOKEN)"
-            )
-        if status == 404:
-            raise InventoryLookupError(
-                f"GET {url}: the DSP knows no CH {device_id} that our Service User is a "
-                "Responsible Supplier of (404); check the CH's registration"
-            )
-        if status != 200:
-            raise InventoryLookupError(f"GET {url} answered {status}: {_snippet(response)}")
+            raise transport_problem(self.base_url, exc) from exc
+        if response.status_code != 200:
+            raise status_problem(url, device_id, response)
         try:
             entry = response.json()
             text = entry["firmware_version"]
@@ -143,13 +146,8 @@ class InventoryClient:
         except (ValueError, KeyError, TypeError) as exc:
             raise InventoryLookupError(
                 f"GET {url}: the answer is not an inventory entry with a firmware_version "
-                f"({exc}): {_snippet(response)}"
+                f"({exc}): {snippet(response)}"
             ) from None
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text[: _SNIPPET * 2].split())
-    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +156,12 @@ class LookupStats:
 
     fetched: int = 0
     failed: int = 0
+    waiting: int = 0  # not tried: the DSP as a whole was failing (paused)
 
     def __add__(self, other: LookupStats) -> LookupStats:
-        return LookupStats(self.fetched + other.fetched, self.failed + other.failed)
+        return LookupStats(
+            self.fetched + other.fetched, self.failed + other.failed, self.waiting + other.waiting
+        )
 
 
 def pending_page(conn: Connection, after: str | None, limit: int) -> list[DeviceId]:
@@ -222,6 +223,10 @@ class LookupWorker:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self.totals = LookupStats()  # since this worker was made
+        # The shared back-off when the DSP as a whole fails (token, network, 5xx).
+        self._dsp_failures = 0
+        self._dsp_retry_at = -math.inf
+        self.dsp_problem: str | None = None
 
     # -- waking up ---------------------------------------------------------------------------
 
@@ -263,13 +268,14 @@ class LookupWorker:
                 notified = self._take_notified()
                 if notified:
                     await self.lookup(notified)
-                if self._clock() >= min(next_sweep, self._earliest_retry()):
+                if self._clock() >= self._next_due(next_sweep):
                     await self.run_once()
                     next_sweep = self._clock() + self.sweep_seconds
             except Exception:  # a database hiccup must not end the follow-up for good
                 log.exception("lookup_pass_failed")
                 next_sweep = self._clock() + min(self.sweep_seconds, 5.0)
-            wait = min(next_sweep, self._earliest_retry()) - self._clock()
+                self._dsp_retry_at = max(self._dsp_retry_at, next_sweep)
+            wait = self._next_due(next_sweep) - self._clock()
             if wait > 0 and not self._stopping:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
@@ -278,6 +284,16 @@ class LookupWorker:
 
     def _earliest_retry(self) -> float:
         return min(self._retry_at.values(), default=math.inf)
+
+    def _next_due(self, next_sweep: float) -> float:
+        """When to sweep next: at the end of the DSP's pause while it fails as a whole."""
+        if self._dsp_failures:
+            return self._dsp_retry_at
+        return min(next_sweep, self._earliest_retry())
+
+    def paused(self) -> bool:
+        """The DSP failed as a whole and its back-off has not passed: nothing is asked."""
+        return self._clock() < self._dsp_retry_at
 
     async def run_once(self) -> LookupStats:
         """One sweep: look up every pending CH whose backoff has passed (all, the first time)."""
@@ -296,6 +312,8 @@ class LookupWorker:
         for device in set(self._retry_at) - still_pending:  # settled otherwise (a newer N64)
             self._retry_at.pop(device, None)
             self._failures.pop(device, None)
+        if not still_pending:  # nothing left to ask: no pause to keep
+            self._dsp_failures, self._dsp_retry_at, self.dsp_problem = 0, -math.inf, None
         return stats
 
     def _read_page(self, after: str | None) -> list[DeviceId]:
@@ -303,17 +321,52 @@ class LookupWorker:
             return pending_page(conn, after, self.page_size)
 
     async def lookup(self, devices: Iterable[DeviceId]) -> LookupStats:
-        """Fetch and record these CHs' versions, at most ``concurrency`` at a time."""
+        """Fetch and record these CHs' versions, at most ``concurrency`` at a time.
+
+        While the DSP fails as a whole, none is asked (``waiting``); after such a
+        failure, one CH is asked alone first, and the rest only if it answers.
+        """
+        devices = list(devices)
         limit = asyncio.Semaphore(self.concurrency)
-        results = await asyncio.gather(*(self._lookup_one(device, limit) for device in devices))
-        fetched = sum(results)
-        stats = LookupStats(fetched=fetched, failed=len(results) - fetched)
+        results: list[bool | None] = []
+        if self._dsp_failures and devices:  # the DSP failed last time: probe with one CH
+            results.append(await self._lookup_one(devices[0], limit))
+            devices = devices[1:]
+        results += await asyncio.gather(*(self._lookup_one(device, limit) for device in devices))
+        stats = LookupStats(
+            fetched=results.count(True), failed=results.count(False), waiting=results.count(None)
+        )
         self.totals += stats
         return stats
 
-    async def _lookup_one(self, device: DeviceId, limit: asyncio.Semaphore) -> bool:
+    def _dsp_failed(self, exc: InventoryLookupError) -> None:
+        """The DSP failed as a whole: pause every look-up; one line, not one per CH."""
+        if self.paused():  # a look-up that started before the pause: already counted
+            return
+        self._dsp_failures += 1
+        delay = self.backoff.next_delay(self._dsp_failures, self._rng)
+        self._dsp_retry_at = self._clock() + delay
+        problem = str(exc)
+        if problem != self.dsp_problem:
+            log.warning(
+                "dsp_lookups_paused",
+                dsp=self.client.base_url,
+                error=problem,
+                retry_in_seconds=round(delay, 1),
+                note="every N999 look-up waits for the DSP; this line is not repeated per CH",
+            )
+        self.dsp_problem = problem
+
+    def _dsp_answered(self) -> None:
+        if self._dsp_failures:
+            log.info("dsp_lookups_resumed", dsp=self.client.base_url, after=self.dsp_problem)
+        self._dsp_failures, self._dsp_retry_at, self.dsp_problem = 0, -math.inf, None
+
+    async def _lookup_one(self, device: DeviceId, limit: asyncio.Semaphore) -> bool | None:
         # Backoff bookkeeping stays on the event loop's thread; only database calls go to threads.
         async with limit:
+            if self.paused():
+                return None
             try:
                 version = await self.client.fetch(device)
                 if version is None:
@@ -321,6 +374,11 @@ class LookupWorker:
                         f"the DSP's inventory has no firmware version for CH {device} yet"
                     )
             except InventoryLookupError as exc:
+                if exc.whole_dsp:
+                    self._dsp_failed(exc)
+                    await asyncio.to_thread(self._record_failure, device, str(exc))
+                    return False
+                self._dsp_answered()
                 failures = self._failures.get(device, 0) + 1
                 delay = self.backoff.next_delay(failures, self._rng)
                 self._failures[device] = failures
@@ -334,6 +392,7 @@ class LookupWorker:
                     error=str(exc),
                 )
                 return False
+            self._dsp_answered()
             await asyncio.to_thread(self._record_version, device, version)
             self._failures.pop(device, None)
             self._retry_at.pop(device, None)
@@ -349,8 +408,12 @@ class LookupWorker:
             backoffice.record_lookup_failure(conn, device, error)
 
     def retry_at(self, device: DeviceId) -> float | None:
-        """When (on the worker's clock) this CH is next tried after a failure, if it failed."""
-        return self._retry_at.get(device)
+        """When (on the worker's clock) this CH is next tried after a failure, if it failed:
+        its own back-off, or the DSP's while the DSP fails as a whole."""
+        own = self._retry_at.get(device)
+        if self._dsp_failures:
+            return max(own or -math.inf, self._dsp_retry_at)
+        return own
 
 
 def run_with(app: FastAPI, worker: LookupWorker) -> None:

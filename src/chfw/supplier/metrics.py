@@ -60,6 +60,13 @@ class ReceiverMetrics:
             buckets=CHECK_BUCKETS,
             registry=r,
         )
+        self.handshake_failures = Counter(
+            "chfw_receiver_tls_handshake_failures",
+            "TLS handshakes that failed (e.g. no client certificate under mutual TLS), by "
+            "OpenSSL's reason",
+            ["reason"],
+            registry=r,
+        )
         # Children looked up once: ``labels()`` costs a lock and a dict walk per call,
         # paid per alert.
         self._posts = {result: self.posts.labels(result) for result in self.RESULTS}
@@ -68,6 +75,9 @@ class ReceiverMetrics:
     def checked(self, seconds: float) -> None:
         self.received.inc()
         self.check_seconds.observe(seconds)
+
+    def handshake_failed(self, reason: str) -> None:
+        self.handshake_failures.labels(reason).inc()
 
     def unrecorded(self) -> None:
         self._posts["unrecorded"].inc()

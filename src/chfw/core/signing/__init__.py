@@ -13,7 +13,7 @@ from chfw.core.signing.sign import (
     unsigned,
 )
 from chfw.core.signing.signer import PemSigner, Signer, create_development_identity
-from chfw.core.signing.verify import TrustStore, VerifiedDocument, verify_document
+from chfw.core.signing.verify import TrustStore, VerifiedDocument, serial_hex, verify_document
 
 __all__ = [
     "PemSigner",
@@ -23,6 +23,7 @@ __all__ = [
     "VerifiedDocument",
     "canonical_signed_info",
     "create_development_identity",
+    "serial_hex",
     "sign_canonical",
     "sign_document",
     "unsigned",

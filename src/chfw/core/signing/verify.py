@@ -58,6 +58,16 @@ _DIGEST_BYTES = 32
 _SERIAL_DIGITS_MAX = 49  # 2**160 - 1 has 49 digits (RFC 5280: serials are at most 20 octets)
 
 
+def serial_hex(serial: int) -> str:
+    """A certificate serial as ``openssl x509 -serial`` prints it: upper-case hex, whole octets."""
+    digits = format(serial, "X")
+    return digits.zfill(len(digits) + len(digits) % 2)
+
+
+def _serial(serial: int) -> str:
+    return f"{serial} (hex {serial_hex(serial)})"
+
+
 class TrustStore:
     """The certificates whose signatures we accept, found by issuer name and serial number."""
 
@@ -72,7 +82,8 @@ class TrustStore:
                 raise ConfigError(
                     "two different trusted certificates share issuer "
                     f"{certificate.issuer.rfc4514_string()!r} and serial "
-                    f"{certificate.serial_number}; a signer could not be told apart — keep one"
+                    f"{_serial(certificate.serial_number)}; a signer could not be told apart "
+                    "— keep one"
                 )
             by_issuer_serial[key] = certificate
         self._by_issuer_serial = by_issuer_serial
@@ -151,7 +162,8 @@ def verify_document(
         public_key.curve, ec.SECP256R1
     ):
         raise VerificationError(
-            f"the signer's certificate (serial {certificate.serial_number}) does not hold an "
+            f"the signer's certificate (serial {_serial(certificate.serial_number)}) does not "
+            "hold an "
             "EC P-256 key; DUIS signatures are ECDSA P-256"
         )
     root.remove(signature)
@@ -172,7 +184,8 @@ def verify_document(
     except InvalidSignature:
         raise VerificationError(
             "the signature value does not verify with the key of the certificate named in "
-            f"KeyInfo (issuer {strict.shown(parts.issuer_name)}, serial {parts.serial_number}): "
+            f"KeyInfo (issuer {strict.shown(parts.issuer_name)}, "
+            f"serial {_serial(parts.serial_number)}): "
             "signed with another key, or SignedInfo was altered"
         ) from None
     return VerifiedDocument(
@@ -380,8 +393,8 @@ def _trusted_certificate(trust: TrustStore, issuer_name: str, serial: int) -> x5
     if certificate is None:
         raise VerificationError(
             f"unknown signer: no trusted certificate with issuer {strict.shown(issuer_name)} and "
-            f"serial {serial}; add the signer's certificate to the trust store if it should be "
-            "trusted"
+            f"serial {_serial(serial)}; add the signer's certificate to the trust store if it "
+            "should be trusted"
         )
     return certificate
 
@@ -392,12 +405,13 @@ def _check_validity(certificate: x509.Certificate, at: dt.datetime | None) -> No
         when = when.replace(tzinfo=dt.UTC)
     if when < certificate.not_valid_before_utc:
         raise VerificationError(
-            f"the signer's certificate (serial {certificate.serial_number}) is not valid before "
+            f"the signer's certificate (serial {_serial(certificate.serial_number)}) is not "
+            "valid before "
             f"{certificate.not_valid_before_utc.isoformat()}"
         )
     if when > certificate.not_valid_after_utc:
         raise VerificationError(
-            f"the signer's certificate (serial {certificate.serial_number}) expired on "
+            f"the signer's certificate (serial {_serial(certificate.serial_number)}) expired on "
             f"{certificate.not_valid_after_utc.isoformat()}"
         )
 

@@ -1,0 +1,137 @@
+"""What the DSP's inventory answers mean for N999 look-ups, and the receiver's start-up check.
+
+Every failure is turned into an :class:`InventoryLookupError` that says what to
+check (never a bare ``All connection attempts failed`` or
+``CERTIFICATE_VERIFY_FAILED``) and whether it is the DSP's as a whole
+(``whole_dsp``: token, network, TLS, 429, 5xx), which pauses every look-up
+behind one back-off (:class:`chfw.supplier.lookup.LookupWorker`).
+:func:`check_dsp` asks the DSP once when ``chfw receiver serve --dsp-url`` starts.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from chfw import __version__
+from chfw.core.domain import DeviceId
+from chfw.exceptions import ChfwError, ConfigError
+from chfw.shared.tls import TlsConfig
+
+INVENTORY_PATH = "/su/v1/inventory/{device_id}"
+USER_AGENT = f"chfw-receiver/{__version__}"
+PROBE = DeviceId.parse("00-00-00-00-00-00-00-00")  # no CH: 404 when the token is good
+_SNIPPET = 200
+
+
+class InventoryLookupError(ChfwError):
+    """The DSP's inventory did not give a CH's firmware version; the lookup is retried.
+
+    ``whole_dsp``: the failure is the DSP's as a whole (token, network, TLS, 429,
+    5xx), not this CH's: every look-up waits behind one back-off.
+    """
+
+    def __init__(self, message: str, *, whole_dsp: bool = False) -> None:
+        super().__init__(message)
+        self.whole_dsp = whole_dsp
+
+
+def transport_problem(base_url: str, exc: httpx.HTTPError) -> InventoryLookupError:
+    """A network or TLS failure reaching the DSP, as what to check (never a bare
+    'All connection attempts failed')."""
+    text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        what = (
+            f"the DSP's certificate at {base_url} is not trusted ({text}): give the CA that "
+            "issued it with --dsp-ca-bundle"
+        )
+    elif "ALERT" in text.upper() and "SSL" in text.upper():
+        what = (
+            f"the DSP at {base_url} refused our TLS handshake ({text}): if it requires a client "
+            "certificate, give --dsp-client-cert and --dsp-client-key"
+        )
+    elif isinstance(exc, httpx.TimeoutException):
+        what = (
+            f"the DSP at {base_url} did not answer in time ({type(exc).__name__}): is it "
+            "overloaded, or is a firewall dropping the connection?"
+        )
+    elif isinstance(exc, httpx.ConnectError):
+        what = (
+            f"cannot connect to the DSP at {base_url} ({text}): is it running, and are "
+            "--dsp-url's host and port right?"
+        )
+    else:
+        what = f"talking to the DSP at {base_url} failed: {text}"
+    return InventoryLookupError(what, whole_dsp=True)
+
+
+def status_problem(url: str, device_id: DeviceId, response: httpx.Response) -> InventoryLookupError:
+    """What a non-200 answer means, and whether it is the DSP's as a whole."""
+    status = response.status_code
+    if status == 401:
+        return InventoryLookupError(
+            f"GET {url}: the DSP refused our token (401); issue a new one on the DSP with "
+            "`chfw users token USER_ID` and give it to the receiver "
+            "(--dsp-token or CHFW_RECEIVER_DSP_TOKEN)",
+            whole_dsp=True,
+        )
+    if status == 404:
+        return InventoryLookupError(
+            f"GET {url}: the DSP knows no CH {device_id} that our Service User is a "
+            "Responsible Supplier of (404); check the CH's registration"
+        )
+    if status == 429:
+        return InventoryLookupError(
+            f"GET {url} answered 429: the DSP is limiting this address after wrong tokens; "
+            "check the token, the DSP lets us in again after its Retry-After",
+            whole_dsp=True,
+        )
+    return InventoryLookupError(
+        f"GET {url} answered {status}: {snippet(response)}", whole_dsp=status >= 500
+    )
+
+
+def snippet(response: httpx.Response) -> str:
+    """The start of an answer's text, on one line, for a message."""
+    text = " ".join(response.text[: _SNIPPET * 2].split())
+    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
+
+
+def check_dsp(
+    base_url: str,
+    token: str,
+    tls: TlsConfig,
+    *,
+    timeout: float = 10.0,
+    transport: httpx.BaseTransport | None = None,
+) -> str | None:
+    """Ask the DSP once, as the receiver starts, with our token and TLS settings.
+
+    Raises ConfigError for a set-up mistake (the token refused, the DSP's
+    certificate not trusted, our TLS refused); returns a warning when the DSP
+    cannot be reached now (the receiver starts anyway and its look-ups wait for
+    the DSP); None when the DSP answered. It asks for a Device ID no CH has, so
+    a good token gets 404.
+    """
+    base = base_url.rstrip("/")
+    url = base + INVENTORY_PATH.format(device_id=PROBE)
+    headers = {"authorization": f"Bearer {token.strip()}", "user-agent": USER_AGENT}
+    try:
+        with httpx.Client(
+            verify=tls.ssl_context(),
+            timeout=timeout,
+            trust_env=False,
+            follow_redirects=False,
+            transport=transport,
+        ) as client:
+            response = client.get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        problem = str(transport_problem(base, exc))
+        if "TLS" in problem or "certificate" in problem:
+            raise ConfigError(problem) from None
+        return f"{problem}; starting anyway: N999 look-ups wait until the DSP answers"
+    if response.status_code in (200, 400, 404):
+        return None
+    problem = str(status_problem(url, PROBE, response))
+    if response.status_code == 401:
+        raise ConfigError(problem)
+    return f"{problem}; starting anyway: N999 look-ups wait until the DSP answers"
