@@ -491,3 +491,81 @@ def test_json_of_an_entry_is_what_the_client_reads() -> None:
 
     assert "firmware_version" in InventoryEntry.model_fields
     assert json.loads(entry(CH1, "01").content)["firmware_version"] == "01"
+
+
+class TestSharedBackoff:
+    """A failure of the DSP as a whole pauses every look-up behind one back-off."""
+
+    def test_refused_token_pauses_all_then_one_probe_resumes(self, engine: Engine) -> None:
+        hubs = [device(50 + n) for n in range(5)]
+        for hub in hubs:
+            record(engine, hub, None, START)
+        refusing = [True]
+        asked: list[str] = []
+
+        def dsp(request: httpx.Request) -> httpx.Response:
+            hub = request.url.path.rsplit("/", 1)[-1]
+            asked.append(hub)
+            return httpx.Response(401) if refusing[0] else entry(DeviceId.parse(hub), "0505")
+
+        clock = Clock()
+        worker = LookupWorker(
+            engine,
+            client_for(dsp),
+            backoff=RetryPolicy(initial=10.0, maximum=60.0, horizon=math.inf),
+            clock=clock,
+            concurrency=1,
+        )
+
+        async def scenario() -> None:
+            first = await worker.run_once()
+            assert (first.fetched, first.failed, first.waiting) == (0, 1, 4)
+            assert worker.paused()
+            assert worker.dsp_problem is not None
+            assert "refused our token (401)" in worker.dsp_problem
+            retry_at = worker.retry_at(hubs[3])  # never asked: waits for the DSP's pause
+            assert retry_at is not None
+            assert (await worker.run_once()).waiting == 5  # still paused: nothing asked
+            clock.now = retry_at
+            probe = await worker.run_once()  # one CH asked, refused again: paused again
+            assert (probe.fetched, probe.failed, probe.waiting) == (0, 1, 4)
+            refusing[0] = False
+            clock.now = worker.retry_at(hubs[3]) or math.inf
+            recovered = await worker.run_once()
+            assert (recovered.fetched, recovered.failed, recovered.waiting) == (5, 0, 0)
+            assert worker.dsp_problem is None
+
+        asyncio.run(scenario())
+        assert len(asked) == 1 + 1 + 5  # not one request per CH per retry
+        with engine.connect() as conn:
+            assert count_pending(conn) == 0
+
+    def test_404_is_the_chs_own(self, engine: Engine) -> None:
+        hub, other = device(60), device(61)
+        record(engine, hub, None, START)
+        record(engine, other, None, START)
+        dsp = Dsp()
+        dsp.script(other, entry(other, "0606"))
+        worker = worker_for(engine, dsp)
+        stats = asyncio.run(worker.run_once())
+        assert (stats.fetched, stats.failed, stats.waiting) == (1, 1, 0)
+        assert not worker.paused()
+
+    @pytest.mark.parametrize(
+        ("error", "expected"),
+        [
+            (httpx.ConnectError("All connection attempts failed"), "is it running"),
+            (
+                httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"),
+                "--dsp-ca-bundle",
+            ),
+            (httpx.ReadTimeout("timed out"), "did not answer in time"),
+        ],
+    )
+    def test_network_errors_say_what_to_check(self, error: Exception, expected: str) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            raise error
+
+        with pytest.raises(InventoryLookupError, match=expected) as caught:
+            fetch(handler, CH1)
+        assert caught.value.whole_dsp
