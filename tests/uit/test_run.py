@@ -67,6 +67,12 @@ class TestAnswers:
         assert result.passed is True
         assert result.not_checked == "whether it was recorded once, as signed"
 
+    def test_closing_the_connection_refuses_only_an_oversized_body(self, made: Material) -> None:
+        closed = Answer(None, "no answer: the endpoint closed the connection", closed=True)
+        assert _run(made, "size.oversized", closed).passed is True
+        assert _run(made, "signature.tampered", closed).passed is False
+        assert _run(made, "size.oversized", Answer(None, "no answer within 1 s")).passed is False
+
 
 class TestRecords:
     def test_recorded_once_as_signed(self, made: Material) -> None:

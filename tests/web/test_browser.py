@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ from chfw.dsp.store.schema import firmware_history
 from chfw.shared.db.engine import create_engine_for
 from chfw.shared.web.auth import DashboardAuth
 from chfw.supplier import pilots
+from chfw.uit.report import CaseResult, Report, write_html
 from tests.databases import copy_sqlite
 from tests.dsp.store.outbox_helpers import mark_retry
 from tests.web.conftest import TOKEN
@@ -249,3 +250,29 @@ class TestSupplierDashboard:
         page.goto(f"{supplier_base}/dashboard/")
         page.wait_for_selector("#pilot-statuses")
         screenshot(page, "supplier-dashboard.png")
+
+
+class TestUitReport:
+    """The kit's HTML report (a file a supplier attaches to its evidence), opened as a file."""
+
+    def test_cases_shown_and_answers_inert(self, page: Page, tmp_path: Path) -> None:
+        hostile = "<script>window.pwned = 1</script><img src=x onerror='window.pwned = 2'>"
+        at = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+        results = (
+            CaseResult("valid.n64", "valid", "A genuine N64", "2xx", "N64 x", "204", True, "it"),
+            CaseResult(
+                "signature.unsigned", "signature", "No signature", "4xx", "x", hostile, False
+            ),
+        )
+        path = tmp_path / "report.html"
+        write_html(Report("https://uit.example/a", "5.1", None, at, at, results), path)
+        page.goto(path.as_uri())
+        assert page.locator("h1").inner_text().endswith("FAILED")
+        assert (
+            page.locator("#summary").inner_text() == "1 passed, 1 failed, 1 with parts not checked"
+        )
+        assert rows(page, "cases") == [
+            ["valid.n64", "A genuine N64", "N64 x", "2xx", "204", "pass not checked: it"],
+            ["signature.unsigned", "No signature", "x", "4xx", hostile, "FAIL"],
+        ]
+        assert page.evaluate("window.pwned") is None

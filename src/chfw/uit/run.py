@@ -34,6 +34,7 @@ class Answer:
 
     status: int | None
     text: str = ""  # without a status: why there was no answer, starting "no answer"
+    closed: bool = False  # no answer because the endpoint closed or reset the connection
 
     def shown(self) -> str:
         if self.status is None:
@@ -81,6 +82,11 @@ class HttpSender:
             )
         except httpx.TimeoutException:
             return Answer(None, f"no answer within {timeout:.3g} s")
+        except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            # An endpoint that answers 413 from Content-Length and closes resets the
+            # connection under the rest of the body: its answer is often lost with it.
+            reason = f"no answer: the endpoint closed the connection ({type(exc).__name__}: {exc})"
+            return Answer(None, reason[:_SHOWN], closed=True)
         except httpx.TransportError as exc:
             return Answer(None, f"no answer: {type(exc).__name__}: {exc}"[:_SHOWN])
         text = " ".join(response.text.split())
@@ -159,7 +165,9 @@ def judge(
 
     complete = len(answers) == len(prepared.bodies)
     accepted = complete and all(answer.accepted for answer in answers)
-    refused = complete and all(answer.refused for answer in answers)
+    refused = complete and all(
+        answer.refused or (answer.closed and case.closing_refuses) for answer in answers
+    )
     wanted = {
         Expect.ACCEPT: accepted,
         Expect.REFUSE: refused,
