@@ -46,6 +46,7 @@ from fastapi.responses import RedirectResponse
 from chfw.exceptions import ConfigError
 from chfw.shared import throttle as auth_throttle
 from chfw.shared.bearer import bearer_token
+from chfw.shared.bodylimit import BodyTooLarge, declared_length, read_within
 from chfw.shared.throttle import FailureThrottle
 
 SESSION_SECONDS = 12 * 3600
@@ -322,12 +323,17 @@ def same_origin_problem(request: Request) -> str | None:
 
 
 async def read_form(request: Request) -> dict[str, list[str]] | None:
-    """An urlencoded form body (no multipart dependency); None when it is too large."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > FORM_MAX_BYTES:
+    """An urlencoded form body (no multipart dependency); None when it is over
+    ``FORM_MAX_BYTES`` (or the client left). Read with the one body reader,
+    :func:`chfw.shared.bodylimit.read_within`: what passes the limit is never read."""
+    declared = declared_length(request.scope["headers"])
+    if declared is not None and declared > FORM_MAX_BYTES:
         return None
-    body = await request.body()
-    if len(body) > FORM_MAX_BYTES:
+    try:
+        body = await read_within(request.receive, FORM_MAX_BYTES)
+    except BodyTooLarge:
+        return None
+    if body is None:
         return None
     return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
 
