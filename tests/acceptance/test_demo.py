@@ -43,6 +43,15 @@ class TestDemo:
         assert summary["dead"] == 0
         assert sum(summary["firmware_distribution"].values()) == 300
         assert all(summary["checks"].values()), summary["checks"]
+        campaign = summary["campaign"]
+        assert campaign["state"] == "completed", campaign
+        assert [(p["label"], p["size"]) for p in campaign["phases"]] == [
+            ("pilot", 100),
+            ("rest", 200),
+        ]
+        assert campaign["csp_rounds"] == [100, 200]  # the CSP took each phase from the work list
+        assert sum(p["succeeded"] + p["failed"] for p in campaign["phases"]) == 300
+        assert "Campaign demo-wave: completed" in run.stdout
         assert summary["pilot"]["cohort"] > 0
         assert 0 < summary["pilot"]["activated"] <= summary["pilot"]["cohort"]
         # Nothing left running: every child was stopped.

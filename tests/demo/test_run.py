@@ -1,6 +1,9 @@
-"""The demo's wave preparation: small waves are encoded before posting, large ones lazily."""
+"""The demo's wave preparation: small waves are encoded before posting, large ones lazily;
+a campaign's phase gets exactly its hubs' messages either way."""
 
 from __future__ import annotations
+
+from collections import defaultdict
 
 import pytest
 
@@ -17,17 +20,36 @@ def _wave(hubs: int) -> Wave:
     )
 
 
-def test_small_wave_is_encoded_up_front_as_the_same_hex() -> None:
+def test_small_wave_is_encoded_up_front_as_the_same_bytes() -> None:
     wave = _wave(50)
     prepared = run._prepared(wave)
-    assert isinstance(prepared, list)
-    assert prepared == [payload.hex() for payload in wave.payloads()]
+    assert prepared is not None
+    assert [m.data for m in prepared] == list(wave.payloads())
     assert len(prepared) == wave.ground_truth.messages
 
 
 def test_large_wave_is_encoded_while_posting(monkeypatch: pytest.MonkeyPatch) -> None:
     wave = _wave(50)
     monkeypatch.setattr(run, "PREPARE_LIMIT", wave.ground_truth.messages - 1)
-    prepared = run._prepared(wave)
-    assert not isinstance(prepared, list)
-    assert list(prepared) == [payload.hex() for payload in wave.payloads()]
+    assert run._prepared(wave) is None
+
+
+def _per_hub(wave: Wave, hexes: list[str]) -> dict[str, list[str]]:
+    by_data = {m.data.hex(): str(m.activation.hub.device_id) for m in wave.messages()}
+    out: dict[str, list[str]] = defaultdict(list)
+    for text in hexes:
+        out[by_data[text]].append(text)
+    return dict(out)
+
+
+def test_a_phase_gets_its_hubs_messages_in_their_order_either_way() -> None:
+    wave = _wave(200)
+    phase = {hub.device_id for hub in list(wave.estate)[::3]}
+    picked = list(run.phase_messages(wave, run._prepared(wave), phase))
+    encoded = list(run.phase_messages(wave, None, phase))
+    assert _per_hub(wave, picked) == _per_hub(wave, encoded)
+    assert {str(d) for d in phase} == set(_per_hub(wave, picked))
+    everything = [m.data.hex() for m in wave.messages()]
+    rest = {hub.device_id for hub in wave.estate} - phase
+    both = picked + list(run.phase_messages(wave, None, rest))
+    assert sorted(both) == sorted(everything)  # the phases together are the whole wave

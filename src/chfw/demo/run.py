@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,18 +27,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from chfw.core.clock import utc_now
-from chfw.core.domain import FirmwareVersion, UserId
+from chfw.core.domain import DeviceId, FirmwareVersion, UserId
+from chfw.core.domain.campaign import Gates, PhaseSpec
 from chfw.demo.processes import ServiceGroup, free_port
 from chfw.demo.summary import build_summary, print_summary
 from chfw.dsp.deployment import create_deployment
-from chfw.dsp.store import backlog, csps, estate, users
+from chfw.dsp.estate_file import CspRegion
+from chfw.dsp.store import backlog, campaigns, csps, estate, users
 from chfw.dsp.store.schema import hubs
 from chfw.exceptions import ChfwError
 from chfw.shared.db.engine import create_engine_for, display_url, reading
 from chfw.shared.db.sql import chunked
+from chfw.sim.campaign import CampaignRun, run_campaign
 from chfw.sim.estate import SimHub, SyntheticEstate, generate_estate
-from chfw.sim.poster import post_wave
-from chfw.sim.wave import InventoryStart, Wave, generate_wave
+from chfw.sim.wave import InventoryStart, Wave, WaveMessage, generate_wave
 from chfw.supplier import pilots
 
 SEEDED_AT = datetime(2025, 6, 1, tzinfo=UTC)  # when the estate's starting firmware took effect
@@ -156,13 +159,16 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         )
 
         post_started = time.monotonic()
-        stats = _post(wave, intake_urls, credential, options.batch_size, console)
+        start_campaign(engine, synthetic, target)
+        run = _post(wave, intake_urls, credential, options.batch_size, console)
+        stats = run.stats
         post_seconds = time.monotonic() - post_started
         services.check_alive()
         drain_seconds = _drain(engine, wave, services, options.drain_timeout, console)
         summary = build_summary(
             engine, wave, [] if options.sink_receivers else suppliers, stats.as_json()
         )
+        summary["campaign"] = campaign_summary(engine, run)
         if pilot_db is not None:
             summary["pilot"] = _pilot_summary(pilot_db)
         summary["timing"] = {
@@ -268,7 +274,7 @@ def register_parties(
     Returns the CSP's intake credential.
     """
     with engine.begin() as conn:
-        credential = csps.add_csp(conn, csp)
+        credential = csps.add_csp(conn, csp, regions=list(CspRegion))
         for supplier, sim in zip(suppliers, synthetic.suppliers, strict=True):
             users.upsert_user(
                 conn,
@@ -301,8 +307,56 @@ def _plan_suppliers(synthetic: SyntheticEstate, workdir: Path) -> list[Supplier]
     return out
 
 
-def _post(wave: Wave, urls: list[str], credential: str, batch_size: int, console: Console) -> Any:
+CAMPAIGN_NAME = "demo-wave"
+# The wave fails ~8 % of hubs: a 25 % error threshold lets it through, 80 % succeeded
+# opens the rest after the pilot.
+CAMPAIGN_GATES = Gates(error_threshold=25, min_sample=50, success_threshold=80)
+
+
+def campaign_phases(hubs: int) -> list[PhaseSpec]:
+    """A pilot of 5 % of the estate (at least 100 CHs, so that its gates have a sample),
+    then the rest; one phase for an estate too small to split."""
+    pilot = min(hubs - 1, max(100, round(hubs * 0.05)))
+    if pilot < 1:
+        return [PhaseSpec.parse("all=rest")]
+    return [PhaseSpec.parse(f"pilot={pilot}"), PhaseSpec.parse("rest=rest")]
+
+
+def start_campaign(engine: sa.Engine, synthetic: SyntheticEstate, target: FirmwareVersion) -> None:
+    """The wave as a DCC campaign over the whole estate: a pilot phase, then the rest."""
+    with engine.begin() as conn:
+        campaigns.create(
+            conn,
+            CAMPAIGN_NAME,
+            target,
+            [hub.device_id for hub in synthetic],
+            campaign_phases(len(synthetic)),
+            CAMPAIGN_GATES,
+            actor="chfw demo",
+            now=utc_now(),
+        )
+        campaigns.change_state(conn, CAMPAIGN_NAME, "start", actor="chfw demo", now=utc_now())
+
+
+def campaign_summary(engine: sa.Engine, run: CampaignRun) -> dict[str, Any]:
+    """The campaign's status as the DSP has it, and the rounds the CSP worked in."""
+    with reading(engine) as conn:
+        status = campaigns.status(conn, CAMPAIGN_NAME, utc_now()).as_json()
+    status["csp_rounds"] = run.rounds
+    return status
+
+
+def _post(
+    wave: Wave, urls: list[str], credential: str, batch_size: int, console: Console
+) -> CampaignRun:
+    """The CSP works through the campaign: each phase's hubs from the work list, their
+    answers posted to the intake(s)."""
     total = wave.ground_truth.messages
+    prepared = _prepared(wave)
+
+    def messages_for(devices: AbstractSet[DeviceId]) -> Iterable[str]:
+        return phase_messages(wave, prepared, devices)
+
     with Progress(
         TextColumn("[bold]CSP → intake[/]"),
         BarColumn(),
@@ -312,13 +366,16 @@ def _post(wave: Wave, urls: list[str], credential: str, batch_size: int, console
         console=console,
     ) as progress:
         task = progress.add_task("post", total=total)
-        return post_wave(
-            _prepared(wave),
+        return run_campaign(
+            messages_for,
             urls,
             credential,
+            CAMPAIGN_NAME,
+            work_limit=5000,
             batch_size=batch_size,
             concurrency=2 * len(urls),  # a batch in hand at each intake while one is answered
             progress=lambda n: progress.advance(task, n),
+            on_round=lambda n: console.print(f"campaign {CAMPAIGN_NAME}: {n:,} hubs handed out"),
         )
 
 
@@ -328,9 +385,18 @@ def _post(wave: Wave, urls: list[str], credential: str, batch_size: int, console
 PREPARE_LIMIT = 200_000
 
 
-def _prepared(wave: Wave) -> Iterable[str]:
-    payloads = (payload.hex() for payload in wave.payloads())
-    return list(payloads) if wave.ground_truth.messages <= PREPARE_LIMIT else payloads
+def phase_messages(
+    wave: Wave, prepared: list[WaveMessage] | None, devices: AbstractSet[DeviceId]
+) -> Iterable[str]:
+    """The hex of these CHs' messages: picked from the encoded wave, or encoded now."""
+    if prepared is not None:
+        return [m.data.hex() for m in prepared if m.activation.hub.device_id in devices]
+    return (m.data.hex() for m in wave.messages(only=devices))
+
+
+def _prepared(wave: Wave) -> list[WaveMessage] | None:
+    """The wave's messages encoded, if it is small enough (None: encode as posted)."""
+    return list(wave.messages()) if wave.ground_truth.messages <= PREPARE_LIMIT else None
 
 
 def _drain(

@@ -132,6 +132,20 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for version, n in sorted(summary["firmware_distribution"].items()):
         firmware.add_row(version, f"{n:,}")
     console.print(firmware)
+    campaign = summary.get("campaign")
+    if campaign:
+        phases = Table(
+            title=f"Campaign {campaign['name']}: {campaign['state']} ({campaign['reason']})",
+            show_edge=False,
+        )
+        columns = ("size", "dispatched", "succeeded", "failed", "unconfirmed", "held")
+        phases.add_column("phase")
+        phases.add_column("state")
+        for column in columns:
+            phases.add_column(column, justify="right")
+        for p in campaign["phases"]:
+            phases.add_row(p["label"], p["state"], *(f"{p[c]:,}" for c in columns))
+        console.print(phases)
     pilot = summary.get("pilot")
     if pilot:
         reached = {m["percent"]: m["seconds_after_first"] for m in pilot["milestones"]}

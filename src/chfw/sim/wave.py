@@ -25,6 +25,7 @@ import hashlib
 import heapq
 import random
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -37,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from chfw.core.domain import (
     ActivationOutcome,
     ActivationResult,
+    DeviceId,
     Eui64,
     FirmwareVersion,
     OutcomeSource,
@@ -274,8 +276,10 @@ class Wave:
 
     # -- bytes ---------------------------------------------------------------------------------
 
-    def messages(self) -> Iterator[WaveMessage]:
-        """Every message in posting order, duplicates and alerts held back in a bounded window."""
+    def messages(self, only: AbstractSet[DeviceId] | None = None) -> Iterator[WaveMessage]:
+        """Every message in posting order, duplicates and alerts held back in a bounded window;
+        with ``only``, just those of these CHs (a campaign's CSP sends a phase at a time),
+        in the same way."""
         ordering = random.Random(f"chfw-wave-order:{self.seed}")
         held: list[tuple[int, int, WaveMessage]] = []
         position = 0
@@ -303,6 +307,8 @@ class Wave:
                 sequence += 1
 
         for activation in self.activations():
+            if only is not None and activation.hub.device_id not in only:
+                continue
             while held and held[0][0] <= position:
                 message = heapq.heappop(held)[2]
                 yield message
