@@ -93,6 +93,18 @@ def _answering(status: int, text: bytes = b"", stall: float = 0.0) -> Any:
     return endpoint
 
 
+async def _flood(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers 400 with a 64 MiB text, as fast as the client reads it."""
+    if scope["type"] != "http":
+        return
+    await _drain(receive)
+    await send({"type": "http.response.start", "status": 400, "headers": []})
+    chunk = b"refused " * 8192
+    for _ in range(1024):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
 @pytest.fixture
 def serve_https(pki: Pki) -> Iterator[Callable[[Any], Served]]:
     started: list[Served] = []
@@ -279,6 +291,24 @@ class TestOversized:
         assert case["got"] == "413" or case["got"].startswith(
             "no answer: the endpoint closed the connection"
         ), case
+
+
+class TestHostileAnswers:
+    def test_an_endless_answer_is_read_only_in_part(
+        self,
+        serve_https: Callable[[Any], Served],
+        identity: Identity,
+        pki: Pki,
+        tmp_path: Path,
+    ) -> None:
+        flood = serve_https(_flood)
+        code, output, report, _ = _kit(
+            flood.url("/"), identity, pki, tmp_path, "--only", "signature.unsigned"
+        )
+        assert code == 0, output
+        (case,) = report["cases"]
+        assert case["got"].startswith("400 refused refused")
+        assert len(case["got"]) <= len("400 ") + 160  # the status and the start of the text
 
 
 class TestSafety:

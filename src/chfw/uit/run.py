@@ -26,6 +26,7 @@ from chfw.uit.report import CaseResult, Report
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"chfw-uit/{__version__}"
 _SHOWN = 160  # characters of an answer's text kept in the report
+_READ_MAX = 4096  # bytes of an answer read at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +69,38 @@ def check_target(endpoint: str, *, allow_http: bool) -> str:
 
 
 class HttpSender:
-    """Posts bodies to the endpoint as the DSP does: ``application/xml``, one client."""
+    """Posts bodies to the endpoint as the DSP does: ``application/xml``, one client.
 
-    def __init__(self, endpoint: str, client: httpx.Client) -> None:
+    Reads at most the first few kilobytes of an answer, and stops reading once
+    the time is up: an endpoint that streams an endless answer gets judged on its status.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        client: httpx.Client,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._endpoint = endpoint
         self._client = client
+        self._monotonic = monotonic
 
     def __call__(self, body: bytes, timeout: float) -> Answer:
-        headers = {"content-type": "application/xml", "user-agent": USER_AGENT}
+        deadline = self._monotonic() + timeout
+        headers = {
+            "content-type": "application/xml",
+            "user-agent": USER_AGENT,
+            "accept-encoding": "identity",  # read raw: no decompression bomb in an answer
+        }
         try:
-            response = self._client.post(
-                self._endpoint, content=body, headers=headers, timeout=timeout
-            )
+            with self._client.stream(
+                "POST", self._endpoint, content=body, headers=headers, timeout=timeout
+            ) as response:
+                head = bytearray()
+                for chunk in response.iter_raw():
+                    head += chunk
+                    if len(head) >= _READ_MAX or self._monotonic() > deadline:
+                        break
         except httpx.TimeoutException:
             return Answer(None, f"no answer within {timeout:.3g} s")
         except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
@@ -89,7 +110,7 @@ class HttpSender:
             return Answer(None, reason[:_SHOWN], closed=True)
         except httpx.TransportError as exc:
             return Answer(None, f"no answer: {type(exc).__name__}: {exc}"[:_SHOWN])
-        text = " ".join(response.text.split())
+        text = " ".join(bytes(head[:_READ_MAX]).decode("utf-8", "replace").split())
         return Answer(response.status_code, text[:_SHOWN])
 
 
