@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,9 @@ from sqlalchemy.engine import Engine
 
 from chfw.dsp.intake import create_app
 from chfw.dsp.store import outbox
+from chfw.dsp.store.outbox import AttemptResult
 from chfw.dsp.store.schema import outbox as outbox_table
+from chfw.dsp.store.schema import service_users
 from chfw.shared.config import Settings
 from chfw.shared.db.engine import create_engine_for
 from chfw.sim import generate_estate, generate_wave, post_wave
@@ -142,6 +145,41 @@ class TestIntakeMetrics:
             assert outbox.counts(conn)["pending"] > 0
         assert oldest is not None
         assert value(samples, "chfw_outbox_oldest_due_age_seconds") >= 100  # written ~2 min ago
+
+    def test_oldest_undelivered_per_user_counts_retries_and_suspension(
+        self, engine: Engine
+    ) -> None:
+        """During an outage every alert waits for a later retry: none is *due*, yet the oldest
+        undelivered age grows (issue 23: an alert on the due age would never fire)."""
+        loaded = load_wave(engine, 40, spread_seconds=120)
+        later = datetime.now(UTC) + timedelta(hours=1)
+        with engine.begin() as conn:
+            pending = outbox.list_rows(conn, state="pending", limit=100_000)
+            outbox.record_results(
+                conn,
+                [
+                    AttemptResult(r.id, "retry", r.created_at, 503, "503", 1.0, later)
+                    for r in pending
+                ],
+            )
+            user = pending[0].user_id
+            conn.execute(
+                sa.update(service_users)
+                .where(service_users.c.user_id == user)
+                .values(suspended_at=later, suspended_reason="refused")
+            )
+        app = create_app(Settings(stats_cache_seconds=0), loaded.service)
+        with serve(app) as base:
+            samples = scrape(base)
+        assert value(samples, "chfw_outbox_oldest_due_age_seconds") == 0  # nothing due
+        for member in {r.user_id for r in pending}:
+            oldest = min(r.created_at for r in pending if r.user_id == member)
+            age = value(samples, "chfw_outbox_oldest_undelivered_age_seconds", user_id=member)
+            assert (datetime.now(UTC) - oldest).total_seconds() >= age >= 100
+            retrying = total(samples, "chfw_outbox_alerts", user_id=member, state="retrying")
+            assert retrying == sum(r.user_id == member for r in pending)
+            flag = value(samples, "chfw_service_user_suspended", user_id=member)
+            assert flag == (1 if member == user else 0)
 
     def test_database_down_is_reported_not_raised(self, tmp_path: Path) -> None:
         url = f"sqlite:///{tmp_path / 'x.db'}"

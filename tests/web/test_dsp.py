@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import UTC, datetime
 
 import httpx
 import sqlalchemy as sa
 
-from chfw.core.domain import DeviceId
+from chfw.core.domain import DeviceId, UserId
 from chfw.dsp.estate_file import CspRegion
 from chfw.dsp.store import audit, estate, inventory, outbox
-from chfw.dsp.store.schema import firmware_history
+from chfw.dsp.store.schema import firmware_history, service_users
 from tests.web.pages import live_text, number, table_rows
 from tests.web.wave import LoadedDsp, settle
 
@@ -20,6 +21,12 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, "the page has no CSRF field"
     return found.group(1)
+
+
+def seconds(text: str) -> float:
+    """A duration as the dashboard writes it (``850 ms``, ``4.2 s``, ``3.1 min``, ``2.0 h``)."""
+    value, unit = text.split()
+    return float(value) * {"ms": 0.001, "s": 1, "min": 60, "h": 3600}[unit]
 
 
 class TestOverview:
@@ -57,10 +64,36 @@ class TestOverview:
     def test_delivery_health_per_user(self, dsp: httpx.Client, loaded: LoadedDsp) -> None:
         made = settle(loaded.engine, dead=2, retrying=3)
         rows = table_rows(dsp.get("/dashboard/").text, "delivery-health")
-        assert sum(number(r[2]) for r in rows) == made["retrying"]
-        assert sum(number(r[3]) for r in rows) == made["dead"]
-        assert sum(number(r[4]) for r in rows) == made["delivered"]
-        assert all(r[6].endswith(" s") for r in rows)  # p50 latency shown for every user
+        assert sum(number(r[3]) for r in rows) == made["retrying"]
+        assert sum(number(r[5]) for r in rows) == made["dead"]
+        assert sum(number(r[6]) for r in rows) == made["delivered"]
+        assert all(r[8].endswith(" s") for r in rows)  # p50 latency shown for every user
+        assert all(r[1] == "active" for r in rows)
+
+    def test_oldest_undelivered_and_a_suspended_user(
+        self, dsp: httpx.Client, loaded: LoadedDsp
+    ) -> None:
+        """The "oldest undelivered" figure is the metric's (age since creation of the oldest
+        pending alert, whether due or waiting for a retry); a suspended user says why."""
+        settle(loaded.engine, dead=1, retrying=3)
+        with loaded.engine.begin() as conn:
+            pending = outbox.list_rows(conn, state="pending", limit=100_000)
+            user = pending[0].user_id
+            conn.execute(
+                sa.update(service_users)
+                .where(service_users.c.user_id == user)
+                .values(suspended_at=pending[0].created_at, suspended_reason="20 refusals: 400")
+            )
+        page = dsp.get("/dashboard/").text
+        oldest = max(datetime.now(UTC) - r.created_at for r in pending).total_seconds()
+        shown = live_text(page, "oldest_undelivered")
+        assert shown != "none pending"
+        assert 0 < seconds(shown) <= oldest + 180  # read just before `oldest`; rounded
+        rows = {r[0]: r for r in table_rows(page, "delivery-health")}
+        (suspended,) = [r for name, r in rows.items() if str(UserId.parse(user)) in name]
+        assert suspended[1].startswith("suspended")
+        assert "20 refusals: 400" in suspended[1]
+        assert live_text(page, f"delivery.{user}.state") == "suspended"
 
     def test_live_figures_follow_the_database(self, dsp: httpx.Client, loaded: LoadedDsp) -> None:
         before = dsp.get("/dashboard/live.json").json()

@@ -13,9 +13,10 @@ from sqlalchemy.engine import Connection
 
 from chfw.cli._context import run_guarded, settings
 from chfw.cli._store import transaction
+from chfw.core.clock import utc_now
 from chfw.core.domain import DuisVersion, UserId
 from chfw.dsp.schema_check import check_version
-from chfw.dsp.store import audit, inventory_access, users
+from chfw.dsp.store import audit, inventory_access, suspension, users
 from chfw.dsp.store.users import ServiceUser
 from chfw.exceptions import InvalidValueError
 
@@ -42,6 +43,12 @@ def _as_json(user: ServiceUser) -> dict[str, Any]:
         "tls_client_key": user.tls_client_key,
         "max_in_flight": user.max_in_flight,
         "allow_insecure_http": user.allow_insecure_http,
+        "suspended": user.suspended,
+        "suspended_at": None
+        if user.suspended_at is None
+        else user.suspended_at.isoformat(timespec="seconds"),
+        "suspended_reason": user.suspended_reason,
+        "refusals_in_a_row": user.refusals_in_a_row,
     }
 
 
@@ -107,7 +114,7 @@ def list_(
     if not found:
         typer.echo("no Service Users registered (add one with `chfw users add`)")
         return
-    table = Table("User ID", "Name", "Roles", "DUIS", "Endpoint", "TLS", "In flight")
+    table = Table("User ID", "Name", "Roles", "DUIS", "Endpoint", "TLS", "In flight", "Delivery")
     for user in found:
         tls = "mutual" if user.tls_client_cert else ("custom CA" if user.tls_ca_bundle else "")
         if user.endpoint_url and user.endpoint_url.lower().startswith("http://"):
@@ -120,6 +127,7 @@ def list_(
             user.endpoint_url or "-",
             tls,
             "default" if user.max_in_flight is None else str(user.max_in_flight),
+            f"suspended: {user.suspended_reason}" if user.suspended else "active",
         )
     Console().print(table)
 
@@ -242,4 +250,21 @@ def token(
         + ": shown once, store it now; it is sent as 'Authorization: Bearer <token>' "
         "to GET /su/v1/inventory/{device_id}",
         err=True,
+    )
+
+
+@app.command("resume")
+def resume(
+    user_id: Annotated[str, typer.Argument(help="EUI-64 User ID")],
+) -> None:
+    """Resume delivery to a suspended user (audited): the alerts dead-lettered by its run of
+    refusals are replayed, and every pending alert is due now, delivered in order."""
+    with run_guarded():
+        uid = UserId.parse(user_id)
+    with transaction() as conn:
+        done = suspension.resume(conn, uid, audit.current_actor(), utc_now())
+    state = "resumed" if done.was_suspended else "was not suspended; run of refusals cleared"
+    typer.echo(
+        f"Service User {uid}: {state}; {done.replayed} dead letter(s) of the run replayed, "
+        f"{done.made_due} pending alert(s) due now"
     )

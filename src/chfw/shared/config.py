@@ -66,6 +66,9 @@ class Settings:
     retry_max_seconds: float = 3600.0
     retry_horizon_hours: float = 72.0
     lease_seconds: float = 60.0
+    # Permanent refusals (400/413) in a row from one Service User's endpoint after which
+    # delivery to that user is suspended (alerts stay pending; `chfw users resume`). 0: never.
+    suspend_after_refusals: int = 20
     worker_batch_size: int = 500
     worker_poll_seconds: float = 0.2
     # Where the settings came from, for messages.

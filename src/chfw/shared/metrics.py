@@ -33,6 +33,10 @@ a big outbox is made at most every 20 s), one read at a time:
 - ``chfw_outbox_alerts{alert_code,user_id,state}`` -- state waiting (pending, never tried),
   retrying (pending, tried), delivered, dead
 - ``chfw_outbox_oldest_due_age_seconds`` -- how long the longest-waiting due alert has waited
+  (0 while every pending alert waits for a later retry: not the figure to alert on)
+- ``chfw_outbox_oldest_undelivered_age_seconds{user_id}`` -- seconds since the user's oldest
+  pending alert was made (due or waiting for a retry): the figure an outage alert hangs on
+- ``chfw_service_user_suspended{user_id}`` -- 1 while delivery to the user is suspended
 - ``chfw_outbox_delivered_recent{user_id}`` -- delivered in the last hour
 - ``chfw_delivery_attempts_total{outcome}`` -- delivered, retry, rejected, dead
 - ``chfw_intake_to_delivery_recent_seconds{user_id}`` -- a gauge histogram of the

@@ -29,6 +29,11 @@ each row's next backoff. One failure between successes is taken for a problem
 of that alert, not of the endpoint: it keeps its backoff (else an alert its
 endpoint always refuses would be retried on every other alert's success).
 
+Permanent refusals (400/413) are counted per user with the results
+(:func:`chfw.dsp.store.suspension.note_refusals`); ``suspend_after_refusals``
+in a row suspend delivery to that user: its alerts stay pending until an
+operator resumes it (``chfw users resume``).
+
 Every alert goes out signed by the worker's signing identity (``signer``, the
 configured ``signing_key``/``signing_cert``): a row whose stored document names
 another certificate in its KeyInfo -- signed before a key rollover, or a dead
@@ -76,6 +81,7 @@ from chfw.dsp.delivery.sender import (
     tls_for_alert,
 )
 from chfw.dsp.store import outbox as store
+from chfw.dsp.store import suspension
 from chfw.dsp.store.outbox import AttemptResult, ClaimedAlert
 from chfw.exceptions import ConfigError, SigningError
 from chfw.shared.config import Settings
@@ -173,6 +179,8 @@ class Worker:
         self._results: list[AttemptResult] = []
         self._failing: Counter[str] = Counter()  # user (hex) -> failures in a row seen here
         self._recovered: dict[int, str] = {}  # outbox id -> user (hex): delivered, endpoint back
+        self._refused: set[str] = set()  # users (hex) refused here since their last 2xx
+        self._runs: dict[int, str] = {}  # outbox id -> user (hex): a result for its refusal run
         self._unstarted: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._progress: asyncio.Event | None = None
@@ -355,8 +363,26 @@ class Worker:
     def _record(self, conn: Connection, results: list[AttemptResult]) -> None:
         """Write back attempt results; a user whose endpoint is back gets its waiting rows due."""
         store.record_results(conn, results)
-        back = {self._recovered[r.outbox_id] for r in results if r.outbox_id in self._recovered}
         now = self._clock()
+        runs: dict[str, suspension.RefusalRun] = {}
+        for result in results:
+            user = self._runs.get(result.outbox_id)
+            if user is not None:
+                run = runs.setdefault(user, suspension.RefusalRun())
+                if result.outcome == "delivered":
+                    run.delivered()
+                else:
+                    run.refusal(result.error, result.attempted_at)
+        threshold = self.settings.suspend_after_refusals
+        for stopped in suspension.note_refusals(conn, runs, now, threshold):
+            log.error(
+                "delivery_suspended",
+                user_id=_dashed(stopped.user_id),
+                refusals=stopped.refusals,
+                reason=stopped.reason,
+                hint="its alerts stay pending; fix the cause, then `chfw users resume USER_ID`",
+            )
+        back = {self._recovered[r.outbox_id] for r in results if r.outbox_id in self._recovered}
         for user in sorted(back):
             made_due = store.make_due(conn, now, user)
             if made_due:
@@ -431,6 +457,7 @@ class Worker:
         self._unsettled.difference_update(r.outbox_id for r in results)
         for result in results:
             self._recovered.pop(result.outbox_id, None)
+            self._runs.pop(result.outbox_id, None)
 
     async def _renew_leases(self) -> None:
         until = self._clock() + timedelta(seconds=self.settings.lease_seconds)
@@ -540,11 +567,16 @@ class Worker:
             if alert.attempts > 0 or self._failing[user] >= _DOWN_AFTER:
                 self._recovered[alert.id] = user
             self._failing.pop(user, None)
+            if alert.refusals_in_a_row or user in self._refused:
+                self._runs[alert.id] = user
+                self._refused.discard(user)
             return AttemptResult(
                 alert.id, "delivered", now, result.status_code, None, result.duration_ms
             )
         if result.verdict == "permanent":
             stats.rejected += 1
+            self._refused.add(user)
+            self._runs[alert.id] = user
             log.warning(
                 "alert_rejected",
                 response_id=alert.response_id,

@@ -214,6 +214,7 @@ class OutboxCollector(Collector):
             with reading(self.engine) as conn:
                 rows = outbox.counts_by(conn)
                 oldest = outbox.oldest_due_age(conn, now)
+                suspended = stats.suspended_users(conn)
                 attempts = stats.attempts_by_outcome(conn)
                 latencies = stats.recent_latencies(conn, now)
                 campaign_rows = campaigns.metric_rows(conn)
@@ -239,6 +240,7 @@ class OutboxCollector(Collector):
             "Seconds the longest-waiting due alert has been due (0: none due)",
             value=oldest or 0.0,
         )
+        undelivered, suspension = _per_user(rows, suspended, now)
         attempted = CounterMetricFamily(
             "chfw_delivery_attempts", "Delivery attempts by outcome", labels=["outcome"]
         )
@@ -266,7 +268,17 @@ class OutboxCollector(Collector):
                 found = stats.quantile(values, q)
                 if found is not None:
                     quantiles.add_metric([user, str(q)], found)
-        families = [database_up(True), alerts, age, attempted, recent, histogram, quantiles]
+        families = [
+            database_up(True),
+            alerts,
+            age,
+            undelivered,
+            suspension,
+            attempted,
+            recent,
+            histogram,
+            quantiles,
+        ]
         return families + campaign_families(campaign_rows)
 
 
@@ -286,3 +298,25 @@ def campaign_families(rows: Sequence[tuple[str, str, int]]) -> list[Metric]:
     for name, _, n in rows:
         pauses.add_metric([name], n)
     return [by_state, pauses]
+
+
+def _per_user(
+    rows: Sequence[outbox.CountRow], suspended: dict[str, str | None], now: datetime
+) -> tuple[Metric, Metric]:
+    """Each Service User's oldest undelivered alert's age, and whether it is suspended."""
+    undelivered = GaugeMetricFamily(
+        "chfw_outbox_oldest_undelivered_age_seconds",
+        "Seconds since the oldest pending (undelivered) alert of each Service User was "
+        "made; absent when it has none pending",
+        labels=["user_id"],
+    )
+    for user, seconds in sorted(outbox.oldest_undelivered(rows, now).items()):
+        undelivered.add_metric([user], seconds)
+    suspension = GaugeMetricFamily(
+        "chfw_service_user_suspended",
+        "1 while delivery to the Service User is suspended after a run of refusals",
+        labels=["user_id"],
+    )
+    for user, reason in sorted(suspended.items()):
+        suspension.add_metric([user], 0 if reason is None else 1)
+    return undelivered, suspension

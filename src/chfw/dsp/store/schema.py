@@ -29,6 +29,12 @@ service_users = sa.Table(
     sa.Column("allow_insecure_http", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTC_TIME, nullable=False),
     sa.Column("updated_at", UTC_TIME, nullable=False),
+    # Permanent refusals (400/413) in a row from the endpoint, since the run began; at
+    # suspend_after_refusals delivery is suspended (alerts stay pending) until resumed.
+    sa.Column("refusals_in_a_row", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("refusals_since", UTC_TIME, nullable=True),
+    sa.Column("suspended_at", UTC_TIME, nullable=True),
+    sa.Column("suspended_reason", sa.String(1000), nullable=True),
 )
 
 csps = sa.Table(

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from chfw.core.domain import ActivationResult
+from chfw.dsp.store.outbox.report import counts_by, oldest_undelivered
 from chfw.dsp.store.schema import (
     archived_attempt_totals,
     audit_log,
@@ -172,10 +173,18 @@ class UserDelivery:
     delivered_recently: int
     p50_seconds: float | None
     p99_seconds: float | None
+    # Seconds since the oldest pending alert was made (None: nothing pending): the same
+    # figure as chfw_outbox_oldest_undelivered_age_seconds.
+    oldest_undelivered_seconds: float | None = None
+    suspended_reason: str | None = None  # why delivery is suspended; None: it is not
 
     @property
     def pending(self) -> int:
         return self.waiting + self.retrying
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_reason is not None
 
 
 def recent_latencies(
@@ -201,32 +210,38 @@ def recent_latencies(
 def delivery_health(
     conn: Connection, now: datetime, window: timedelta = LATENCY_WINDOW
 ) -> list[UserDelivery]:
-    """Every user with alerts in the outbox, by User ID."""
-    tried = sa.case((outbox.c.attempts > 0, 1), else_=0)
+    """Every user with alerts in the outbox, or suspended, by User ID."""
+    rows = counts_by(conn)
     counts: dict[str, dict[str, int]] = {}
-    for user, state, n, retried in conn.execute(
-        sa.select(outbox.c.user_id, outbox.c.state, sa.func.count(), sa.func.sum(tried)).group_by(
-            outbox.c.user_id, outbox.c.state
-        )
-    ):
-        cell = counts.setdefault(user, {})
-        if state == "pending":
-            cell["retrying"] = int(retried or 0)
-            cell["waiting"] = int(n) - cell["retrying"]
+    for row in rows:
+        cell = counts.setdefault(row.user_id, {})
+        if row.state == "pending":
+            cell["retrying"] = cell.get("retrying", 0) + row.retrying
+            cell["waiting"] = cell.get("waiting", 0) + row.count - row.retrying
         else:
-            cell[state] = int(n)
-    names = dict(
-        conn.execute(
-            sa.select(service_users.c.user_id, service_users.c.name).where(
-                service_users.c.user_id.in_(sorted(counts))
+            cell[row.state] = cell.get(row.state, 0) + row.count
+    oldest = oldest_undelivered(rows, now)
+    known = {
+        row.user_id: row
+        for row in conn.execute(
+            sa.select(
+                service_users.c.user_id, service_users.c.name, service_users.c.suspended_reason
+            ).where(
+                sa.or_(
+                    service_users.c.user_id.in_(sorted(counts)),
+                    service_users.c.suspended_at.is_not(None),
+                )
             )
-        ).all()
-    )
+        )
+    }
+    for user, found in known.items():
+        if found.suspended_reason is not None:
+            counts.setdefault(user, {})
     latencies = recent_latencies(conn, now, window)
     return [
         UserDelivery(
             user_id=user,
-            name=names.get(user),
+            name=known[user].name if user in known else None,
             waiting=cell.get("waiting", 0),
             retrying=cell.get("retrying", 0),
             dead=cell.get("dead", 0),
@@ -234,9 +249,18 @@ def delivery_health(
             delivered_recently=len(latencies.get(user, [])),
             p50_seconds=quantile(latencies.get(user, []), 0.5),
             p99_seconds=quantile(latencies.get(user, []), 0.99),
+            oldest_undelivered_seconds=oldest.get(user),
+            suspended_reason=known[user].suspended_reason if user in known else None,
         )
         for user, cell in sorted(counts.items())
     ]
+
+
+def suspended_users(conn: Connection) -> dict[str, str | None]:
+    """Every registered Service User (hex) and why its delivery is suspended (None: it is
+    not)."""
+    rows = conn.execute(sa.select(service_users.c.user_id, service_users.c.suspended_reason))
+    return {user: reason for user, reason in rows}
 
 
 def attempts_by_outcome(conn: Connection) -> dict[str, int]:

@@ -23,7 +23,7 @@ from chfw.core.clock import utc_now
 from chfw.core.domain import DuisVersion, UserId
 from chfw.dsp.store.schema import service_users
 from chfw.exceptions import InvalidValueError, StoreError
-from chfw.shared.db.sql import insert_for
+from chfw.shared.db.sql import from_db_opt, insert_for
 
 # DUIS User Roles: Import/Export/Gas Supplier, Electricity/Gas Network Operator,
 # Registered Supplier Agent, Other User.
@@ -79,6 +79,14 @@ class ServiceUser:
     tls_client_key: str | None = None
     max_in_flight: int | None = None  # None: the deployment's delivery_max_in_flight
     allow_insecure_http: bool = False  # may the endpoint be plain http (local testing only)
+    # Delivery state (chfw.dsp.store.suspension), read only: never written from here.
+    suspended_at: datetime | None = None
+    suspended_reason: str | None = None
+    refusals_in_a_row: int = 0
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -126,6 +134,9 @@ def _user(row: Any) -> ServiceUser:
         tls_client_key=row.tls_client_key,
         max_in_flight=row.max_in_flight,
         allow_insecure_http=bool(row.allow_insecure_http),
+        suspended_at=from_db_opt(row.suspended_at),
+        suspended_reason=row.suspended_reason,
+        refusals_in_a_row=row.refusals_in_a_row or 0,
     )
 
 

@@ -58,7 +58,6 @@ class Overview:
     timeline: stats.Timeline
     delivery: list[stats.UserDelivery]
     counts: outbox.OutboxCounts
-    oldest_due_seconds: float | None
     parked_outcomes: int = 0  # outcomes for CHs not in the estate yet (`chfw parked list`)
 
     @property
@@ -70,6 +69,14 @@ class Overview:
             reverse=True,
         )
         return [*known, None] if None in self.distribution else list(known)
+
+    @property
+    def oldest_undelivered_seconds(self) -> float | None:
+        """The longest any pending alert has waited since it was made (None: none pending):
+        the maximum of chfw_outbox_oldest_undelivered_age_seconds."""
+        ages = [u.oldest_undelivered_seconds for u in self.delivery]
+        known = [age for age in ages if age is not None]
+        return max(known) if known else None
 
     @property
     def delivered_recently(self) -> int:
@@ -85,7 +92,6 @@ def read_overview(conn: Connection, now: datetime) -> Overview:
         timeline=stats.outcome_timeline(conn),
         delivery=stats.delivery_health(conn, now),
         counts=outbox.counts(conn),
-        oldest_due_seconds=outbox.oldest_due_age(conn, now),
         parked_outcomes=parked_outcomes.count(conn),
     )
 
@@ -124,9 +130,9 @@ def live_figures(view: Overview) -> dict[str, str]:
         "outbox.delivered": fmt_int(view.counts["delivered"]),
         "parked_outcomes": fmt_int(view.parked_outcomes),
         "delivered.recent": fmt_int(view.delivered_recently),
-        "oldest_due": fmt_seconds(view.oldest_due_seconds)
-        if view.oldest_due_seconds
-        else "none due",
+        "oldest_undelivered": "none pending"
+        if view.oldest_undelivered_seconds is None
+        else fmt_seconds(view.oldest_undelivered_seconds),
     }
     for version in view.versions:
         key = _version_key(version)
@@ -148,6 +154,8 @@ def live_figures(view: Overview) -> dict[str, str]:
         figures_[f"{prefix}.recent"] = fmt_int(user.delivered_recently)
         figures_[f"{prefix}.p50"] = fmt_seconds(user.p50_seconds)
         figures_[f"{prefix}.p99"] = fmt_seconds(user.p99_seconds)
+        figures_[f"{prefix}.oldest"] = fmt_seconds(user.oldest_undelivered_seconds)
+        figures_[f"{prefix}.state"] = "suspended" if user.suspended else "active"
     return figures_
 
 

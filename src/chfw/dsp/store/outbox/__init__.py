@@ -57,6 +57,7 @@ from chfw.dsp.store.outbox.report import (
     list_rows,
     next_due_at,
     oldest_due_age,
+    oldest_undelivered,
     row_of,
 )
 from chfw.dsp.store.outbox.settle import record_results
@@ -116,6 +117,7 @@ __all__ = [
     "make_due",
     "next_due_at",
     "oldest_due_age",
+    "oldest_undelivered",
     "park",
     "parked_ids",
     "parked_rows",

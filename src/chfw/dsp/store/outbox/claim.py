@@ -20,6 +20,11 @@ is rescheduled, its later rows get the same ``next_attempt_at`` (if theirs
 was earlier): they could not go sooner anyway, and it keeps blocked rows out
 of the claim query's due range, so a long outage does not make every claim
 rescan them.
+
+A suspended user (:mod:`chfw.dsp.store.suspension`) is not delivered to: a claim
+that meets one of its rows leases none of them and holds all its pending rows
+out of the due range for :data:`HOLD` instead (:func:`hold_users`), so claims do
+not walk them; resuming makes them due.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from chfw.core.domain.values import DeviceId, UserId
 from chfw.dsp.store.outbox.values import ClaimedAlert
 from chfw.dsp.store.schema import outbox, service_users
 from chfw.shared.db.sql import IN_LIST_MAX, among, chunked, from_db, to_db
+
+#: How long a claim holds a suspended user's alerts before looking at them again.
+HOLD = timedelta(hours=1)
 
 # A claim has one right plan at every size of outbox: walk ix_outbox_due in order from the
 # oldest due row, check each candidate's per-CH order in ix_outbox_order, stop at the
@@ -116,6 +124,8 @@ def claim_due_rows(
             service_users.c.tls_client_key,
             service_users.c.max_in_flight,
             service_users.c.allow_insecure_http,
+            service_users.c.refusals_in_a_row,
+            service_users.c.suspended_at,
         )
         .select_from(outbox.outerjoin(service_users, service_users.c.user_id == outbox.c.user_id))
         .where(
@@ -133,6 +143,10 @@ def claim_due_rows(
         query = query.with_for_update(skip_locked=True, of=outbox)
         conn.exec_driver_sql(_PIN_CLAIM_PLAN)
     rows = conn.execute(query).all()
+    suspended = {row.user_id for row in rows if row.suspended_at is not None}
+    if suspended:
+        hold_users(conn, sorted(suspended), now)
+        rows = [row for row in rows if row.suspended_at is None]
     if not rows:
         return []
     lease_until = at + timedelta(seconds=lease_seconds)
@@ -175,9 +189,32 @@ def claimed_alerts(rows: Sequence[Any]) -> list[ClaimedAlert]:
                 tls_client_key=row.tls_client_key,
                 max_in_flight=row.max_in_flight,
                 allow_insecure_http=bool(row.allow_insecure_http),
+                refusals_in_a_row=row.refusals_in_a_row or 0,
             )
         )
     return out
+
+
+def hold_users(conn: Connection, user_ids: Sequence[str], now: datetime) -> int:
+    """Every pending row of these (suspended) users that is not leased: out of the due range
+    for :data:`HOLD`. Returns how many rows."""
+    if not user_ids:
+        return 0
+    at, until = to_db(now), to_db(now + HOLD)
+    rows = sa.select(outbox.c.id).where(
+        outbox.c.user_id.in_(list(user_ids)),
+        outbox.c.state == "pending",
+        outbox.c.next_attempt_at < until,
+        sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= at),
+    )
+    if conn.dialect.name == "postgresql":  # rows another claim holds are its own to hold
+        rows = rows.with_for_update(skip_locked=True, of=outbox)
+    ids = list(conn.execute(rows).scalars())
+    for chunk in chunked(ids, IN_LIST_MAX):
+        conn.execute(
+            sa.update(outbox).where(among(conn, outbox.c.id, chunk)).values(next_attempt_at=until)
+        )
+    return len(ids)
 
 
 def refresh_statistics(conn: Connection) -> None:

@@ -158,14 +158,34 @@ def counts_by(conn: Connection) -> list[CountRow]:
             outbox.c.state,
             sa.func.count(),
             sa.func.sum(tried),
+            sa.func.min(outbox.c.created_at),
         )
         .group_by(outbox.c.alert_code, outbox.c.user_id, outbox.c.state)
         .order_by(outbox.c.alert_code, outbox.c.user_id, outbox.c.state)
     )
     return [
-        CountRow(alert_code=code, user_id=user, state=state, count=int(n), retrying=int(r or 0))
-        for code, user, state, n, r in rows
+        CountRow(
+            alert_code=code,
+            user_id=user,
+            state=state,
+            count=int(n),
+            retrying=int(r or 0),
+            oldest_created=from_db_opt(oldest),
+        )
+        for code, user, state, n, r, oldest in rows
     ]
+
+
+def oldest_undelivered(rows: Iterable[CountRow], now: datetime) -> dict[str, float]:
+    """Per user (hex), seconds since its oldest pending (not yet delivered) alert was made:
+    the figure an alert on a supplier outage hangs on. Users with nothing pending are absent."""
+    oldest: dict[str, datetime] = {}
+    for row in rows:
+        if row.state != "pending" or row.oldest_created is None:
+            continue
+        if row.user_id not in oldest or row.oldest_created < oldest[row.user_id]:
+            oldest[row.user_id] = row.oldest_created
+    return {user: max(0.0, (now - at).total_seconds()) for user, at in oldest.items()}
 
 
 def oldest_due_age(conn: Connection, now: datetime) -> float | None:

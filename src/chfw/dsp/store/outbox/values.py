@@ -114,6 +114,7 @@ class ClaimedAlert:
     tls_client_key: str | None
     max_in_flight: int | None
     allow_insecure_http: bool = False  # may the endpoint be plain http (local testing only)
+    refusals_in_a_row: int = 0  # the user's run of permanent refusals when claimed
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,3 +219,4 @@ class CountRow:
     state: str
     count: int
     retrying: int
+    oldest_created: datetime | None = None  # the group's oldest alert (pending: undelivered)
