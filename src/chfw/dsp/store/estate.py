@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from chfw.core.clock import utc_now
 from chfw.core.domain import DeviceId, Eui64, FirmwareVersion, Fuel, MeterPoint, Report, UserId
 from chfw.dsp.estate_file import CspRegion, EstateRecord
+from chfw.dsp.store import feed
 from chfw.dsp.store.schema import hubs, meter_points
 from chfw.shared.db.sql import among, chunked, from_db_opt, insert_for
 
@@ -64,8 +65,15 @@ def upsert_hubs(
     return written
 
 
-def upsert_meter_points(conn: Connection, points: Iterable[tuple[DeviceId, MeterPoint]]) -> int:
-    """Add meter points or replace their hub, fuel and suppliers. Their CHs must exist."""
+def upsert_meter_points(
+    conn: Connection, points: Iterable[tuple[DeviceId, MeterPoint]], at: datetime | None = None
+) -> int:
+    """Add meter points or replace their hub, fuel and suppliers. Their CHs must exist.
+
+    A Service User that becomes a supplier of a CH it was not one of gains it: the
+    gain is written for the catch-up feed (:func:`chfw.dsp.store.feed.record_gains`).
+    """
+    moment = at or utc_now()
     insert = insert_for(conn, meter_points)
     stmt = insert.on_conflict_do_update(
         index_elements=["identifier"],
@@ -76,7 +84,12 @@ def upsert_meter_points(conn: Connection, points: Iterable[tuple[DeviceId, Meter
     )
     written = 0
     for chunk in chunked(points, CHUNK):
-        conn.execute(stmt, [_point_row(device, point) for device, point in chunk])
+        rows = [_point_row(device, point) for device, point in chunk]
+        touched = {row["device_id"] for row in rows}
+        touched |= feed.devices_of_points(conn, (row["identifier"] for row in rows))
+        before = feed.holders(conn, touched)
+        conn.execute(stmt, rows)
+        feed.record_gains(conn, before, touched, moment)
         written += len(chunk)
     return written
 
@@ -93,7 +106,7 @@ def import_records(
             points[record.meter_point.identifier] = (record.device_id, record.meter_point)
     return ImportCounts(
         hubs=upsert_hubs(conn, regions.items(), at),
-        meter_points=upsert_meter_points(conn, points.values()),
+        meter_points=upsert_meter_points(conn, points.values(), at),
     )
 
 
@@ -106,7 +119,7 @@ def add_hub(
 ) -> None:
     """One CH and its meter points (tests and small tools; bulk paths use the upserts)."""
     upsert_hubs(conn, [(device_id, region)], at)
-    upsert_meter_points(conn, [(device_id, point) for point in points])
+    upsert_meter_points(conn, [(device_id, point) for point in points], at)
 
 
 def _point_row(device: DeviceId, point: MeterPoint) -> dict[str, Any]:

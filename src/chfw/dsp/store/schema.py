@@ -113,8 +113,34 @@ firmware_history = sa.Table(
         "event",
         name="uq_firmware_history_outcome_key",
     ),
+    # The row's place in the Service Users' catch-up feed (chfw.dsp.store.feed): given in
+    # commit order by the feed's sequencer, after the row is committed; None until then,
+    # 0 for rows recorded before the feed existed (covered by the gains migration 0011 made).
+    sa.Column("feed_seq", sa.BigInteger, nullable=True),
     sa.Index("ix_firmware_history_device_id", "device_id", "id"),
     sa.Index("ix_firmware_history_recorded_at", "recorded_at"),
+    sa.Index("ix_firmware_history_feed_seq", "feed_seq"),
+)
+
+# A Service User became a Responsible Supplier (Import, Export or Gas Supplier) of a CH it
+# was not one of: written by the estate import that did it, with the CH's firmware as it
+# stood then (read under the hub's row lock). The feed shows the latest gain of a pair as
+# ``reason: gained`` and the CH's changes after it. Never updated but for feed_seq.
+supplier_gains = sa.Table(
+    "supplier_gains",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("user_id", EUI64, nullable=False),
+    sa.Column("device_id", EUI64, nullable=False),
+    sa.Column("firmware_version", sa.String(64), nullable=True),
+    sa.Column("firmware_changed_at", UTC_TIME, nullable=True),
+    sa.Column("gained_at", UTC_TIME, nullable=False),
+    # The CH's newest firmware_history id when gained (0: none): the changes after it are
+    # the user's. Read under the hub's lock, which every outcome's processing holds too.
+    sa.Column("history_id", sa.BigInteger, nullable=False),
+    sa.Column("feed_seq", sa.BigInteger, nullable=True),  # as firmware_history.feed_seq
+    sa.Index("ix_supplier_gains_user_id", "user_id", "device_id", "feed_seq"),
+    sa.Index("ix_supplier_gains_feed_seq", "feed_seq"),
 )
 
 # Posts a CSP made that were not processed: malformed, unknown CH, unsigned ...
