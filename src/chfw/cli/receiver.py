@@ -31,6 +31,7 @@ from chfw.cli.receiver_lookups import (
     lookup_worker,
     lookups,
 )
+from chfw.cli.receiver_sync import sync
 from chfw.core.domain import DeviceId, DuisVersion
 
 app = typer.Typer(
@@ -330,3 +331,4 @@ def upgrade(database: DatabaseOption = None) -> None:
 
 app.command("ready")(ready)
 app.command("lookups")(lookups)
+app.command("sync")(sync)

@@ -152,7 +152,12 @@ def record_alerts(conn: Connection, alerts: Sequence[NewAlert]) -> list[RecordRe
             conn, statements.count_replays, [{"rid": r, "n": n} for r, n in replays.items()]
         )
     if firmware:
-        _file_firmware(conn, statements, firmware, results, times)
+        reports = [_report_of(alert) for _, alert in firmware]
+        flags = _file_firmware(conn, statements, reports, times)
+        for (index, _), report, applied in zip(firmware, reports, flags, strict=True):
+            results[index] = RecordResult(
+                duplicate=False, applied=applied, lookup_needed=applied and report.version is None
+            )
     return results
 
 
@@ -192,15 +197,51 @@ def _alert_row(alert: NewAlert, times: _Times) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class VersionReport:
+    """One report of a CH's active firmware to file: from an alert, or from the DSP's
+    catch-up feed (:mod:`chfw.supplier.feed_sync`). Both are placed by the same order."""
+
+    device: str  # hex
+    version: str | None  # None: an N999, version to be looked up
+    at: datetime  # the alert's time; for a feed entry, when the version became active
+    counter: str  # padded_counter() of the ResponseID; '' for none (a feed entry)
+    response_id: str  # an alert's ResponseID; a feed entry's own stable key
+    alert_code: str
+    source: str  # version_source: alert | unknown | feed
+    received_at: datetime
+
+
+def file_versions(conn: Connection, reports: Sequence[VersionReport]) -> list[bool]:
+    """History events for ``reports`` (in the caller's transaction, in order) and the hubs
+    they leave behind; whether each one set its CH. Never moves a CH back."""
+    return _file_firmware(conn, _statements(conn), reports, _Times(conn))
+
+
+def _report_of(alert: NewAlert) -> VersionReport:
+    facts = alert.facts
+    assert facts.device_id is not None
+    version = facts.firmware_version
+    return VersionReport(
+        device=facts.device_id.hex,
+        version=version,
+        at=facts.alert_time,
+        counter=padded_counter(facts.counter),
+        response_id=facts.response_id,
+        alert_code=facts.alert_code,
+        source="alert" if version else "unknown",
+        received_at=alert.received_at,
+    )
+
+
 def _file_firmware(
     conn: Connection,
     statements: _Statements,
-    firmware: list[tuple[int, NewAlert]],
-    results: list[RecordResult],
+    reports: Sequence[VersionReport],
     times: _Times,
-) -> None:
-    """History events for the batch's firmware alerts, and the hubs they leave behind."""
-    devices = list(dict.fromkeys(a.facts.device_id.hex for _, a in firmware if a.facts.device_id))
+) -> list[bool]:
+    """History events for the reports, and the hubs they leave behind; applied flags."""
+    devices = list(dict.fromkeys(r.device for r in reports))
     as_time = result_processor(conn.dialect, bo_hubs.c.changed_at.type) or (lambda v: v)
     hubs = {
         device_id: _Hub(
@@ -213,16 +254,13 @@ def _file_firmware(
     }
     changed: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
+    flags: list[bool] = []
     # Booleans as the driver stores them (both boolean columns share the type).
     pending, not_pending = (driver_value(conn, bo_hubs.c.lookup_pending, v) for v in (True, False))
-    for index, alert in firmware:
-        facts = alert.facts
-        assert facts.device_id is not None
-        device = facts.device_id.hex
-        version = facts.firmware_version
-        alert_time = to_db(facts.alert_time)
-        counter = padded_counter(facts.counter)
-        received_at = times(alert.received_at)  # the event's, and the hub's updated_at
+    for report in reports:
+        device, version, counter = report.device, report.version, report.counter
+        alert_time = to_db(report.at)
+        received_at = times(report.received_at)  # the event's, and the hub's updated_at
         hub = hubs.get(device)
         applied = hub is None or hub.older_than(alert_time, counter)
         if applied:
@@ -235,23 +273,21 @@ def _file_firmware(
                 "b_active_version": version,
                 "b_changed_at": times(changed_at),
                 "b_latest_alert_at": times(alert_time),
-                "b_latest_response_id": facts.response_id,
+                "b_latest_response_id": report.response_id,
                 "b_latest_counter": counter,
                 "b_updated_at": received_at,
                 "b_lookup_pending": pending if version is None else not_pending,
                 "b_lookup_attempts": 0,
                 "b_lookup_error": None,
             }
-        results[index] = RecordResult(
-            duplicate=False, applied=applied, lookup_needed=applied and version is None
-        )
+        flags.append(applied)
         events.append(
             {
                 "b_device_id": device,
-                "b_response_id": facts.response_id,
-                "b_alert_code": facts.alert_code,
+                "b_response_id": report.response_id,
+                "b_alert_code": report.alert_code,
                 "b_firmware_version": version,
-                "b_version_source": "alert" if version else "unknown",
+                "b_version_source": report.source,
                 "b_alert_time": times(alert_time),
                 "b_received_at": received_at,
                 "b_applied": pending if applied else not_pending,
@@ -259,6 +295,7 @@ def _file_firmware(
         )
     execute_many(conn, statements.upsert_hubs, list(changed.values()))
     execute_many(conn, statements.insert_events, events)
+    return flags
 
 
 def record_rejections(conn: Connection, rejections: Sequence[NewRejection]) -> None:

@@ -60,7 +60,8 @@ bo_firmware_events = sa.Table(
     sa.Column("response_id", sa.String(80), nullable=False, unique=True),
     sa.Column("alert_code", sa.String(8), nullable=False),
     sa.Column("firmware_version", sa.String(64), nullable=True),  # None until fetched (N999)
-    sa.Column("version_source", sa.String(16), nullable=False),  # alert | inventory | unknown
+    # alert | inventory | unknown | feed (the DSP's catch-up feed: chfw receiver sync)
+    sa.Column("version_source", sa.String(16), nullable=False),
     sa.Column("alert_time", UTC_TIME, nullable=False),
     sa.Column("received_at", UTC_TIME, nullable=False),
     sa.Column("applied", sa.Boolean, nullable=False),  # False: older than the hub's active one
@@ -102,6 +103,15 @@ bo_pilot_members = sa.Table(
         primary_key=True,
     ),
     sa.Column("device_id", EUI64, primary_key=True),
+)
+
+# Where `chfw receiver sync` stopped reading each DSP's catch-up feed (its opaque cursor).
+bo_feed_cursors = sa.Table(
+    "bo_feed_cursors",
+    metadata,
+    sa.Column("source", sa.String(500), primary_key=True),  # the DSP's base URL
+    sa.Column("cursor", sa.String(64), nullable=False),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
 )
 
 # Dashboard sessions signed out before their cookie expires: refused until expires_at.

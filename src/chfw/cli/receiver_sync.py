@@ -1,0 +1,84 @@
+"""`chfw receiver sync`: catch up from the DSP's firmware feed (gained CHs, missed alerts)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from chfw.cli._backoffice import DatabaseOption, backoffice_engine
+from chfw.cli._context import fail, run_guarded
+from chfw.cli.receiver_lookups import TOKEN_ENV, DspCaOption, DspCertOption, DspKeyOption
+from chfw.dsp.store.errors import translated
+
+
+def sync(
+    dsp_url: Annotated[
+        str,
+        typer.Option(
+            "--dsp-url", help="Base URL of the DSP's intake (serving GET /su/v1/firmware)"
+        ),
+    ],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            "--dsp-token",
+            envvar=TOKEN_ENV,
+            help="Our Service User's inventory token (`chfw users token` on the DSP); "
+            "prefer the environment variable: a command line is visible to other users",
+            show_default=False,
+        ),
+    ] = None,
+    insecure_http: Annotated[
+        bool,
+        typer.Option("--insecure-http", help="Allow a plain http DSP URL (a local test DSP)"),
+    ] = False,
+    ca_bundle: DspCaOption = None,
+    dsp_client_cert: DspCertOption = None,
+    dsp_client_key: DspKeyOption = None,
+    limit: Annotated[int, typer.Option(help="Entries per page", min=1, max=5000)] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Read the DSP's catch-up feed from where the last sync stopped and file what it says.
+
+    CHs this supplier gained come with their current version, missed activations
+    with theirs; each is recorded with version_source 'feed' unless the back office
+    already holds a newer alert for the CH. Exits 1 if the feed could not be read
+    (pages filed before that are kept; the next sync goes on from there).
+    """
+    from chfw.supplier.feed_sync import FeedClient
+    from chfw.supplier.feed_sync import sync as run_sync
+
+    if not token:
+        raise fail(
+            f"no DSP inventory token: pass --token or set {TOKEN_ENV} "
+            "(the DSP issues it with `chfw users token USER_ID`)"
+        )
+    with run_guarded():
+        client = FeedClient(
+            dsp_url,
+            token,
+            ca_bundle=ca_bundle,
+            client_cert=dsp_client_cert,
+            client_key=dsp_client_key,
+            allow_http=insecure_http,
+        )
+    eng = backoffice_engine(database)
+    try:
+        with run_guarded(), translated():
+            stats = run_sync(eng, client, limit=limit)
+    finally:
+        client.close()
+        if database is not None:
+            eng.dispose()
+    if as_json:
+        typer.echo(json.dumps(stats.to_json(), indent=2))
+        return
+    typer.echo(
+        f"read {stats.entries} feed entr{'y' if stats.entries == 1 else 'ies'} in "
+        f"{stats.pages} page(s): {stats.applied} set a CH's version, {stats.gained} for CHs "
+        f"gained, {stats.unknown} without a version at the DSP"
+    )
