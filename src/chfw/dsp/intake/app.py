@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from chfw import __version__
-from chfw.dsp.intake import campaigns_api
+from chfw.dsp.intake import campaigns_api, feed_api
 from chfw.dsp.intake.backpressure import RETRY_AFTER_SECONDS, BacklogGate
 from chfw.dsp.intake.inventory_api import install_inventory_api
 from chfw.dsp.intake.metrics import install_intake_metrics
@@ -137,6 +137,7 @@ def create_app(
     app.include_router(router)
     install_inventory_api(app, engine, FailureThrottle.from_settings(settings))
     app.include_router(campaigns_api.router)
+    app.include_router(feed_api.router)  # on the inventory API's state and authentication
     install_intake_metrics(app, service, min_interval=settings.stats_cache_seconds)
     app.state.dashboard_auth = DashboardAuth.from_setting(
         settings.dashboard_token, throttle=FailureThrottle.from_settings(settings)

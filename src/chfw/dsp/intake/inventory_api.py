@@ -57,14 +57,10 @@ class InventoryApi:
 def install_inventory_api(
     app: FastAPI, engine: Engine, failures: FailureThrottle | None = None
 ) -> None:
-    """Serve the read endpoint and the catch-up feed (:mod:`chfw.dsp.intake.feed_api`) on
-    ``app`` over ``engine``'s inventory and Service Users;
+    """Serve the read endpoint on ``app`` over ``engine``'s inventory and Service Users;
     ``failures`` limits wrong tokens per client (default: chfw.shared.throttle's defaults)."""
-    from chfw.dsp.intake import feed_api  # it builds on this module's authentication
-
     app.state.inventory_api = InventoryApi(engine, failures or FailureThrottle())
     app.include_router(router)
-    app.include_router(feed_api.router)
 
 
 def _api(request: Request) -> InventoryApi:
