@@ -115,7 +115,7 @@ firmware_history = sa.Table(
     ),
     # The row's place in the Service Users' catch-up feed (chfw.dsp.store.feed): given in
     # commit order by the feed's sequencer, after the row is committed; None until then,
-    # 0 for rows recorded before the feed existed (covered by the gains migration 0012 made).
+    # 0 for rows recorded before the feed existed (covered by the gains migration 0013 made).
     sa.Column("feed_seq", sa.BigInteger, nullable=True),
     sa.Index("ix_firmware_history_device_id", "device_id", "id"),
     sa.Index("ix_firmware_history_recorded_at", "recorded_at"),
