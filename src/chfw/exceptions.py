@@ -38,6 +38,7 @@ with its module (``tests/test_exceptions.py`` checks the tree against the code):
     ├── NameSyntaxError (ValueError)            signing.names: a DN string is not RFC 4514 syntax
     ├── InventoryLookupError                    receiver.lookup: no version from the DSP; retried
     ├── FeedSyncError                           supplier.feed_sync: the DSP's feed unreadable
+    ├── ObservationError                        uit.observe: an endpoint's record could not be read
     ├── ServiceStartError                       demo.processes: a child service did not come up
     └── DemoError                               demo.run: the demo could not complete a step
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import structlog
@@ -291,6 +293,131 @@ class TestOversized:
         assert case["got"] == "413" or case["got"].startswith(
             "no answer: the endpoint closed the connection"
         ), case
+
+
+class Naive:
+    """An endpoint that verifies nothing and records what a naive reader sees, with a record API.
+
+    POST: 204, and the first text node of ResponseID, DeviceID and FirmwareVersion is
+    appended to the records (a replay makes a second copy). GET /records/{response_id}:
+    the kit's observation protocol (404, or 200 with copies and values); ``broken``
+    makes it answer that instead.
+    """
+
+    def __init__(self, broken: tuple[int, bytes] | None = None) -> None:
+        self.records: dict[str, list[dict[str, str | None]]] = {}
+        self.broken = broken
+
+    @staticmethod
+    def _first_text(body: bytes, element: str) -> str | None:
+        match = re.search(rb"<sr:%s>([^<]*)" % element.encode(), body)
+        return match[1].decode() if match else None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["method"] == "POST":
+            rid = self._first_text(body, "ResponseID") or ""
+            values = {e: self._first_text(body, e) for e in ("DeviceID", "FirmwareVersion")}
+            self.records.setdefault(rid, []).append(values)
+            status, text = 204, b""
+        elif self.broken is not None:
+            status, text = self.broken
+        else:
+            status, text = self._record(unquote(scope["path"].removeprefix("/records/")))
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": text})
+
+    def _record(self, rid: str) -> tuple[int, bytes]:
+        copies = self.records.get(rid)
+        if not copies:
+            return 404, b""
+        device, version = copies[0]["DeviceID"], copies[0]["FirmwareVersion"]
+        record = {"copies": len(copies), "device_id": device, "firmware_version": version}
+        return 200, json.dumps(record).encode()
+
+
+class TestObservedOverHttp:
+    """--observe-url: what an endpoint recorded, from its own test environment's record API."""
+
+    def test_records_show_what_the_answers_cannot(
+        self,
+        serve_https: Callable[[Any], Served],
+        identity: Identity,
+        pki: Pki,
+        tmp_path: Path,
+    ) -> None:
+        endpoint = serve_https(Naive())
+        observe = endpoint.url("/records/{response_id}")
+        code, output, report, page = _kit(
+            endpoint.url("/"), identity, pki, tmp_path, "--observe-url", observe,
+            "--only", "valid,signed-value,signature.unsigned",
+        )  # fmt: skip
+        assert code == 1, output
+        cases = _by_id(report)
+        assert cases["valid.n64"]["got"] == "204; recorded: once, as signed"
+        assert cases["valid.replay"]["got"] == "204; 204; recorded: 2 times"
+        assert cases["signed-value.comment"]["got"] == (
+            "204; recorded: FirmwareVersion '0A0B', signed '0A0B0C0D'"
+        )
+        assert cases["signature.unsigned"]["got"] == "204"
+        assert [c["passed"] for c in report["cases"]] == [True, False, False, False]
+        assert (report["not_checked"], report["observed_by"]) == (0, f"GET {observe}")
+        assert f"GET {observe}" in page
+
+    @pytest.mark.parametrize(
+        ("broken", "reason"),
+        [
+            ((500, b"oops"), "answered 500, not 200 or 404"),
+            ((200, b"<html/>"), "the answer is not JSON"),
+            ((200, b"[1]"), "not a JSON object"),
+            ((200, b'{"copies": 0}'), "copies must be a whole number from 1, got 0"),
+            ((200, b'{"copies": 1, "device_id": 7}'), "device_id must be a string or null"),
+        ],
+    )
+    def test_a_record_that_cannot_be_read_fails_the_case(
+        self,
+        serve_https: Callable[[Any], Served],
+        identity: Identity,
+        pki: Pki,
+        tmp_path: Path,
+        broken: tuple[int, bytes],
+        reason: str,
+    ) -> None:
+        endpoint = serve_https(Naive(broken))
+        code, output, report, _ = _kit(
+            endpoint.url("/"), identity, pki, tmp_path, "--only", "valid.n64",
+            "--observe-url", endpoint.url("/records/{response_id}"),
+        )  # fmt: skip
+        assert code == 1, output
+        (case,) = report["cases"]
+        assert case["got"].startswith("204; recorded: could not tell (GET https://")
+        assert reason in case["got"]
+
+    def test_a_template_without_the_response_id(
+        self, identity: Identity, pki: Pki, tmp_path: Path
+    ) -> None:
+        code, output, _, _ = _kit(
+            "https://127.0.0.1:9/", identity, pki, tmp_path, "--observe-url", "https://x/records"
+        )
+        assert code == 2
+        assert "has no {response_id} in it" in output
+
+    def test_one_way_to_observe_at_a_time(
+        self, identity: Identity, pki: Pki, tmp_path: Path
+    ) -> None:
+        code, output, _, _ = _kit(
+            "https://127.0.0.1:9/", identity, pki, tmp_path,
+            "--observe-url", "https://x/{response_id}", "--chfw-database", "sqlite://",
+        )  # fmt: skip
+        assert code == 2
+        assert "not both" in output
 
 
 class TestHostileAnswers:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -20,12 +21,13 @@ from chfw.cli._context import run_guarded
 from chfw.core.clock import utc_now
 from chfw.core.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
 from chfw.core.signing import PemSigner
+from chfw.exceptions import ConfigError
 from chfw.shared.config import DEFAULT_DCC_USER_ID
 from chfw.shared.tls import TlsConfig
 from chfw.uit import report
 from chfw.uit.cases import CASES, DEFAULT_OVERSIZED_BYTES, Material, select
 from chfw.uit.documents import AlertMaker
-from chfw.uit.observe import ChfwBackOffice, Observer
+from chfw.uit.observe import ChfwBackOffice, HttpObserver, Observer
 from chfw.uit.report import CaseResult
 from chfw.uit.run import DEFAULT_TIMEOUT, HttpSender, check_target, run
 
@@ -88,31 +90,32 @@ def run_kit(
     chfw_database: Annotated[
         str | None, typer.Option(help="Endpoint is chfw's receiver: check its records here")
     ] = None,
+    observe_url: Annotated[
+        str | None, typer.Option(help="GET records here: a URL with {response_id} in it")
+    ] = None,
+    observe_token: Annotated[
+        str | None, typer.Option(envvar="CHFW_UIT_OBSERVE_TOKEN", help="Bearer for --observe-url")
+    ] = None,
 ) -> None:
     """Send the suite to ENDPOINT and judge each answer; exit 0 only if every case passed."""
     with run_guarded(2):
         target = check_target(endpoint, allow_http=allow_http)
         version = DuisVersion.parse(duis_version)
         cases = select(version, _names(only), _names(skip))
-        counter = itertools.count(secrets.randbelow(1 << 48))
-        maker = AlertMaker(
-            signer=PemSigner.from_files(sign_key, sign_cert),
-            dcc_user_id=UserId.parse(dcc_user_id),
-            device_id=DeviceId.parse(device_id),
-            duis_version=version,
-            firmware_version=FirmwareVersion.parse(firmware_version),
-            at=utc_now,
-            counters=lambda: next(counter),
-        )
-        context = TlsConfig(
-            str(ca_bundle) if ca_bundle else None,
-            str(client_cert) if client_cert else None,
-            str(client_key) if client_key else None,
-        ).ssl_context()
-        observer = _observer(chfw_database)
+        signer = PemSigner.from_files(sign_key, sign_cert)
+        maker = _maker(signer, version, dcc_user_id, device_id, firmware_version)
+        context = TlsConfig(*(str(f) if f else None for f in (ca_bundle, client_cert, client_key)))
+        verify = context.ssl_context()
+        if chfw_database and observe_url:
+            raise ConfigError("give --chfw-database or --observe-url, not both")
     console = _console()
     console.print(f"chfw uit: {len(cases)} cases to {target} (DUIS {version})")
-    with httpx.Client(verify=context, follow_redirects=False) as client:
+    with ExitStack() as stack:
+        client = stack.enter_context(httpx.Client(verify=verify, follow_redirects=False))
+        with run_guarded(2):
+            observer, observed_by = _observer(
+                stack, client, chfw_database, observe_url, observe_token
+            )
         result = run(
             cases,
             Material(maker, oversized_bytes),
@@ -120,7 +123,7 @@ def run_kit(
             target=target,
             now=utc_now,
             observer=observer,
-            observed_by="chfw back office database" if observer else None,
+            observed_by=observed_by,
             timeout=timeout,
             progress=lambda case: console.print(_line(case)),
         )
@@ -133,12 +136,39 @@ def run_kit(
     raise typer.Exit(0 if result.all_passed else 1)
 
 
-def _observer(database: str | None) -> Observer | None:
+def _maker(
+    signer: PemSigner, version: DuisVersion, dcc_user_id: str, device_id: str, firmware: str
+) -> AlertMaker:
+    """The run's alert maker: ResponseID counters from a random start (never a replay of a run)."""
+    counter = itertools.count(secrets.randbelow(1 << 48))
+    return AlertMaker(
+        signer=signer,
+        dcc_user_id=UserId.parse(dcc_user_id),
+        device_id=DeviceId.parse(device_id),
+        duis_version=version,
+        firmware_version=FirmwareVersion.parse(firmware),
+        at=utc_now,
+        counters=lambda: next(counter),
+    )
+
+
+def _observer(
+    stack: ExitStack,
+    client: httpx.Client,
+    database: str | None,
+    url: str | None,
+    token: str | None,
+) -> tuple[Observer | None, str | None]:
+    """The way to see the endpoint's records, and how the report names it (None: answers only)."""
+    if url is not None:
+        return HttpObserver(url, client, token=token), f"GET {url}"
     if database is None:
-        return None
+        return None, None
     from chfw.shared.db.engine import create_engine_for
 
-    return ChfwBackOffice(create_engine_for(database))
+    engine = create_engine_for(database)
+    stack.callback(engine.dispose)
+    return ChfwBackOffice(engine), "chfw back office database"
 
 
 def _line(result: CaseResult) -> str:

@@ -20,7 +20,7 @@ from chfw import __version__
 from chfw.exceptions import ConfigError
 from chfw.uit.cases import Case, Expect, Material, Prepared
 from chfw.uit.documents import Alert
-from chfw.uit.observe import Observer, Recorded
+from chfw.uit.observe import ObservationError, Observer, Recorded
 from chfw.uit.report import CaseResult, Report
 
 DEFAULT_TIMEOUT = 10.0
@@ -200,7 +200,10 @@ def judge(
         if accepted:
             return result(True, not_checked="whether it was recorded once, as signed")
         return result(True)
-    record = observer.recorded(str(prepared.alert.response_id))
+    try:
+        record = observer.recorded(str(prepared.alert.response_id))
+    except ObservationError as exc:
+        return result(False, f"; recorded: could not tell ({exc})")
     if accepted:
         problem = _record_problem(record, prepared.alert)
         return result(problem is None, f"; recorded: {problem or 'once, as signed'}")
