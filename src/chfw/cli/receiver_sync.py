@@ -9,7 +9,7 @@ import typer
 
 from chfw.cli._backoffice import DatabaseOption, backoffice_engine
 from chfw.cli._context import fail, run_guarded
-from chfw.cli.receiver_lookups import TOKEN_ENV, DspCaOption, DspCertOption, DspKeyOption
+from chfw.cli.receiver_lookups import TOKEN_ENV, DspCertOption, DspKeyOption
 from chfw.dsp.store.errors import translated
 
 
@@ -35,7 +35,14 @@ def sync(
         bool,
         typer.Option("--insecure-http", help="Allow a plain http DSP URL (a local test DSP)"),
     ] = False,
-    ca_bundle: DspCaOption = None,
+    ca_bundle: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-bundle",
+            "--dsp-ca-bundle",
+            help="CA bundle to verify the DSP (default: system CAs)",
+        ),
+    ] = None,
     dsp_client_cert: DspCertOption = None,
     dsp_client_key: DspKeyOption = None,
     limit: Annotated[int, typer.Option(help="Entries per page", min=1, max=5000)] = 500,
