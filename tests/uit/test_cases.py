@@ -64,7 +64,7 @@ class TestSelection:
 class TestBodiesAgainstChfwsCheck:
     """What each case sends, read by chfw's receiver: the genuine verify, the hostile do not."""
 
-    @pytest.mark.parametrize("version", [V50, V51], ids=str)
+    @pytest.mark.parametrize("version", [V50, V51, DuisVersion.parse("5.4")], ids=str)
     def test_every_case(self, identity: Identity, version: DuisVersion) -> None:
         receiver = _receiver(identity, version)
         made = material(identity, str(version))

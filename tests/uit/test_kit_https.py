@@ -164,6 +164,9 @@ class TestChfwsOwnReceiver:
         oversized = cases["size.oversized"]["got"]  # 413, unless the reset came first
         assert oversized.startswith(("413 ", "no answer: the endpoint closed")), oversized
         assert set(cases["valid.n64"]) >= {"id", "description", "expected", "got", "passed"}
+        ids = [case["response_id"] for case in report["cases"]]
+        assert len(set(ids)) == len(ids)  # every case its own alert
+        assert all(i.startswith("90-B3-D5-1F-30-00-00-02:00-1D-A1-FF-FF-FF-FF-64:") for i in ids)
         assert "every case passed" in page
         assert "chfw back office database" in page
 

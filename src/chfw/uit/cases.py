@@ -83,12 +83,12 @@ def _n999_versions(version: DuisVersion) -> bool:
 
 def _genuine(material: Material) -> Prepared:
     alert = material.maker.genuine()
-    return Prepared((alert.signed,), f"{alert.code} {alert.response_id}", alert)
+    return Prepared((alert.signed,), f"a genuine {alert.code}", alert)
 
 
 def _replay(material: Material) -> Prepared:
     alert = material.maker.genuine()
-    return Prepared((alert.signed, alert.signed), f"{alert.code} {alert.response_id} twice", alert)
+    return Prepared((alert.signed, alert.signed), f"a genuine {alert.code}, twice", alert)
 
 
 def _tampered(material: Material) -> Prepared:

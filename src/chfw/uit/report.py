@@ -36,6 +36,7 @@ class CaseResult:
     got: str
     passed: bool
     not_checked: str | None = None
+    response_id: str = ""  # of the alert the case is built on: where to find its record
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class CaseResult:
             "description": self.description,
             "expected": self.expected,
             "sent": self.sent,
+            "response_id": self.response_id,
             "got": self.got,
             "passed": self.passed,
             "not_checked": self.not_checked,

@@ -182,6 +182,7 @@ def judge(
             got + note,
             passed,
             not_checked,
+            str(prepared.alert.response_id),
         )
 
     complete = len(answers) == len(prepared.bodies)
