@@ -8,7 +8,13 @@ latency of every alert (outbox.created_at → delivered_at): p50, p99.
 Baseline in the same run: a bare HTTP POST loop (httpx, keep-alive) to a trivial
 204 endpoint, the ceiling for one client on this machine.
 
+Issue 22: ``--compare-campaign PAIRS`` runs the wave without and with a campaign (the CSP
+taking a pilot, then the rest, from the work list; the intake counting every outcome for
+its phase), interleaved, PAIRS times each, and reports the ratio of alerts/s and of the
+intake's CPU per alert: what the campaign bookkeeping costs.
+
 Run: .venv/bin/python bench/bench_pipeline.py [--hubs N] [--workers N] [--json FILE]
+     [--compare-campaign PAIRS] [--no-campaign]
      CHFW_DATABASE_URL=postgresql://... for PostgreSQL (an empty database).
 """
 
@@ -180,7 +186,13 @@ class CpuWatch:
 
 
 def measure(
-    hubs: int, workers: int, database_url: str | None, *, sink: bool = False, intakes: int = 1
+    hubs: int,
+    workers: int,
+    database_url: str | None,
+    *,
+    sink: bool = False,
+    intakes: int = 1,
+    campaign: bool = True,
 ) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="chfw-bench-"))
     console = Console(stderr=True, quiet=True)
@@ -193,6 +205,7 @@ def measure(
             intakes=intakes,
             database_url=database_url,
             sink_receivers=sink,
+            campaign=campaign,
         ),
         console,
     )
@@ -221,6 +234,7 @@ def measure(
         "intakes": intakes,
         "workers": workers,
         "backend": "postgresql" if database_url else "sqlite",
+        "campaign": campaign,
         "receivers": "sink (accept, no checks)" if sink else "chfw receiver (verify, record)",
         "alerts_delivered": len(rows),
         "alerts_per_second": round(len(rows) / span, 1),
@@ -256,10 +270,27 @@ def main() -> None:
     parser.add_argument(
         "--sink", action="store_true", help="endpoints accept without verifying (DSP only)"
     )
+    parser.add_argument(
+        "--no-campaign", action="store_true", help="post the wave at once, not as a campaign"
+    )
+    parser.add_argument(
+        "--compare-campaign",
+        type=int,
+        metavar="PAIRS",
+        help="run without and with a campaign, interleaved, PAIRS times each (issue 22)",
+    )
     args = parser.parse_args()
+    if args.compare_campaign:
+        compare_campaign(args)
+        return
     baseline = post_loop_rate()
     result = measure(
-        args.hubs, args.workers, args.database_url, sink=args.sink, intakes=args.intakes
+        args.hubs,
+        args.workers,
+        args.database_url,
+        sink=args.sink,
+        intakes=args.intakes,
+        campaign=not args.no_campaign,
     )
     result["baseline_bare_posts_per_second"] = round(baseline, 1)
     rate = result["alerts_per_second"]
@@ -268,6 +299,43 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def compare_campaign(args: argparse.Namespace) -> None:
+    """Without and with a campaign, interleaved; medians and their ratio (issue 22)."""
+    if args.database_url:
+        raise SystemExit("--compare-campaign needs a fresh database per run: use SQLite")
+    runs: dict[bool, list[dict[str, object]]] = {False: [], True: []}
+    for _ in range(args.compare_campaign):
+        for campaign in (False, True):
+            run = measure(args.hubs, args.workers, None, sink=args.sink, campaign=campaign)
+            runs[campaign].append(run)
+            print(json.dumps({k: run[k] for k in _SHOWN}), file=sys.stderr)
+
+    def median(campaign: bool, key: str) -> float:
+        return statistics.median(_number(run, key) for run in runs[campaign])
+
+    result: dict[str, object] = {"runs": runs[False] + runs[True]}
+    for key in ("alerts_per_second", "intake_us_per_alert", "all_us_per_alert"):
+        without, with_ = median(False, key), median(True, key)
+        result[key] = {"without": without, "with": with_, "ratio": round(with_ / without, 3)}
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+_SHOWN = ("campaign", "alerts_per_second", "intake_messages_per_second", "wave_cpu_us_per_alert")
+
+
+def _number(run: dict[str, object], key: str) -> float:
+    per_alert = run["wave_cpu_us_per_alert"]
+    assert isinstance(per_alert, dict)
+    value = {
+        "intake_us_per_alert": per_alert.get("intake", 0),
+        "all_us_per_alert": per_alert.get("all", 0),
+    }.get(key, run.get(key))
+    assert isinstance(value, int | float)
+    return float(value)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ def test_small_wave_is_encoded_up_front_as_the_same_bytes() -> None:
     wave = _wave(50)
     prepared = run._prepared(wave)
     assert prepared is not None
-    assert [m.data for m in prepared] == list(wave.payloads())
+    assert [text for _, text in prepared] == [data.hex() for data in wave.payloads()]
+    assert list(run.phase_messages(wave, prepared, None)) == [t for _, t in prepared]
     assert len(prepared) == wave.ground_truth.messages
 
 

@@ -32,6 +32,14 @@ def demo(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Simulation seed")] = 0,
+    campaign: Annotated[
+        bool,
+        typer.Option(
+            "--campaign/--no-campaign",
+            help="Run the wave as a DCC campaign (a pilot phase, then the rest; the CSP takes "
+            "its work from the work list), or post it all at once",
+        ),
+    ] = True,
     wait: Annotated[
         bool | None,
         typer.Option(
@@ -55,6 +63,7 @@ def demo(
                 database_url=database_url,
                 workers=workers,
                 intakes=intakes,
+                campaign=campaign,
                 wait=sys.stdin.isatty() if wait is None else wait,
             ),
             console,

@@ -40,7 +40,8 @@ from chfw.shared.db.engine import create_engine_for, display_url, reading
 from chfw.shared.db.sql import chunked
 from chfw.sim.campaign import CampaignRun, run_campaign
 from chfw.sim.estate import SimHub, SyntheticEstate, generate_estate
-from chfw.sim.wave import InventoryStart, Wave, WaveMessage, generate_wave
+from chfw.sim.poster import PostStats, post_wave
+from chfw.sim.wave import InventoryStart, Wave, generate_wave
 from chfw.supplier import pilots
 
 SEEDED_AT = datetime(2025, 6, 1, tzinfo=UTC)  # when the estate's starting firmware took effect
@@ -63,6 +64,7 @@ class DemoOptions:
     drain_timeout: float = 600.0
     sink_receivers: bool = False  # benchmark: endpoints that accept without verifying
     wait: bool = False  # after the summary, keep the services (and dashboards) up until Ctrl-C
+    campaign: bool = True  # the CSP takes the wave from a campaign's work list, phase by phase
 
 
 @dataclass
@@ -159,16 +161,19 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         )
 
         post_started = time.monotonic()
-        start_campaign(engine, synthetic, target)
-        run = _post(wave, intake_urls, credential, options.batch_size, console)
-        stats = run.stats
+        if options.campaign:
+            start_campaign(engine, synthetic, target)
+        stats, run = _post(
+            wave, intake_urls, credential, options.batch_size, console, options.campaign
+        )
         post_seconds = time.monotonic() - post_started
         services.check_alive()
         drain_seconds = _drain(engine, wave, services, options.drain_timeout, console)
         summary = build_summary(
             engine, wave, [] if options.sink_receivers else suppliers, stats.as_json()
         )
-        summary["campaign"] = campaign_summary(engine, run)
+        if run is not None:
+            summary["campaign"] = campaign_summary(engine, run)
         if pilot_db is not None:
             summary["pilot"] = _pilot_summary(pilot_db)
         summary["timing"] = {
@@ -347,14 +352,20 @@ def campaign_summary(engine: sa.Engine, run: CampaignRun) -> dict[str, Any]:
 
 
 def _post(
-    wave: Wave, urls: list[str], credential: str, batch_size: int, console: Console
-) -> CampaignRun:
+    wave: Wave,
+    urls: list[str],
+    credential: str,
+    batch_size: int,
+    console: Console,
+    campaign: bool,
+) -> tuple[PostStats, CampaignRun | None]:
     """The CSP works through the campaign: each phase's hubs from the work list, their
-    answers posted to the intake(s)."""
+    answers posted to the intake(s); without ``campaign``, the whole wave at once."""
     total = wave.ground_truth.messages
     prepared = _prepared(wave)
+    concurrency = 2 * len(urls)  # a batch in hand at each intake while one is answered
 
-    def messages_for(devices: AbstractSet[DeviceId]) -> Iterable[str]:
+    def messages_for(devices: AbstractSet[DeviceId] | None) -> Iterable[str]:
         return phase_messages(wave, prepared, devices)
 
     with Progress(
@@ -366,17 +377,32 @@ def _post(
         console=console,
     ) as progress:
         task = progress.add_task("post", total=total)
-        return run_campaign(
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        if not campaign:
+            stats = post_wave(
+                messages_for(None),
+                urls,
+                credential,
+                batch_size=batch_size,
+                concurrency=concurrency,
+                progress=advance,
+            )
+            return stats, None
+        run = run_campaign(
             messages_for,
             urls,
             credential,
             CAMPAIGN_NAME,
             work_limit=5000,
             batch_size=batch_size,
-            concurrency=2 * len(urls),  # a batch in hand at each intake while one is answered
-            progress=lambda n: progress.advance(task, n),
+            concurrency=concurrency,
+            progress=advance,
             on_round=lambda n: console.print(f"campaign {CAMPAIGN_NAME}: {n:,} hubs handed out"),
         )
+        return run.stats, run
 
 
 # Waves up to this many messages are encoded before posting starts (about 30 MB of
@@ -385,18 +411,27 @@ def _post(
 PREPARE_LIMIT = 200_000
 
 
+Prepared = list[tuple[DeviceId, str]]
+"""A wave encoded ahead: each message's CH and hex, in posting order."""
+
+
 def phase_messages(
-    wave: Wave, prepared: list[WaveMessage] | None, devices: AbstractSet[DeviceId]
+    wave: Wave, prepared: Prepared | None, devices: AbstractSet[DeviceId] | None
 ) -> Iterable[str]:
-    """The hex of these CHs' messages: picked from the encoded wave, or encoded now."""
+    """The hex of these CHs' messages (None: every CH's): picked from the encoded wave, or
+    encoded now."""
     if prepared is not None:
-        return [m.data.hex() for m in prepared if m.activation.hub.device_id in devices]
+        if devices is None:
+            return [text for _, text in prepared]
+        return [text for device, text in prepared if device in devices]
     return (m.data.hex() for m in wave.messages(only=devices))
 
 
-def _prepared(wave: Wave) -> list[WaveMessage] | None:
+def _prepared(wave: Wave) -> Prepared | None:
     """The wave's messages encoded, if it is small enough (None: encode as posted)."""
-    return list(wave.messages()) if wave.ground_truth.messages <= PREPARE_LIMIT else None
+    if wave.ground_truth.messages > PREPARE_LIMIT:
+        return None
+    return [(m.activation.hub.device_id, m.data.hex()) for m in wave.messages()]
 
 
 def _drain(

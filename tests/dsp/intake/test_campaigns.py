@@ -228,3 +228,41 @@ def test_unknown_campaign_and_bad_limits(api: Api) -> None:
     assert api.csp.get("/csp/v1/campaigns/c1/work", params={"limit": 10**6}).status_code == 422
     anonymous = httpx.get(f"{api.csp.base_url}/csp/v1/campaigns/c1/work")
     assert anonymous.status_code == 401
+
+
+def test_hostile_hold_requests_hold_nothing(api: Api) -> None:
+    alice = api.su[ALICE.hex]
+    mine = str(device(2))
+    cases = [
+        ({"device_ids": ["not-a-device"], "reason": "x"}, 400),
+        ({"device_ids": [mine], "reason": ""}, 422),
+        ({"device_ids": [mine], "reason": "x" * 501}, 422),
+        ({"device_ids": [], "reason": "x"}, 422),
+        ({"device_ids": [mine] * 10_001, "reason": "x"}, 422),
+        ({"device_ids": mine, "reason": "x"}, 422),
+        ({"reason": "x"}, 422),
+    ]
+    for body, status in cases:
+        assert alice.post("/su/v1/campaigns/c1/holds", json=body).status_code == status, body
+    assert alice.post("/su/v1/campaigns/c1/holds", content=b"{").status_code == 422
+    assert (
+        alice.post(
+            "/su/v1/campaigns/nope/holds", json={"device_ids": [mine], "reason": "x"}
+        ).status_code
+        == 404
+    )
+    wrong = httpx.post(
+        f"{api.csp.base_url}/su/v1/campaigns/c1/holds",
+        json={"device_ids": [mine], "reason": "x"},
+        headers={"authorization": "Bearer chfw_su_0000000000000000_" + "a" * 30},
+    )
+    assert wrong.status_code == 401
+    with api.dsp.engine.connect() as conn:
+        assert sum(p.held for p in campaigns.get(conn, "c1").phases) == 0
+    # The same hold twice: held once, then "already held".
+    first = alice.post("/su/v1/campaigns/c1/holds", json={"device_ids": [mine], "reason": "x"})
+    again = alice.post("/su/v1/campaigns/c1/holds", json={"device_ids": [mine], "reason": "x"})
+    assert first.json()["held"] == [mine]
+    assert again.json()["not_held"] == [{"device_id": mine, "reason": "already held"}]
+    with api.dsp.engine.connect() as conn:
+        assert sum(p.held for p in campaigns.get(conn, "c1").phases) == 1

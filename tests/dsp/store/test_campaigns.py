@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -225,3 +226,25 @@ def test_list_for_a_user(engine: Engine, campaign: str) -> None:
         assert [c.name for c in campaigns.list_campaigns(conn, ALICE)] == ["c1"]
         assert {c.name for c in campaigns.list_campaigns(conn, BOB)} == {"c1", "bob-only"}
         assert supplier_of(1) == BOB
+
+
+def test_concurrent_work_lists_never_hand_out_a_hub_twice(engine: Engine, campaign: str) -> None:
+    _start(engine)
+    handed: list[list[str]] = [[] for _ in range(4)]
+
+    def take(slot: int) -> None:
+        while True:
+            work = _work(engine, limit=2)
+            if not work.device_ids:
+                return
+            handed[slot].extend(str(d) for d in work.device_ids)
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [d for slot in handed for d in slot]
+    assert len(every) == len(set(every)) == 10  # the pilot, each hub once
+    with engine.connect() as conn:
+        assert campaigns.get(conn, "c1").phases[0].dispatched == 10

@@ -112,14 +112,15 @@ def count_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime)
     """Count processed CS06 outcomes for their hubs' phases: the first success at the target
     or failure after dispatch settles the hub. Running campaigns are then evaluated; those
     over an error threshold are paused (returned) and those done completed."""
-    if not outcomes:
+    final = {d.hex for d, result, _ in outcomes if result is not ActivationResult.ACCEPTED}
+    if not final or not _any_started(conn):  # no campaign has dispatched anything
         return []
     h, c = campaign_hubs.c, campaigns.c
     rows = conn.execute(
         sa.select(h.campaign_id, h.device_id, h.phase, c.target_version)
         .select_from(campaign_hubs.join(campaigns, c.campaign_id == h.campaign_id))
         .where(
-            among(conn, h.device_id, {d.hex for d, _, _ in outcomes}),
+            among(conn, h.device_id, final),
             h.dispatched_at.is_not(None),
             h.outcome.is_(None),
         )
@@ -142,32 +143,41 @@ def count_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime)
             outcome = hub_outcome(result, version, target)
             if outcome is not None:
                 settled[key] = (int(row.phase), outcome)
-    return _settle(conn, settled, now)
+    return _settle(conn, settled, now) if settled else []
+
+
+def _any_started(conn: Connection) -> bool:
+    """Whether any campaign has left draft (only those have dispatched hubs)."""
+    query = sa.select(campaigns.c.campaign_id).where(campaigns.c.state != CampaignState.DRAFT.value)
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def _settle(
     conn: Connection, settled: dict[tuple[int, str], tuple[int, HubOutcome]], now: datetime
 ) -> list[AutoPause]:
-    if not settled:
-        return []
+    """Record the settled hubs, campaign by campaign in id order, each campaign's row
+    locked first (PostgreSQL) as the work list and holds lock it: one order of locks."""
     h = campaign_hubs.c
-    conn.execute(
-        sa.update(campaign_hubs)
-        .where(h.campaign_id == sa.bindparam("c"), h.device_id == sa.bindparam("d"))
-        .values(outcome=sa.bindparam("o"), outcome_at=to_db(now)),
-        [{"c": c, "d": d, "o": o.value} for (c, d), (_, o) in sorted(settled.items())],
-    )
-    touched: dict[int, dict[HubOutcome, Counter[int]]] = {}
-    for (campaign_id, _), (phase, outcome) in settled.items():
-        per = touched.setdefault(campaign_id, {o: Counter() for o in HubOutcome})
-        per[outcome][phase] += 1
+    by_campaign: dict[int, dict[HubOutcome, tuple[list[str], Counter[int]]]] = {}
+    for (campaign_id, device), (phase, outcome) in sorted(settled.items()):
+        per = by_campaign.setdefault(campaign_id, {})
+        hexes, phases = per.setdefault(outcome, ([], Counter()))
+        hexes.append(device)
+        phases[phase] += 1
     paused = []
-    for campaign_id, per in sorted(touched.items()):
-        for outcome, phases in per.items():
-            _add_to_phases(conn, campaign_id, outcome.value, phases)
+    for campaign_id, per in sorted(by_campaign.items()):
         name = conn.execute(
             sa.select(campaigns.c.name).where(campaigns.c.campaign_id == campaign_id)
         ).scalar_one()
+        get(conn, name, for_update=True)
+        for outcome, (hexes, phases) in per.items():
+            # One statement per campaign and outcome, not one per hub.
+            conn.execute(
+                sa.update(campaign_hubs)
+                .where(h.campaign_id == campaign_id, among(conn, h.device_id, hexes))
+                .values(outcome=outcome.value, outcome_at=to_db(now))
+            )
+            _add_to_phases(conn, campaign_id, outcome.value, phases)
         campaign = get(conn, name)
         if campaign.state is not CampaignState.RUNNING:
             continue
