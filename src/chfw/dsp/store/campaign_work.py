@@ -137,9 +137,9 @@ def count_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime)
             key = (int(row.campaign_id), row.device_id)
             if key in settled:
                 continue
-            target = targets.setdefault(
-                row.target_version, FirmwareVersion.parse(row.target_version)
-            )
+            target = targets.get(row.target_version)
+            if target is None:
+                target = targets[row.target_version] = FirmwareVersion.parse(row.target_version)
             outcome = hub_outcome(result, version, target)
             if outcome is not None:
                 settled[key] = (int(row.phase), outcome)
@@ -161,7 +161,9 @@ def _settle(
     by_campaign: dict[int, dict[HubOutcome, tuple[list[str], Counter[int]]]] = {}
     for (campaign_id, device), (phase, outcome) in sorted(settled.items()):
         per = by_campaign.setdefault(campaign_id, {})
-        hexes, phases = per.setdefault(outcome, ([], Counter()))
+        if outcome not in per:
+            per[outcome] = ([], Counter())
+        hexes, phases = per[outcome]
         hexes.append(device)
         phases[phase] += 1
     paused = []
