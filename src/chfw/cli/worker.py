@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from chfw.cli._context import engine, run_guarded, settings
+from chfw.cli._context import engine, fail, run_guarded, settings
 from chfw.core.signing import Signer
+from chfw.dsp.delivery.monitor import monitor_server
 from chfw.dsp.delivery.worker import Worker, WorkerStats
 from chfw.dsp.schema_check import check_user_schemas
 from chfw.dsp.store import outbox
@@ -24,6 +26,7 @@ from chfw.dsp.store.errors import translated
 from chfw.exceptions import ChfwError
 from chfw.shared.config import Settings
 from chfw.shared.longrunning import start_long_running
+from chfw.shared.serving import bind
 
 T = TypeVar("T")
 
@@ -42,6 +45,18 @@ def worker(
         int | None,
         typer.Option("--batch-size", min=1, help="Rows claimed at a time (default: settings)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve /metrics, /healthz and /readyz on this port (not with --once).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Interface of --metrics-port.")
+    ] = "127.0.0.1",
 ) -> None:
     """Deliver alerts from the outbox until stopped (Ctrl-C or SIGTERM stop gracefully).
 
@@ -49,6 +64,8 @@ def worker(
     signing_cert (a key rollover) are re-signed on the way out. SIGHUP reloads
     that identity from the settings.
     """
+    if once and metrics_port is not None:
+        raise fail("--metrics-port serves a running worker: not with --once", 2)
     with run_guarded(), translated():
         config = settings()
         check_user_schemas(config, engine())  # every user's DUIS version has a schema
@@ -57,8 +74,15 @@ def worker(
             stats = _run(_drain(delivery))
         else:
             start_long_running()
+            sock = None if metrics_port is None else bind(metrics_host, metrics_port)
             typer.echo(f"chfw worker: delivering from {_database()} (Ctrl-C to stop)", err=True)
-            stats = _run(_serve(delivery))
+            if sock is not None:
+                typer.echo(
+                    f"chfw worker: /metrics, /healthz, /readyz on "
+                    f"http://{metrics_host}:{metrics_port}",
+                    err=True,
+                )
+            stats = _run(_serve(delivery, sock))
         typer.echo(stats.summary())
         with engine().begin() as conn:
             counts = outbox.counts(conn)
@@ -124,7 +148,7 @@ async def _drain(delivery: Worker) -> WorkerStats:
         return await delivery.run_until_idle()
 
 
-async def _serve(delivery: Worker) -> WorkerStats:
+async def _serve(delivery: Worker, sock: socket.socket | None) -> WorkerStats:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -137,5 +161,14 @@ async def _serve(delivery: Worker) -> WorkerStats:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, request_stop)
     loop.add_signal_handler(signal.SIGHUP, _reload_signer, delivery)
-    async with delivery:
-        return await delivery.run_forever(stop)
+    if sock is None:
+        async with delivery:
+            return await delivery.run_forever(stop)
+    server = monitor_server(delivery, sock)
+    serving = asyncio.create_task(server.serve([sock]))
+    try:
+        async with delivery:
+            return await delivery.run_forever(stop)
+    finally:
+        server.should_exit = True
+        await serving

@@ -190,6 +190,16 @@ class Worker:
         self._on_loop = engine.dialect.name == "sqlite"  # transactions on the loop's thread
 
     @property
+    def stats(self) -> WorkerStats:
+        """What the current (or last) run has done so far."""
+        return self._stats
+
+    @property
+    def in_flight(self) -> int:
+        """Alerts claimed here whose POST has not finished."""
+        return len(self._inflight)
+
+    @property
     def signer(self) -> Signer | None:
         return self._resigner.signer if self._resigner is not None else None
 

@@ -29,11 +29,13 @@ from chfw.dsp.intake.backpressure import RETRY_AFTER_SECONDS, BacklogGate
 from chfw.dsp.intake.inventory_api import install_inventory_api
 from chfw.dsp.intake.metrics import install_intake_metrics
 from chfw.dsp.processing import ActivationService, BatchTally, Status, SubmissionResult
-from chfw.dsp.store import campaign_work, csps
+from chfw.dsp.store import campaign_work, csps, migrate
 from chfw.dsp.web.dashboard import mount_dsp_dashboard
 from chfw.exceptions import UnknownCampaignError
+from chfw.shared import health
 from chfw.shared.bodylimit import BodyLimit
 from chfw.shared.config import Settings
+from chfw.shared.health import Readiness
 from chfw.shared.throttle import FailureThrottle, authenticated
 from chfw.shared.web.auth import DashboardAuth
 
@@ -135,6 +137,11 @@ def create_app(
     for error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(error, database_unavailable)
     app.include_router(router)
+    app.include_router(health.router)  # /healthz, /readyz
+    signer = service.builder.signer
+    app.state.readiness = Readiness(
+        engine, migrate.CHAIN, signer.certificate if signer is not None else None
+    )
     install_inventory_api(app, engine, FailureThrottle.from_settings(settings))
     app.include_router(campaigns_api.router)
     app.include_router(feed_api.router)  # on the inventory API's state and authentication
@@ -142,7 +149,6 @@ def create_app(
     app.state.dashboard_auth = DashboardAuth.from_setting(
         settings.dashboard_token, throttle=FailureThrottle.from_settings(settings)
     )
-    signer = service.builder.signer
     mount_dsp_dashboard(  # /dashboard
         app,
         engine,
@@ -210,14 +216,6 @@ async def read_body(request: Request) -> bytes:
         return await request.body()
     except ClientDisconnect:  # the client left (or the server's request deadline passed)
         raise HTTPException(408, "the request body did not arrive") from None
-
-
-@router.get("/healthz", tags=["operations"])
-async def healthz() -> dict[str, str]:
-    # On the event loop, not in a thread: under load every thread for blocking work
-    # may hold a submission waiting its turn, and a health check queued behind them
-    # would take a busy intake out of its load balancer.
-    return {"status": "ok"}
 
 
 @router.post(
