@@ -33,7 +33,12 @@ def sync(
     ] = None,
     insecure_http: Annotated[
         bool,
-        typer.Option("--insecure-http", help="Allow a plain http DSP URL (a local test DSP)"),
+        typer.Option(
+            "--insecure-http",
+            "--dsp-allow-http",
+            help="Accept a plain http:// --dsp-url (the token then travels in clear: a local "
+            "test DSP only)",
+        ),
     ] = False,
     ca_bundle: Annotated[
         str | None,
