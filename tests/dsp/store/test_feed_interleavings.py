@@ -4,7 +4,6 @@ that follows the cursor sees every committed change exactly once and nothing els
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import count
 
@@ -30,11 +29,11 @@ ops = st.lists(
 
 
 @pytest.fixture
-def pg_engine(engine: Engine, db_backend: str) -> Iterator[Engine]:
+def pg_engine(engine: Engine, db_backend: str) -> Engine:
     if db_backend != "postgresql":
         pytest.skip("SQLite has one writer at a time: nothing to interleave")
     build_dsp(engine)
-    yield engine
+    return engine
 
 
 def insert_change(conn: Connection, version: str, device_hex: str) -> None:
