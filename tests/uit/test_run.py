@@ -8,6 +8,7 @@ from chfw.core.domain import DuisVersion
 from chfw.exceptions import ConfigError
 from chfw.uit import Answer, CaseResult, Recorded, check_target, run_cases, select
 from chfw.uit.cases import Material
+from chfw.uit.run import shown_target
 from tests.uit.kit import DEVICE, Identity, material
 
 V51 = DuisVersion.parse("5.1")
@@ -138,3 +139,8 @@ class TestTarget:
         with pytest.raises(ConfigError, match="not https"):
             check_target("http://127.0.0.1/", allow_http=False)
         assert check_target("http://127.0.0.1/", allow_http=True) == "http://127.0.0.1/"
+
+    def test_a_password_in_the_url_is_never_shown(self) -> None:
+        url = "https://uit:s3cret@supplier.example:8443/duis?x=1"
+        assert shown_target(url) == "https://uit:***@supplier.example:8443/duis?x=1"
+        assert shown_target("https://supplier.example/duis") == "https://supplier.example/duis"

@@ -29,7 +29,7 @@ from chfw.uit.cases import CASES, DEFAULT_OVERSIZED_BYTES, Material, select
 from chfw.uit.documents import AlertMaker
 from chfw.uit.observe import ChfwBackOffice, HttpObserver, Observer
 from chfw.uit.report import CaseResult
-from chfw.uit.run import DEFAULT_TIMEOUT, HttpSender, check_target, run
+from chfw.uit.run import DEFAULT_TIMEOUT, HttpSender, check_target, run, shown_target
 
 app = typer.Typer(
     help="Integration-test kit: throw N64/N999 alerts, genuine and hostile, at an endpoint.",
@@ -109,7 +109,8 @@ def run_kit(
         if chfw_database and observe_url:
             raise ConfigError("give --chfw-database or --observe-url, not both")
     console = _console()
-    console.print(f"chfw uit: {len(cases)} cases to {target} (DUIS {version})")
+    shown = shown_target(target)
+    console.print(f"chfw uit: {len(cases)} cases to {shown} (DUIS {version})")
     with ExitStack() as stack:
         client = stack.enter_context(httpx.Client(verify=verify, follow_redirects=False))
         with run_guarded(2):
@@ -120,7 +121,7 @@ def run_kit(
             cases,
             Material(maker, oversized_bytes),
             HttpSender(target, client),
-            target=target,
+            target=shown,
             now=utc_now,
             observer=observer,
             observed_by=observed_by,

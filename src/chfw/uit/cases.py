@@ -20,9 +20,11 @@ from chfw.uit.documents import (
     AlertMaker,
     DoctypeForm,
     another_device,
+    cdata_inside,
     comment_inside,
     impostor_of,
     padded,
+    reference_inside,
     stranger,
     with_value,
 )
@@ -55,6 +57,9 @@ class Prepared:
     alert: Alert
 
 
+Prepare = Callable[[Material], Prepared]
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
     """One check of the endpoint's behaviour."""
@@ -62,7 +67,7 @@ class Case:
     id: str
     description: str
     expect: Expect
-    prepare: Callable[[Material], Prepared]
+    prepare: Prepare
     applies: Callable[[DuisVersion], bool] = field(default=lambda _: True)
     # Whether closing the connection counts as a refusal: only for a body too large to read,
     # whose 413 a client may never see (the connection is reset under the rest of the body).
@@ -138,11 +143,19 @@ def _code_lacking(material: Material) -> Prepared:
     return Prepared((maker.sign(document),), sent, alert)
 
 
-def _comment(material: Material) -> Prepared:
-    alert = material.maker.genuine()
-    element = "FirmwareVersion" if alert.firmware_version is not None else "DeviceID"
-    body = comment_inside(alert.signed, element)
-    return Prepared((body,), f"<!----> in the middle of {element}", alert)
+def _in_value(how: str, rewrite: Callable[[bytes, str], bytes], element: str = "") -> Prepare:
+    """A genuine alert with one value written another way that canonical form reads the same.
+
+    Without ``element``: the value a wrong reading harms most (N64's FirmwareVersion,
+    N999's DeviceID).
+    """
+
+    def prepare(material: Material) -> Prepared:
+        alert = material.maker.genuine()
+        name = element or ("FirmwareVersion" if alert.firmware_version else "DeviceID")
+        return Prepared((rewrite(alert.signed, name),), f"{how} in {name}", alert)
+
+    return prepare
 
 
 def _oversized(material: Material) -> Prepared:
@@ -213,7 +226,25 @@ CASES: tuple[Case, ...] = (
         "signed-value.comment",
         "A comment inside a signed value (digest unchanged)",
         Expect.REFUSE_OR_AS_SIGNED,
-        _comment,
+        _in_value("<!----> in the middle", comment_inside),
+    ),
+    Case(
+        "signed-value.comment-in-id",
+        "A comment inside the ResponseID, the dedupe key (digest unchanged)",
+        Expect.REFUSE_OR_AS_SIGNED,
+        _in_value("<!----> in the middle", comment_inside, "ResponseID"),
+    ),
+    Case(
+        "signed-value.cdata",
+        "Half a signed value as a CDATA section (digest unchanged)",
+        Expect.REFUSE_OR_AS_SIGNED,
+        _in_value("the second half as CDATA", cdata_inside),
+    ),
+    Case(
+        "signed-value.reference",
+        "A character of a signed value as a character reference (digest unchanged)",
+        Expect.REFUSE_OR_AS_SIGNED,
+        _in_value("the first character as &#x..;", reference_inside),
     ),
     Case(
         "size.oversized",

@@ -127,9 +127,23 @@ def comment_inside(document: bytes, element: str) -> bytes:
 
     A reader that takes the first text node of the element sees only half the value.
     """
+    return _split(document, element, lambda head, tail: head + b"<!---->" + tail)
+
+
+def cdata_inside(document: bytes, element: str) -> bytes:
+    """The second half of an element's value as a CDATA section (canonical form: plain text)."""
+    return _split(document, element, lambda head, tail: head + b"<![CDATA[" + tail + b"]]>")
+
+
+def reference_inside(document: bytes, element: str) -> bytes:
+    """The first character of an element's value as a character reference (``&#x30;``)."""
+    return _split(document, element, lambda head, tail: b"&#x%X;" % head[0] + head[1:] + tail)
+
+
+def _split(document: bytes, element: str, make: Callable[[bytes, bytes], bytes]) -> bytes:
     value = value_of(document, element)
-    half = len(value) // 2
-    return with_value(document, element, value[:half] + b"<!---->" + value[half:])
+    half = max(len(value) // 2, 1)
+    return with_value(document, element, make(value[:half], value[half:]))
 
 
 def padded(signed: bytes, size: int) -> bytes:

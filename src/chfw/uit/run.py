@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -66,6 +66,15 @@ def check_target(endpoint: str, *, allow_http: bool) -> str:
             "only for a local test endpoint"
         )
     return endpoint
+
+
+def shown_target(endpoint: str) -> str:
+    """The endpoint as printed and reported: a password in the URL is replaced by ``***``."""
+    parts = urlsplit(endpoint)
+    if parts.password is None:
+        return endpoint
+    netloc = f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class HttpSender:
