@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from chfw.cli import app as chfw
 from chfw.cli.pilot import app
 from chfw.dsp.store import audit
+from chfw.supplier.schema import bo_audit_log
 from tests.cli.dbcli import CliDb, cli_db
 from tests.supplier.recorded import START, device, record
 
@@ -55,7 +56,7 @@ class TestCreate:
         assert "created pilot 'wave-1': target 0201, 4 CHs (1 lines rejected" in result.stdout
         assert f"{cohort}:6: rejected '00-1D-A1-00'" in result.stderr
         with engine.connect() as conn:
-            (entry,) = audit.list_recent(conn)
+            (entry,) = audit.list_recent(conn, table=bo_audit_log)
         assert entry.action == "pilot.create"
         assert (entry.detail["cohort"], entry.detail["rejected"]) == (4, 1)
 
@@ -173,4 +174,76 @@ class TestWiring:
         # Without --database: the settings' database, which has no schema.
         result = elsewhere.invoke(chfw, "pilot", "list")
         assert result.exit_code == 1
-        assert "chfw db upgrade" in result.stderr
+        assert "chfw receiver upgrade --database" in result.stderr
+
+
+class TestEditAndDelete:
+    """A pilot's name, target, description and cohort change; delete needs --yes. Audited."""
+
+    def test_edit_everything(
+        self, cli: CliDb, cohort: Path, tmp_path: Path, engine: Engine
+    ) -> None:
+        create(cli, cohort)
+        more, fewer = tmp_path / "more.txt", tmp_path / "fewer.txt"
+        more.write_text(f"{device(9)}\n{device(1)}\n", encoding="utf-8")
+        fewer.write_text(f"{device(2)}\n{device(3)}\n", encoding="utf-8")
+        result = cli.invoke(
+            app,
+            "edit",
+            "wave-1",
+            "--rename",
+            "wave-1b",
+            "--target-version",
+            "0202",
+            "--description",
+            "moved to 0202",
+            "--add",
+            str(more),
+            "--remove",
+            str(fewer),
+        )
+        assert result.exit_code == 0, result.output
+        assert "pilot 'wave-1b': target 0202, 3 CHs (was 'wave-1': target 0201, 4 CHs)" in (
+            result.stdout
+        )
+        (listed,) = json.loads(cli.invoke(app, "list", "--json").stdout)
+        assert (listed["name"], listed["target_version"], listed["cohort"]) == (
+            "wave-1b",
+            "0202",
+            3,
+        )
+        assert listed["description"] == "moved to 0202"
+        with engine.connect() as conn:
+            entry = audit.list_recent(conn, table=bo_audit_log)[0]
+        assert entry.action == "pilot.edit"
+        assert (entry.detail["before"]["cohort"], entry.detail["after"]["cohort"]) == (4, 3)
+
+    def test_edit_refuses_an_empty_cohort_and_a_taken_name(self, cli: CliDb, cohort: Path) -> None:
+        create(cli, cohort)
+        create_other = cli.invoke(
+            app, "create", "other", "--target-version", "01", "--cohort", str(cohort)
+        )
+        assert create_other.exit_code == 0, create_other.output
+        emptied = cli.invoke(app, "edit", "wave-1", "--remove", str(cohort))
+        assert emptied.exit_code == 1
+        assert "would have an empty cohort" in emptied.stderr
+        taken = cli.invoke(app, "edit", "wave-1", "--rename", "other")
+        assert taken.exit_code == 1
+        assert "pilot 'other' already exists" in taken.stderr
+        nothing = cli.invoke(app, "edit", "wave-1")
+        assert (nothing.exit_code, "nothing to change" in nothing.stderr) == (1, True)
+        assert json.loads(cli.invoke(app, "status", "wave-1", "--json").stdout)["cohort"] == 4
+
+    def test_delete_needs_yes(self, cli: CliDb, cohort: Path, engine: Engine) -> None:
+        create(cli, cohort)
+        refused = cli.invoke(app, "delete", "wave-1")
+        assert refused.exit_code == 1
+        assert "add --yes" in refused.stderr
+        done = cli.invoke(app, "delete", "wave-1", "--yes")
+        assert done.exit_code == 0, done.output
+        assert "deleted pilot 'wave-1' (4 CHs in its cohort)" in done.stdout
+        assert "no pilots" in cli.invoke(app, "list").stdout
+        with engine.connect() as conn:
+            assert audit.list_recent(conn, table=bo_audit_log)[0].action == "pilot.delete"
+        unknown = cli.invoke(app, "delete", "wave-1", "--yes")
+        assert (unknown.exit_code, "no pilot 'wave-1'" in unknown.stderr) == (1, True)

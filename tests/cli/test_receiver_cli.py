@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from chfw.cli import app
+from chfw.shared.db.engine import display_url
 from chfw.supplier.pipeline import AlertReceiver, ReceiverConfig
 from tests.cli.dbcli import cli_db
 from tests.receiver_process import VENV_CHFW, receiver_process
@@ -153,7 +154,8 @@ class TestRejections:
     def test_database_without_schema(self, empty_database_url: str) -> None:
         code, output = _run("rejections", "--database", empty_database_url)
         assert code == 1
-        assert "chfw db upgrade" in output
+        assert display_url(empty_database_url) in output  # which database, password hidden
+        assert "chfw receiver upgrade --database" in output
 
 
 @pytest.fixture

@@ -222,7 +222,7 @@ class TestMigration:
         is adopted: its rows stay, and latest_counter is filled from the ResponseID."""
         engine = create_engine_for(f"sqlite:///{tmp_path / 'old.db'}")
         try:
-            migrate.upgrade(engine)
+            migrate.upgrade(engine, "b0001")
             with engine.begin() as conn:  # back to what revisions 0001-0005 left
                 conn.exec_driver_sql("DROP TABLE alembic_version_backoffice")
                 conn.exec_driver_sql("DROP TABLE revoked_sessions")

@@ -1,4 +1,5 @@
-"""`chfw pilot`: firmware pilots on the supplier side -- a target version, a cohort, progress."""
+"""`chfw pilot`: firmware pilots on the supplier side -- a target version, a cohort, progress;
+created, edited and deleted with an entry in the back office's audit log."""
 
 from __future__ import annotations
 
@@ -6,17 +7,18 @@ import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import Connection
 
 from chfw.cli._backoffice import DatabaseOption, backoffice_transaction
 from chfw.cli._context import fail, run_guarded
 from chfw.core.clock import utc_now
-from chfw.core.domain import FirmwareVersion
-from chfw.dsp.store import audit
+from chfw.core.domain import DeviceId, FirmwareVersion
+from chfw.dsp.store import audit as audit_log
 from chfw.supplier import pilots
 from chfw.supplier.cohort import Cohort, read_cohort
 
@@ -28,14 +30,30 @@ app = typer.Typer(
 _REJECTS_SHOWN = 20
 
 
-def read_cohort_file(path: Path) -> Cohort:
+def read_cohort_file(path: Path, what: str = "cohort file") -> Cohort:
+    """A file of CH IDs (:mod:`chfw.supplier.cohort`); a clean error names ``what`` it is."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as lines:
             return read_cohort(lines)
     except OSError as exc:
-        raise fail(f"cannot read cohort file {path}: {exc.strerror or exc}") from None
+        raise fail(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise fail(f"cohort file {path} is not UTF-8 text: {exc}") from None
+        raise fail(f"{what} {path} is not UTF-8 text: {exc}") from None
+
+
+def audit(conn: Connection, action: str, detail: dict[str, Any]) -> None:
+    """Record a back-office change in the back office's own audit log."""
+    from chfw.supplier.schema import bo_audit_log
+
+    audit_log.record(conn, audit_log.current_actor(), action, detail, table=bo_audit_log)
+
+
+def report_rejects(path: Path, members: Cohort) -> None:
+    """The lines of ``path`` that named no CH, the first few of them, on stderr."""
+    for reject in members.rejects[:_REJECTS_SHOWN]:
+        typer.echo(f"{path}:{reject.line}: rejected {reject.text!r}: {reject.reason}", err=True)
+    if len(members.rejects) > _REJECTS_SHOWN:
+        typer.echo(f"... and {len(members.rejects) - _REJECTS_SHOWN} more rejected", err=True)
 
 
 @app.command()
@@ -60,17 +78,13 @@ def create(
         pilots.check_name(name)
         target = FirmwareVersion.parse(target_version)
         members = read_cohort_file(cohort)
-    for reject in members.rejects[:_REJECTS_SHOWN]:
-        typer.echo(f"{cohort}:{reject.line}: rejected {reject.text!r}: {reject.reason}", err=True)
-    if len(members.rejects) > _REJECTS_SHOWN:
-        typer.echo(f"... and {len(members.rejects) - _REJECTS_SHOWN} more rejected", err=True)
+    report_rejects(cohort, members)
     if not members.device_ids:
         raise fail(f"cohort file {cohort} names no valid Device ID; no pilot created")
     with backoffice_transaction(database) as conn:
         pilot = pilots.create_pilot(conn, name, target, members.device_ids, utc_now(), description)
-        audit.record(
+        audit(
             conn,
-            audit.current_actor(),
             "pilot.create",
             {
                 "pilot": name,
@@ -201,3 +215,89 @@ def list_(
             p.description or "",
         )
     Console().print(table)
+
+
+def _members(path: Path | None) -> tuple[DeviceId, ...]:
+    if path is None:
+        return ()
+    members = read_cohort_file(path)
+    report_rejects(path, members)
+    return members.device_ids
+
+
+@app.command()
+def edit(
+    name: Annotated[str, typer.Argument(help="Pilot name")],
+    rename: Annotated[str | None, typer.Option("--rename", help="New name")] = None,
+    target_version: Annotated[
+        str | None, typer.Option("--target-version", help="New target version (hex)")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="New description ('' removes it)")] = None,
+    add: Annotated[
+        Path | None,
+        typer.Option("--add", help="Cohort file of CHs to add (as for create)", dir_okay=False),
+    ] = None,
+    remove: Annotated[
+        Path | None,
+        typer.Option("--remove", help="Cohort file of CHs to remove", dir_okay=False),
+    ] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Change a pilot: its name, target version, description or cohort (audited)."""
+    with run_guarded():
+        change = pilots.PilotChange(
+            rename=rename,
+            target=FirmwareVersion.parse(target_version) if target_version else None,
+            description=description,
+            add=_members(add),
+            remove=_members(remove),
+        )
+    if change == pilots.PilotChange():
+        raise fail(
+            "nothing to change: give --rename, --target-version, --description, --add or --remove"
+        )
+    with backoffice_transaction(database) as conn:
+        before, after = pilots.edit_pilot(conn, name, change)
+        audit(
+            conn,
+            "pilot.edit",
+            {
+                "pilot": name,
+                "before": _summary(before),
+                "after": _summary(after),
+                "added_from": str(add) if add else None,
+                "removed_from": str(remove) if remove else None,
+            },
+        )
+    typer.echo(
+        f"pilot {after.name!r}: target {after.target_version.hex}, {after.cohort_size} CHs "
+        f"(was {before.name!r}: target {before.target_version.hex}, {before.cohort_size} CHs)"
+    )
+
+
+def _summary(pilot: pilots.Pilot) -> dict[str, Any]:
+    return {
+        "name": pilot.name,
+        "target_version": pilot.target_version.hex,
+        "description": pilot.description,
+        "cohort": pilot.cohort_size,
+    }
+
+
+@app.command()
+def delete(
+    name: Annotated[str, typer.Argument(help="Pilot name")],
+    yes: Annotated[bool, typer.Option("--yes", help="Really delete it")] = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Delete a pilot and its cohort list (the CHs' alerts and history stay; audited)."""
+    with backoffice_transaction(database) as conn:
+        pilot = pilots.get_pilot(conn, name)
+        if not yes:
+            raise fail(
+                f"pilot {name!r} has a cohort of {pilot.cohort_size} CHs; add --yes to delete it "
+                "(the CHs' alerts and history stay)"
+            )
+        pilots.delete_pilot(conn, name)
+        audit(conn, "pilot.delete", _summary(pilot))
+    typer.echo(f"deleted pilot {name!r} ({pilot.cohort_size} CHs in its cohort)")

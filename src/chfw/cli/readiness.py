@@ -23,6 +23,8 @@ def _summary_line(summary: han.Readiness) -> str:
         if summary.unrecognised
         else ""
     )
+    if summary.never_alerted:
+        odd += f"; {summary.never_alerted} of the unknown never sent an alert"
     return (
         f"{summary.ready} CHs at or above {summary.min_version.hex} "
         f"({summary.below} below, {summary.unknown} with a version not known yet{odd})"
@@ -48,13 +50,18 @@ def ready(
     count: Annotated[
         bool, typer.Option("--count", help="Print the counts only (per version with --json)")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="With --count: print JSON")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the counts as JSON: ready, below, unknown, per version"),
+    ] = False,
     database: DatabaseOption = None,
 ) -> None:
     """List CHs ready for the next HAN-device firmware step (active firmware >= --min-version).
 
     Versions compare as one unsigned big-endian number (0102 < 00000103 < 0200).
     Without --csv, prints one 'DEVICE-ID VERSION' line per CH and the counts on stderr.
+    'unknown' counts CHs whose version is being fetched (N999) and CHs of the estate
+    (`chfw receiver hubs import`) that never sent an alert.
     """
     from chfw.supplier import readiness as han
 
@@ -62,7 +69,7 @@ def ready(
         minimum = FirmwareVersion.parse(min_version)
     with backoffice_transaction(database) as conn:
         summary = han.readiness(conn, minimum)
-        if count:
+        if count or as_json:
             if as_json:
                 typer.echo(json.dumps(summary.to_json(), indent=2))
             else:

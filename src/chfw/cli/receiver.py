@@ -9,18 +9,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import Connection
 
+from chfw.cli._backoffice import backoffice_transaction
 from chfw.cli._context import fail, run_guarded, settings
 from chfw.cli.readiness import ready
+from chfw.cli.receiver_hubs import app as hubs_app
 from chfw.cli.receiver_lookups import (
     DspAllowHttpOption,
     DspCaOption,
@@ -48,20 +47,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 def _database_url(database: str | None) -> str:
     return database or settings().database_url
-
-
-@contextmanager
-def _connection(database: str | None) -> Iterator[Connection]:
-    from chfw.dsp.store.errors import translated
-    from chfw.shared.db.engine import create_engine_for
-
-    with run_guarded():
-        engine = create_engine_for(_database_url(database))
-    try:
-        with run_guarded(), translated(), engine.begin() as conn:
-            yield conn
-    finally:
-        engine.dispose()
 
 
 @app.command()
@@ -215,7 +200,7 @@ def hub(
 
     with run_guarded():
         device = DeviceId.parse(ch_id)
-    with _connection(database) as conn:
+    with backoffice_transaction(database) as conn:
         view = backoffice.hub_view(conn, device)
     if view is None:
         raise fail(f"no firmware alert has been received for CH {device}")
@@ -251,7 +236,7 @@ def alerts(
     """The alerts received (every DCC alert code), newest first."""
     from chfw.supplier import backoffice
 
-    with _connection(database) as conn:
+    with backoffice_transaction(database) as conn:
         rows = backoffice.list_alerts(conn, alert_code=code, limit=limit)
     if as_json:
         typer.echo(json.dumps([row.to_json() for row in rows], indent=2))
@@ -278,7 +263,7 @@ def document(
     """Write one received alert's signed document, exactly as it arrived, to stdout."""
     from chfw.supplier import backoffice
 
-    with _connection(database) as conn:
+    with backoffice_transaction(database) as conn:
         body = backoffice.alert_document(conn, response_id)
     if body is None:
         raise fail(f"no alert with ResponseID {response_id!r} has been received")
@@ -295,7 +280,7 @@ def rejections(
     """The POSTs the endpoint refused (400/413), newest first, with the reason."""
     from chfw.supplier import backoffice
 
-    with _connection(database) as conn:
+    with backoffice_transaction(database) as conn:
         rows = backoffice.list_rejections(conn, limit=limit)
     if as_json:
         typer.echo(json.dumps([row.to_json() for row in rows], indent=2))
@@ -332,3 +317,4 @@ def upgrade(database: DatabaseOption = None) -> None:
 app.command("ready")(ready)
 app.command("lookups")(lookups)
 app.command("sync")(sync)
+app.add_typer(hubs_app, name="hubs")

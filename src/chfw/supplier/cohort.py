@@ -4,7 +4,8 @@ Two shapes are accepted, told apart by the first line that is not blank or
 a ``#`` comment:
 
 - a CSV file with a header naming a ``device_id`` column (also spelt
-  ``Device ID`` or ``DeviceID``); other columns are ignored, so a planning
+  ``Device ID`` or ``DeviceID``) and, optionally, a ``label`` column (kept by
+  ``chfw receiver hubs import``); other columns are ignored, so a planning
   tool's export can be used as it is;
 - one Device ID per line (blank lines and ``#`` comments skipped).
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chfw.core.domain import DeviceId
 from chfw.exceptions import InvalidValueError
@@ -47,10 +48,11 @@ class Cohort:
     device_ids: tuple[DeviceId, ...]
     rejects: tuple[CohortReject, ...]
     duplicates: int
+    labels: dict[DeviceId, str] = field(default_factory=dict)  # from a 'label' column
 
 
-def _is_header_cell(cell: str) -> bool:
-    return _COLUMN_SPELLINGS.sub("", cell).lower() == "deviceid"
+def _is_header_cell(cell: str, name: str = "deviceid") -> bool:
+    return _COLUMN_SPELLINGS.sub("", cell).lower() == name
 
 
 def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
@@ -58,8 +60,8 @@ def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
         yield number, line.rstrip("\r\n")
 
 
-def _candidates(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """(line number, ID text) for every line or CSV row that should name a CH."""
+def _candidates(lines: Iterable[str]) -> Iterator[tuple[int, str, str]]:
+    """(line number, ID text, label or '') for every line or CSV row that should name a CH."""
     numbered = _numbered(lines)
     for number, line in numbered:
         stripped = line.strip()
@@ -67,11 +69,11 @@ def _candidates(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
             continue
         header = next(csv.reader([line]))
         if "," not in line and not _is_header_cell(stripped):
-            yield number, stripped  # one ID per line
+            yield number, stripped, ""  # one ID per line
             for later, text in numbered:
                 text = text.strip()
                 if text and not text.startswith("#"):
-                    yield later, text
+                    yield later, text, ""
             return
         columns = [i for i, cell in enumerate(header) if _is_header_cell(cell)]
         if not columns:
@@ -80,12 +82,14 @@ def _candidates(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
                 f"(columns: {', '.join(cell.strip() for cell in header)})"
             )
         column = columns[0]
+        labels = [i for i, cell in enumerate(header) if _is_header_cell(cell, "label")]
         rows = csv.reader(text for _, text in numbered)
         for row in rows:
             if not any(cell.strip() for cell in row):
                 continue
+            label = row[labels[0]].strip() if labels and labels[0] < len(row) else ""
             # line_num counts the lines the reader consumed: a quoted cell may span several.
-            yield number + rows.line_num, row[column].strip() if column < len(row) else ""
+            yield number + rows.line_num, row[column].strip() if column < len(row) else "", label
         return
 
 
@@ -95,7 +99,8 @@ def read_cohort(lines: Iterable[str]) -> Cohort:
     ids: list[DeviceId] = []
     rejects: list[CohortReject] = []
     duplicates = 0
-    for number, text in _candidates(lines):
+    labels: dict[DeviceId, str] = {}
+    for number, text, label in _candidates(lines):
         if not text:
             rejects.append(CohortReject(number, text, "no device_id value"))
             continue
@@ -109,4 +114,6 @@ def read_cohort(lines: Iterable[str]) -> Cohort:
             continue
         seen.add(device)
         ids.append(device)
-    return Cohort(tuple(ids), tuple(rejects), duplicates)
+        if label:
+            labels[device] = label
+    return Cohort(tuple(ids), tuple(rejects), duplicates, labels)

@@ -209,6 +209,84 @@ def create_pilot(
     return Pilot(name, target, description, from_db(to_db(now)), len(members))
 
 
+@dataclass(frozen=True, slots=True)
+class PilotChange:
+    """What ``chfw pilot edit`` changes; None (or nothing to add/remove) leaves it as it is.
+    An empty ``description`` removes it."""
+
+    rename: str | None = None
+    target: FirmwareVersion | None = None
+    description: str | None = None
+    add: tuple[DeviceId, ...] = ()
+    remove: tuple[DeviceId, ...] = ()
+
+
+def _rename(conn: Connection, pilot: Pilot, new_name: str) -> None:
+    """A pilot's rows under a new name (members follow; the name is their key)."""
+    check_name(new_name)
+    taken = conn.execute(sa.select(bo_pilots.c.name).where(bo_pilots.c.name == new_name)).first()
+    if taken is not None:
+        raise StoreError(f"pilot {new_name!r} already exists; choose another name")
+    conn.execute(
+        sa.insert(bo_pilots).from_select(
+            ["name", "target_version", "description", "created_at"],
+            sa.select(
+                sa.literal(new_name),
+                bo_pilots.c.target_version,
+                bo_pilots.c.description,
+                bo_pilots.c.created_at,
+            ).where(bo_pilots.c.name == pilot.name),
+        )
+    )
+    conn.execute(
+        sa.update(bo_pilot_members)
+        .where(bo_pilot_members.c.pilot == pilot.name)
+        .values(pilot=new_name)
+    )
+    conn.execute(sa.delete(bo_pilots).where(bo_pilots.c.name == pilot.name))
+
+
+def edit_pilot(conn: Connection, name: str, change: PilotChange) -> tuple[Pilot, Pilot]:
+    """Apply ``change`` to pilot ``name``: (before, after). The cohort may not end up empty."""
+    before = get_pilot(conn, name)
+    current = name
+    if change.rename is not None and change.rename != name:
+        _rename(conn, before, change.rename)
+        current = change.rename
+    values: dict[str, Any] = {}
+    if change.target is not None:
+        values["target_version"] = change.target.hex
+    if change.description is not None:
+        values["description"] = change.description or None
+    if values:
+        conn.execute(sa.update(bo_pilots).where(bo_pilots.c.name == current).values(**values))
+    for chunk in chunked(dict.fromkeys(change.add), CHUNK):
+        conn.execute(
+            insert_for(conn, bo_pilot_members)
+            .values([{"pilot": current, "device_id": d.hex} for d in chunk])
+            .on_conflict_do_nothing(index_elements=["pilot", "device_id"])
+        )
+    for chunk in chunked(dict.fromkeys(change.remove), CHUNK):
+        conn.execute(
+            sa.delete(bo_pilot_members).where(
+                bo_pilot_members.c.pilot == current,
+                bo_pilot_members.c.device_id.in_([d.hex for d in chunk]),
+            )
+        )
+    after = get_pilot(conn, current)
+    if after.cohort_size == 0:
+        raise InvalidValueError(f"pilot {name!r} would have an empty cohort; nothing changed")
+    return before, after
+
+
+def delete_pilot(conn: Connection, name: str) -> Pilot:
+    """Remove a pilot and its cohort (the CHs' alerts and history stay)."""
+    pilot = get_pilot(conn, name)
+    conn.execute(sa.delete(bo_pilot_members).where(bo_pilot_members.c.pilot == name))
+    conn.execute(sa.delete(bo_pilots).where(bo_pilots.c.name == name))
+    return pilot
+
+
 def _cohort_sizes() -> sa.Subquery:
     return (
         sa.select(bo_pilot_members.c.pilot, sa.func.count().label("size"))

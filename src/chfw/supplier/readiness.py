@@ -20,7 +20,9 @@ counted apart. So are CHs whose version, recorded exactly as signed, is no
 hex number at all (DUIS allows any 1 to 8 characters): they cannot be
 compared, so they are neither ready nor below (``unrecognised``). A hex
 version of odd length is compared as the number it spells (``123`` as
-``0123``).
+``0123``). CHs of the supplier's own estate (``chfw receiver hubs import``,
+:mod:`chfw.supplier.estate`) that never sent an alert are ``unknown`` too
+(``never_alerted`` of them).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from sqlalchemy.engine import Connection
 from chfw.core.domain import DeviceId, FirmwareVersion
 from chfw.exceptions import InvalidValueError
 from chfw.shared.db.sql import from_db
-from chfw.supplier import backoffice
+from chfw.supplier import backoffice, estate
 from chfw.supplier.schema import bo_hubs
 
 CSV_COLUMNS = ("device_id", "active_firmware_version", "changed_at")
@@ -51,8 +53,9 @@ class Readiness:
     min_version: FirmwareVersion
     ready_versions: dict[str, int]  # version (hex) at or above the minimum -> CHs on it
     below_versions: dict[str, int]
-    unknown: int  # CHs whose active version is not known yet
+    unknown: int  # CHs whose active version is not known yet (never_alerted included)
     unrecognised_versions: dict[str, int] = field(default_factory=dict)  # not hex: no order
+    never_alerted: int = 0  # imported into the estate, no alert received
 
     @property
     def ready(self) -> int:
@@ -76,6 +79,7 @@ class Readiness:
             "ready": self.ready,
             "below": self.below,
             "unknown": self.unknown,
+            "unknown_never_alerted": self.never_alerted,
             "total": self.total,
             "ready_versions": dict(sorted(self.ready_versions.items())),
             "below_versions": dict(sorted(self.below_versions.items())),
@@ -101,13 +105,14 @@ def comparable(text: str) -> FirmwareVersion | None:
 
 
 def split_versions(
-    distribution: Mapping[str | None, int], min_version: FirmwareVersion
+    distribution: Mapping[str | None, int], min_version: FirmwareVersion, never_alerted: int = 0
 ) -> Readiness:
-    """Sort a per-version count into ready / below / unknown / unrecognised (pure)."""
+    """Sort a per-version count into ready / below / unknown / unrecognised (pure);
+    ``never_alerted`` imported CHs without an alert are unknown too."""
     ready: dict[str, int] = {}
     below: dict[str, int] = {}
     unrecognised: dict[str, int] = {}
-    unknown = 0
+    unknown = never_alerted
     for text, count in distribution.items():
         version = None if text is None else comparable(text)
         if text is None:
@@ -118,12 +123,13 @@ def split_versions(
             ready[text] = count
         else:
             below[text] = count
-    return Readiness(min_version, ready, below, unknown, unrecognised)
+    return Readiness(min_version, ready, below, unknown, unrecognised, never_alerted)
 
 
 def readiness(conn: Connection, min_version: FirmwareVersion) -> Readiness:
-    """Counts only: one aggregate query over the back office's CHs."""
-    return split_versions(backoffice.firmware_distribution(conn), min_version)
+    """Counts only: one aggregate query over the back office's CHs, one over the estate."""
+    distribution = backoffice.firmware_distribution(conn)
+    return split_versions(distribution, min_version, estate.never_alerted(conn))
 
 
 def _ready_filter(summary: Readiness) -> sa.ColumnElement[bool]:

@@ -114,5 +114,27 @@ bo_feed_cursors = sa.Table(
     sa.Column("updated_at", UTC_TIME, nullable=False),
 )
 
+# The supplier's own estate: CHs it is Responsible Supplier of, imported from its records
+# (`chfw receiver hubs import`), so that hubs that never sent an alert count too.
+bo_estate = sa.Table(
+    "bo_estate",
+    metadata,
+    sa.Column("device_id", EUI64, primary_key=True),
+    sa.Column("label", sa.String(200), nullable=True),  # e.g. a site or a premises reference
+    sa.Column("imported_at", UTC_TIME, nullable=False),
+)
+
+# Who changed the back office (pilots, the estate) from the CLI: the back office's own log,
+# so that a supplier's database needs no DSP table.
+bo_audit_log = sa.Table(
+    "bo_audit_log",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    sa.Column("at", UTC_TIME, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+
 # Dashboard sessions signed out before their cookie expires: refused until expires_at.
 revoked_sessions = revoked_sessions_table(metadata)

@@ -33,20 +33,32 @@ def current_actor() -> str:
 
 
 def record(
-    conn: Connection, actor: str, action: str, detail: dict[str, Any], at: datetime | None = None
+    conn: Connection,
+    actor: str,
+    action: str,
+    detail: dict[str, Any],
+    at: datetime | None = None,
+    *,
+    table: sa.Table = audit_log,
 ) -> int:
-    """Add an entry; ``detail`` must be JSON-serialisable (say what changed, before and after)."""
+    """Add an entry; ``detail`` must be JSON-serialisable (say what changed, before and after).
+
+    ``table``: another log of the same columns (the supplier's back office keeps its own,
+    ``bo_audit_log``, passed in by the CLI that composes both).
+    """
     new_id = conn.execute(
-        sa.insert(audit_log)
+        sa.insert(table)
         .values(at=to_db(at or utc_now()), actor=actor[:200], action=action[:100], detail=detail)
-        .returning(audit_log.c.id)
+        .returning(table.c.id)
     ).scalar_one()
     return int(new_id)
 
 
-def list_recent(conn: Connection, limit: int = 50) -> list[AuditEntry]:
-    """The newest entries first."""
-    rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
+def list_recent(
+    conn: Connection, limit: int = 50, *, table: sa.Table = audit_log
+) -> list[AuditEntry]:
+    """The newest entries first (of ``table``, as for :func:`record`)."""
+    rows = conn.execute(sa.select(table).order_by(table.c.id.desc()).limit(limit))
     return [
         AuditEntry(int(row.id), from_db(row.at), row.actor, row.action, dict(row.detail))
         for row in rows
