@@ -226,7 +226,6 @@ class TestMigration:
             with engine.begin() as conn:  # back to what revisions 0001-0005 left
                 conn.exec_driver_sql("DROP TABLE alembic_version_backoffice")
                 conn.exec_driver_sql("DROP TABLE revoked_sessions")
-                conn.exec_driver_sql("DROP TABLE bo_feed_cursors")  # b0002's, not the DSP's
                 conn.exec_driver_sql("ALTER TABLE bo_hubs DROP COLUMN latest_counter")
                 conn.execute(
                     sa.text(
