@@ -168,6 +168,8 @@ class TestChfwsOwnReceiver:
         assert len(set(ids)) == len(ids)  # every case its own alert
         assert all(i.startswith("90-B3-D5-1F-30-00-00-02:00-1D-A1-FF-FF-FF-FF-64:") for i in ids)
         assert "every case passed" in page
+        assert report["signed_as"].startswith("CN=uit test DSP, serial ")
+        assert report["signed_as"] in page
         assert "chfw back office database" in page
 
     def test_answers_only_leaves_records_not_checked(

@@ -62,6 +62,7 @@ class Report:
     started_at: datetime
     finished_at: datetime
     results: tuple[CaseResult, ...]
+    signed_as: str = ""  # issuer and serial number of the certificate the alerts name
 
     @property
     def passed(self) -> int:
@@ -84,6 +85,7 @@ class Report:
             "target": self.target,
             "duis_version": self.duis_version,
             "observed_by": self.observed_by,
+            "signed_as": self.signed_as,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat(),
             "chfw_version": __version__,

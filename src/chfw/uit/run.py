@@ -172,7 +172,9 @@ def run(
         cases, material, send, observer=observer, timeout=timeout, progress=progress
     )
     version = str(material.maker.duis_version)
-    return Report(target, version, observed_by, started, now(), tuple(results))
+    signer = material.maker.signer
+    signed_as = f"{signer.issuer_name}, serial {signer.serial_number}"
+    return Report(target, version, observed_by, started, now(), tuple(results), signed_as)
 
 
 def judge(
