@@ -77,7 +77,7 @@ class TestOnce:
         monkeypatch.setenv("CHFW_RETRY_INITIAL_SECONDS", "0")
         result = cli.invoke(app, "--once")
         assert result.exit_code == 1
-        assert "retry_initial_seconds must be at least" in result.stderr
+        assert "setting retry_initial_seconds = 0.0 is out of range" in result.stderr
 
 
 class TestProxy:

@@ -19,12 +19,26 @@ app = typer.Typer(
 )
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from chfw import __version__
+
+        typer.echo(f"chfw {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="Config file (default: $CHFW_CONFIG or ./chfw.toml)."),
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     _context.set_config_path(config)
     configure_logging()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+import click
 import typer
 from sqlalchemy.engine import Engine
 
@@ -28,9 +29,13 @@ def settings() -> Settings:
 
 @cache
 def engine() -> Engine:
-    from chfw.shared.db.engine import create_engine_for
+    """The command's engine; on PostgreSQL its connections are named after the command
+    (``application_name`` "chfw serve", "chfw worker", ...)."""
+    from chfw.shared.db.engine import engine_for_settings
 
-    return create_engine_for(settings().database_url)
+    context = click.get_current_context(silent=True)
+    name = "chfw" if context is None else f"chfw {context.command_path.split(' ', 1)[-1]}"
+    return engine_for_settings(settings(), name)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -59,7 +59,7 @@ def serve(
         ),
     ],
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8065,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8065,
     database: DatabaseOption = None,
     duis_version: Annotated[
         str | None,

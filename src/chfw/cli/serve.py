@@ -12,7 +12,9 @@ from chfw.cli._context import engine, run_guarded, settings
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default: settings.host)")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: settings.port)")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: settings.port)")
+    ] = None,
     tls_cert: Annotated[
         Path | None, typer.Option(help="Server certificate chain (PEM); enables HTTPS")
     ] = None,

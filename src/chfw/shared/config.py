@@ -8,6 +8,7 @@ exists. Relative paths in the file are taken relative to the file's folder.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -71,8 +72,24 @@ class Settings:
     suspend_after_refusals: int = 20
     worker_batch_size: int = 500
     worker_poll_seconds: float = 0.2
+    # CSP credential rotation: the replaced credential is still accepted this long.
+    csp_rotation_grace_seconds: float = 600.0
+    # PostgreSQL connections each process keeps (SQLAlchemy pool), and how many more it may
+    # open for a burst. Not used by SQLite.
+    database_pool_size: int = 5
+    database_max_overflow: int = 10
     # Where the settings came from, for messages.
     source: str = field(default="defaults", compare=False)
+
+    def __post_init__(self) -> None:
+        for name, (low, high, open_low) in LIMITS.items():
+            check_range(name, getattr(self, name), low, high, open_low, self.source)
+        if self.retry_max_seconds < self.retry_initial_seconds:
+            raise ConfigError(
+                f"setting retry_max_seconds ({self.retry_max_seconds:g}) must be at least "
+                f"retry_initial_seconds ({self.retry_initial_seconds:g}) (from {self.source})"
+            )
+        check_database_url(self.database_url)
 
     @property
     def dcc_user(self) -> UserId:
@@ -83,6 +100,71 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+#: Every numeric setting's range: (lowest, highest or None, lowest excluded).
+LIMITS: dict[str, tuple[float, float | None, bool]] = {
+    "port": (1, 65535, False),
+    "intake_max_body_bytes": (1024, None, False),
+    "intake_batch_max": (1, None, False),
+    "intake_max_backlog": (0, None, False),
+    "intake_concurrency": (1, 256, False),
+    "server_request_timeout_seconds": (0, None, True),
+    "server_keep_alive_seconds": (0, None, True),
+    "server_max_header_bytes": (256, None, False),
+    "server_max_connections": (1, None, False),
+    "auth_max_failures": (0, None, False),
+    "auth_failure_window_seconds": (0, None, True),
+    "stats_cache_seconds": (0, None, False),
+    "delivery_timeout_seconds": (0, None, True),
+    "delivery_max_in_flight": (1, 10_000, False),
+    "retry_initial_seconds": (0.001, None, False),
+    "retry_max_seconds": (0.001, None, False),
+    "retry_horizon_hours": (0, None, True),
+    "lease_seconds": (1, None, False),
+    "suspend_after_refusals": (0, None, False),
+    "worker_batch_size": (1, 100_000, False),
+    "worker_poll_seconds": (0, 60, True),
+    "csp_rotation_grace_seconds": (0, 7 * 86400, False),
+    "database_pool_size": (1, 1000, False),
+    "database_max_overflow": (0, 1000, False),
+}
+
+
+def check_range(
+    name: str, value: Any, low: float, high: float | None, open_low: bool, source: str
+) -> None:
+    """ConfigError naming the setting unless ``value`` is a finite number in its range."""
+    lowest = f"more than {low:g}" if open_low else f"at least {low:g}"
+    wanted = lowest if high is None else f"{lowest} and at most {high:g}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or (value <= low if open_low else value < low)
+        or (high is not None and value > high)
+    ):
+        raise ConfigError(
+            f"setting {name} = {value!r} is out of range: must be {wanted} (from {source})"
+        )
+
+
+def check_database_url(url: str) -> None:
+    """ConfigError for a database URL that cannot be meant as written: more than one ``@``
+    before the host is a password with an unencoded ``@``."""
+    _scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(
+            "setting database_url is not a URL (expected sqlite:///FILE or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE)"
+        )
+    authority = rest.split("/", 1)[0]
+    if authority.count("@") > 1:
+        raise ConfigError(
+            "setting database_url has more than one '@' before the host: characters such as "
+            "'@', ':', '/' or '%' in the user name or password must be percent-encoded "
+            "('@' -> %40, ':' -> %3A, '/' -> %2F, '%' -> %25)"
+        )
 
 
 def _coerce(name: str, raw: Any, kind: Any) -> Any:

@@ -21,6 +21,11 @@ def translated() -> Iterator[None]:
             raise StoreError(
                 f"the database has no chfw schema ({text}); run `chfw db upgrade` first"
             ) from None
+        if "resolve host" in text or "translate host name" in text:
+            raise StoreError(
+                f"database error: {text}; check the host in database_url (a password "
+                "containing '@', ':' or '/' must be percent-encoded: '@' -> %40)"
+            ) from None
         if "locked" in text:
             raise StoreError(
                 f"the database is busy ({text}); another chfw process holds it, try again"

@@ -7,11 +7,14 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from chfw.shared.config import Settings
 
 # Execution option marking a connection read-only (see reading()).
 READ_ONLY = "chfw_read_only"
@@ -63,6 +66,25 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
     if sa_url.drivername == "postgresql+psycopg":
         _binary_lists(engine)
     return engine
+
+
+def engine_for_settings(settings: Settings, application_name: str = "chfw") -> Engine:
+    """The engine a chfw process uses: on PostgreSQL a pool of ``database_pool_size``
+    connections (plus ``database_max_overflow`` for bursts), each carrying
+    ``application_name`` (``pg_stat_activity`` shows which process holds it) unless the URL
+    sets its own."""
+    url = sa.make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return create_engine_for(settings.database_url)
+    connect_args: dict[str, str] = {}
+    if "application_name" not in url.query:
+        connect_args["application_name"] = application_name[:63]  # NAMEDATALEN - 1
+    return create_engine_for(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        connect_args=connect_args,
+    )
 
 
 def _binary_lists(engine: Engine) -> None:
