@@ -75,7 +75,7 @@ class TestRanges:
             Settings(retry_max_seconds=math.inf)
 
     def test_retry_max_below_initial(self) -> None:
-        with pytest.raises(ConfigError, match="retry_max_seconds .* at least retry_initial"):
+        with pytest.raises(ConfigError, match=r"retry_max_seconds .* at least retry_initial"):
             Settings(retry_initial_seconds=10, retry_max_seconds=5)
 
 
