@@ -38,7 +38,7 @@ class Identity:
         return TrustStore.from_files(self.cert)
 
 
-def material(identity: Identity, version: str = "5.1", oversized: int = 4096) -> Material:
+def material(identity: Identity, version: str = "5.1", oversized: int = 16384) -> Material:
     counter = itertools.count(1)
     maker = AlertMaker(
         signer=identity.signer,

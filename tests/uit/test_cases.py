@@ -24,7 +24,7 @@ def identity(tmp_path_factory: pytest.TempPathFactory) -> Identity:
 
 
 def _receiver(identity: Identity, version: DuisVersion) -> AlertReceiver:
-    config = ReceiverConfig(trust=identity.trust, duis_version=version, max_bytes=2048)
+    config = ReceiverConfig(trust=identity.trust, duis_version=version, max_bytes=8192)
     return AlertReceiver(config, sa.create_engine("sqlite://"))
 
 
@@ -90,7 +90,7 @@ class TestBodiesAgainstChfwsCheck:
             ("schema.version-too-long", "FirmwareVersion"),
             ("schema.code-lacking", "DCCAlertCode"),
             ("dtd.internal-entity", "DOCTYPE"),
-            ("size.oversized", "exceeds 2048 bytes"),
+            ("size.oversized", "exceeds 8192 bytes"),
         ],
     )
     def test_refused_for_the_reason_named(
@@ -124,3 +124,9 @@ class TestBodiesAgainstChfwsCheck:
             assert b"file:" not in body
             if b"SYSTEM" in body:
                 assert b"https://uit.invalid/" in body
+
+
+@pytest.mark.parametrize("size", [1, 16 * 1024 - 1, 64 * 1024 * 1024 + 1])
+def test_an_oversized_body_must_be_oversized_and_no_more(identity: Identity, size: int) -> None:
+    with pytest.raises(ConfigError, match=f"oversized body of {size} bytes"):
+        material(identity, oversized=size)

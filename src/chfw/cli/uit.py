@@ -86,7 +86,9 @@ def run_kit(
     device_id: Annotated[str, typer.Option(help="The test CH's Device ID")] = DEFAULT_DEVICE,
     firmware_version: Annotated[str, typer.Option(help="Version the N64s carry")] = "0A0B0C0D",
     dcc_user_id: Annotated[str, typer.Option(help="DCC's User ID")] = DEFAULT_DCC_USER_ID,
-    oversized_bytes: Annotated[int, typer.Option(min=1)] = DEFAULT_OVERSIZED_BYTES,
+    oversized_bytes: Annotated[int, typer.Option(help="Size of size.oversized's body")] = (
+        DEFAULT_OVERSIZED_BYTES
+    ),
     chfw_database: Annotated[
         str | None, typer.Option(help="Endpoint is chfw's receiver: check its records here")
     ] = None,
@@ -103,7 +105,9 @@ def run_kit(
         version = DuisVersion.parse(duis_version)
         cases = select(version, _names(only), _names(skip))
         signer = PemSigner.from_files(sign_key, sign_cert)
-        maker = _maker(signer, version, dcc_user_id, device_id, firmware_version)
+        material = Material(
+            _maker(signer, version, dcc_user_id, device_id, firmware_version), oversized_bytes
+        )
         context = TlsConfig(*(str(f) if f else None for f in (ca_bundle, client_cert, client_key)))
         verify = context.ssl_context()
         if chfw_database and observe_url:
@@ -119,7 +123,7 @@ def run_kit(
             )
         result = run(
             cases,
-            Material(maker, oversized_bytes),
+            material,
             HttpSender(target, client),
             target=shown,
             now=utc_now,

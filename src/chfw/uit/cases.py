@@ -30,6 +30,8 @@ from chfw.uit.documents import (
 )
 
 DEFAULT_OVERSIZED_BYTES = 2 * 1024 * 1024
+OVERSIZED_MIN = 16 * 1024
+OVERSIZED_MAX = 64 * 1024 * 1024
 
 
 class Expect(enum.Enum):
@@ -46,6 +48,13 @@ class Material:
 
     maker: AlertMaker
     oversized_bytes: int = DEFAULT_OVERSIZED_BYTES
+
+    def __post_init__(self) -> None:
+        if not OVERSIZED_MIN <= self.oversized_bytes <= OVERSIZED_MAX:
+            raise ConfigError(
+                f"oversized body of {self.oversized_bytes} bytes: give {OVERSIZED_MIN} (far more "
+                f"than any alert) to {OVERSIZED_MAX} (more is no test, only load)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
