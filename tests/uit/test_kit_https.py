@@ -501,6 +501,23 @@ class TestSafety:
         assert case["got"] == "no answer within 0.3 s"
         assert case["passed"] is False
 
+    @pytest.mark.parametrize(
+        ("option", "value", "message"),
+        [
+            ("--timeout", "0", "timeout 0 s must be more than 0"),
+            ("--oversized-bytes", "100", "oversized body of 100 bytes"),
+            ("--duis-version", "4.9", "DUIS version 4.9 is not supported"),
+            ("--device-id", "nope", "Device ID 'nope'"),
+        ],
+    )
+    def test_bad_options_stop_before_sending(
+        self, identity: Identity, pki: Pki, tmp_path: Path, option: str, value: str, message: str
+    ) -> None:
+        code, output, _, _ = _kit("https://127.0.0.1:9/", identity, pki, tmp_path, option, value)
+        assert code == 2
+        assert message in output
+        assert "cases to" not in output
+
     def test_unknown_group(self, identity: Identity, pki: Pki, tmp_path: Path) -> None:
         code, output, _, _ = _kit("https://127.0.0.1:9/", identity, pki, tmp_path, "--skip", "x")
         assert code == 2

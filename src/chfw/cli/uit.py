@@ -29,7 +29,14 @@ from chfw.uit.cases import CASES, DEFAULT_OVERSIZED_BYTES, Material, select
 from chfw.uit.documents import AlertMaker
 from chfw.uit.observe import ChfwBackOffice, HttpObserver, Observer
 from chfw.uit.report import CaseResult
-from chfw.uit.run import DEFAULT_TIMEOUT, HttpSender, check_target, run, shown_target
+from chfw.uit.run import (
+    DEFAULT_TIMEOUT,
+    HttpSender,
+    check_target,
+    check_timeout,
+    run,
+    shown_target,
+)
 
 app = typer.Typer(
     help="Integration-test kit: throw N64/N999 alerts, genuine and hostile, at an endpoint.",
@@ -102,6 +109,7 @@ def run_kit(
     """Send the suite to ENDPOINT and judge each answer; exit 0 only if every case passed."""
     with run_guarded(2):
         target = check_target(endpoint, allow_http=allow_http)
+        check_timeout(timeout)
         version = DuisVersion.parse(duis_version)
         cases = select(version, _names(only), _names(skip))
         signer = PemSigner.from_files(sign_key, sign_cert)

@@ -68,6 +68,13 @@ def check_target(endpoint: str, *, allow_http: bool) -> str:
     return endpoint
 
 
+def check_timeout(timeout: float) -> float:
+    """A case's time in seconds: more than 0 and at most 600, else ConfigError."""
+    if not 0 < timeout <= 600:
+        raise ConfigError(f"timeout {timeout:g} s must be more than 0 and at most 600")
+    return timeout
+
+
 def shown_target(endpoint: str) -> str:
     """The endpoint as printed and reported: a password in the URL is replaced by ``***``."""
     parts = urlsplit(endpoint)
@@ -134,8 +141,7 @@ def run_cases(
     progress: Callable[[CaseResult], None] | None = None,
 ) -> list[CaseResult]:
     """Each case in turn: build it, send its bodies within ``timeout`` in all, judge."""
-    if not 0 < timeout <= 600:
-        raise ConfigError(f"timeout {timeout} s must be more than 0 and at most 600")
+    check_timeout(timeout)
     results = []
     for case in cases:
         prepared = case.prepare(material)
