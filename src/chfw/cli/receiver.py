@@ -163,7 +163,20 @@ def serve(
         err=True,
     )
     with run_guarded():
-        app_ = create_receiver_app(config, engine, dashboard_token=dashboard_token)
+        dsp = None
+        if dsp_url is not None and dsp_token:  # the dashboard's DCC campaigns page
+            from chfw.supplier.dsp_client import DspClient
+
+            dsp = DspClient(
+                dsp_url,
+                dsp_token,
+                ca_bundle=dsp_ca_bundle,
+                client_cert=dsp_client_cert,
+                client_key=dsp_client_key,
+                allow_http=dsp_allow_http,
+                timeout=10.0,
+            )
+        app_ = create_receiver_app(config, engine, dashboard_token=dashboard_token, dsp=dsp)
         app_.state.dashboard_auth.throttle = FailureThrottle.from_settings(settings())
     announce(
         app_.state.dashboard_auth,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,9 @@ from chfw.cli._backoffice import DatabaseOption, backoffice_engine
 from chfw.cli._context import fail, run_guarded
 from chfw.cli.receiver_lookups import TOKEN_ENV, DspCertOption, DspKeyOption
 from chfw.dsp.store.errors import translated
+
+if TYPE_CHECKING:  # imported when used: `chfw --help` need not load httpx
+    from chfw.supplier.feed_sync import SyncStats
 
 
 def sync(
@@ -86,10 +89,11 @@ def sync(
         client.close()
         if database is not None:
             eng.dispose()
-    if as_json:
-        typer.echo(json.dumps(stats.to_json(), indent=2))
-        return
-    typer.echo(
+    typer.echo(json.dumps(stats.to_json(), indent=2) if as_json else _summary(stats))
+
+
+def _summary(stats: SyncStats) -> str:
+    return (
         f"read {stats.entries} feed entr{'y' if stats.entries == 1 else 'ies'} in "
         f"{stats.pages} page(s): {stats.applied} set a CH's version, {stats.gained} for CHs "
         f"gained, {stats.unknown} without a version at the DSP"

@@ -33,6 +33,7 @@ from chfw.shared.bodylimit import BodyLimit, BodyTooLarge, declared_length, read
 from chfw.shared.web.auth import FORM_MAX_BYTES, DashboardAuth
 from chfw.supplier.checking import CheckPool
 from chfw.supplier.dashboard import mount_supplier_dashboard
+from chfw.supplier.dsp_client import DspClient
 from chfw.supplier.metrics import ReceiverMetrics, install_receiver_metrics
 from chfw.supplier.pipeline import Accepted, AlertReceiver, Checked, Outcome, ReceiverConfig
 from chfw.supplier.writer import LoopBatcher, RecordWriter
@@ -130,12 +131,17 @@ def healthz() -> JSONResponse:
 
 
 def create_receiver_app(
-    config: ReceiverConfig, engine: Engine, *, dashboard_token: str | None = None
+    config: ReceiverConfig,
+    engine: Engine,
+    *,
+    dashboard_token: str | None = None,
+    dsp: DspClient | None = None,
 ) -> ReceiverApp:
     """The receiver app (a FastAPI); ``engine`` must point at a migrated database.
 
     ``dashboard_token`` signs in to ``/dashboard`` (None: a random one, in
-    ``app.state.dashboard_auth``); ``/metrics`` serves Prometheus metrics.
+    ``app.state.dashboard_auth``); ``/metrics`` serves Prometheus metrics. ``dsp``
+    (our Service User at the DSP) lets the dashboard show and hold the DCC's campaigns.
     """
     app = ReceiverApp(
         title="chfw supplier alert receiver", version=__version__, description=__doc__
@@ -151,6 +157,7 @@ def create_receiver_app(
     app.include_router(router)
     app.metrics = install_receiver_metrics(app, engine)
     app.state.dashboard_auth = DashboardAuth.from_setting(dashboard_token, realm="supplier")
+    app.state.dsp_client = dsp
     mount_supplier_dashboard(app, engine, app.state.dashboard_auth)
 
     return app

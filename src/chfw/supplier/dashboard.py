@@ -1,11 +1,12 @@
-"""The supplier's dashboard, mounted into the receiver app under ``/dashboard``. Read-only.
+"""The supplier's dashboard, mounted into the receiver app under ``/dashboard``.
 
 One page: a pilot's progress (``?pilot=``; the first pilot by default) with
 its cumulative activation curve and milestones, the HAN-readiness count for
 a minimum version (``?min_version=``; default the pilot's target), the alerts
 received by code, the most recent alerts and the refused POSTs with their
 reasons. ``/dashboard/live.json`` (same query) feeds the live updates and
-``/dashboard/charts/pilot.svg`` the chart.
+``/dashboard/charts/pilot.svg`` the chart. ``/dashboard/campaigns`` shows the DCC's
+campaigns touching the supplier's CHs and places holds (:mod:`chfw.supplier.campaigns_page`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from chfw.shared.web.common import (
 )
 from chfw.shared.web.formatting import fmt_int, fmt_seconds, fmt_share, fmt_time
 from chfw.shared.web.render import add_templates, chart, json_response, svg_response
-from chfw.supplier import backoffice, pilots, readiness
+from chfw.supplier import backoffice, campaigns_page, pilots, readiness
 from chfw.supplier.schema import revoked_sessions
 
 add_templates("chfw.supplier")  # the page in chfw/supplier/templates/
@@ -48,7 +49,7 @@ SIGN_IN_HINT = (
     "CHFW_RECEIVER_DASHBOARD_TOKEN). When it is not set, the receiver makes one at start and "
     "prints a sign-in link in its terminal."
 )
-NAV = (("Pilots and alerts", "/"),)
+NAV = (("Pilots and alerts", "/"), ("DCC campaigns", "/campaigns"))
 RECENT = 15
 STATUS_NAMES = {
     pilots.MemberStatus.ACTIVATED: "Activated, still on the target",
@@ -78,7 +79,7 @@ def mount_supplier_dashboard(
         token_hint=SIGN_IN_HINT,
         nav=NAV,
     )
-    mount(app, dashboard, (router,), revoked_sessions)
+    mount(app, dashboard, (router, campaigns_page.router), revoked_sessions)
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,11 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from chfw import __version__
 from chfw.core.clock import utc_now
 from chfw.core.domain import DeviceId, FirmwareVersion
-from chfw.exceptions import ChfwError, InvalidValueError
+from chfw.exceptions import ChfwError
 from chfw.shared.db.sql import insert_for, to_db
-from chfw.shared.tls import TlsConfig
+from chfw.supplier.dsp_client import DspClient, snippet
 from chfw.supplier.recording import VersionReport, file_versions
 from chfw.supplier.schema import bo_feed_cursors
 
@@ -44,8 +43,6 @@ FEED_PATH = "/su/v1/firmware"
 PAGE_SIZE = 500
 SOURCE = "feed"  # version_source and alert_code of what the feed filed
 REASONS = ("activation", "gained")
-USER_AGENT = f"chfw-receiver/{__version__}"
-_SNIPPET = 200
 
 
 class FeedSyncError(ChfwError):
@@ -93,49 +90,8 @@ def parse_entry(raw: Any) -> FeedEntry:
     )
 
 
-class FeedClient:
-    """Reads the feed as one Service User (its inventory token), page by page.
-
-    https only, verified against ``ca_bundle`` (default: system CAs), unless
-    ``allow_http`` (a local test DSP). ``transport`` swaps the network for tests.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        ca_bundle: str | None = None,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        allow_http: bool = False,
-        timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        schemes = ("https://", "http://") if allow_http else ("https://",)
-        if not base_url.startswith(schemes):
-            raise InvalidValueError(
-                f"DSP URL {base_url!r} is not an https URL (e.g. https://dsp.example:8064); "
-                "plain http only with --insecure-http, for a local test DSP"
-            )
-        if not token.strip():
-            raise InvalidValueError(
-                "no DSP inventory token: issue one on the DSP with `chfw users token USER_ID`"
-            )
-        self.base_url = base_url.rstrip("/")
-        tls = TlsConfig(ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key)
-        self._client = httpx.Client(
-            base_url=self.base_url,
-            headers={"authorization": f"Bearer {token.strip()}", "user-agent": USER_AGENT},
-            timeout=timeout,
-            verify=tls.ssl_context(),
-            transport=transport,
-            trust_env=False,
-            follow_redirects=False,
-        )
-
-    def close(self) -> None:
-        self._client.close()
+class FeedClient(DspClient):
+    """Reads the feed page by page (:class:`chfw.supplier.dsp_client.DspClient`)."""
 
     def page(self, since: str | None, limit: int = PAGE_SIZE) -> tuple[list[FeedEntry], str]:
         """The entries after ``since`` (None: from the beginning) and the cursor to read on."""
@@ -144,7 +100,7 @@ class FeedClient:
             params["since"] = since
         where = f"GET {self.base_url}{FEED_PATH}"
         try:
-            response = self._client.get(FEED_PATH, params=params)
+            response = self.get(FEED_PATH, params)
         except httpx.HTTPError as exc:
             raise FeedSyncError(f"{where}: {exc or type(exc).__name__}") from exc
         if response.status_code == 401:
@@ -153,7 +109,7 @@ class FeedClient:
                 "`chfw users token USER_ID`"
             )
         if response.status_code != 200:
-            raise FeedSyncError(f"{where} answered {response.status_code}: {_snippet(response)}")
+            raise FeedSyncError(f"{where} answered {response.status_code}: {snippet(response)}")
         try:
             body = response.json()
             entries = [parse_entry(raw) for raw in body["changes"]]
@@ -162,14 +118,9 @@ class FeedClient:
                 raise ValueError("next is not a cursor")
         except (ValueError, KeyError, TypeError) as exc:
             raise FeedSyncError(
-                f"{where}: the answer is not a feed page ({exc}): {_snippet(response)}"
+                f"{where}: the answer is not a feed page ({exc}): {snippet(response)}"
             ) from None
         return entries, cursor
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text[: _SNIPPET * 2].split())
-    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
 
 
 @dataclass
