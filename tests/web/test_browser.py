@@ -111,7 +111,7 @@ def expect_text(locator: Locator, text: str | re.Pattern[str]) -> None:
 
 def rows(page: Page, table_id: str) -> list[list[str]]:
     cells: list[list[str]] = page.eval_on_selector_all(
-        f"#{table_id} tbody tr",
+        f'[id="{table_id}"] tbody tr',  # by attribute: an id may hold dots (a campaign's name)
         "rows => rows.map(r => [...r.querySelectorAll('th,td')]"
         ".map(c => c.textContent.trim().replace(/\\s+/g, ' ')))",
     )
