@@ -15,7 +15,9 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from chfw.cli import app
+from chfw.core.domain import FirmwareVersion
 from chfw.shared.db.engine import display_url
+from chfw.supplier import backoffice
 from chfw.supplier.pipeline import AlertReceiver, ReceiverConfig
 from tests.cli.dbcli import cli_db
 from tests.receiver_process import VENV_CHFW, receiver_process
@@ -111,6 +113,24 @@ class TestAlerts:
         assert [r["alert_code"] for r in json.loads(output)] == ["N12"]
         _, output = _run("alerts", "--limit", "1", "--json", "--database", database_url)
         assert len(json.loads(output)) == 1
+
+    def test_n999_shows_the_version_fetched_and_its_source(
+        self, engine: Engine, database_url: str
+    ) -> None:
+        receiver = AlertReceiver(ReceiverConfig(trust=DSP.trust), engine)
+        for hub in (CH, CH2):
+            assert receiver.receive(DSP.n999(device=hub)).accepted
+        with engine.begin() as conn:
+            backoffice.record_fetched_version(conn, CH, FirmwareVersion.parse("0A0B"), T0)
+        code, output = _run("alerts", "--code", "N999", "--json", "--database", database_url)
+        assert code == 0, output
+        shown = {
+            r["device_id"]: (r["firmware_version"], r["version_source"]) for r in json.loads(output)
+        }
+        assert shown == {str(CH): ("0A0B", "inventory"), str(CH2): (None, "unknown")}
+        _, table = _run("alerts", "--code", "N999", "--database", database_url)
+        assert "inventory" in table
+        assert "0A0B" in table
 
     def test_table(self, filled: dict[str, bytes], database_url: str) -> None:
         code, output = _run("alerts", "--database", database_url)

@@ -19,15 +19,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from chfw.core.domain import DeviceId
+from chfw.core.domain import DeviceId, FirmwareVersion
 from chfw.dsp.store import estate, inventory, outbox
 from chfw.dsp.store.schema import firmware_history
 from chfw.shared.db.engine import create_engine_for
 from chfw.shared.web.auth import DashboardAuth
-from chfw.supplier import pilots
+from chfw.supplier import backoffice, pilots
+from chfw.supplier import estate as supplier_estate
+from chfw.supplier.schema import bo_alerts, bo_firmware_events, bo_hubs
 from chfw.uit.report import CaseResult, Report, write_html
 from tests.databases import copy_sqlite
 from tests.dsp.store.outbox_helpers import mark_retry
+from tests.supplier.recorded import device, record
 from tests.web.conftest import TOKEN
 from tests.web.pages import number
 from tests.web.wave import PILOT, LoadedDsp, settle
@@ -250,6 +253,60 @@ class TestSupplierDashboard:
         page.goto(f"{supplier_base}/dashboard/")
         page.wait_for_selector("#pilot-statuses")
         screenshot(page, "supplier-dashboard.png")
+
+
+def _count(engine: Engine, query: sa.Select[tuple[int]]) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+class TestSupplierCards:
+    """The cards count what they say: an N999 counts as fetched only once its version is."""
+
+    def test_n999_and_estate_counts(
+        self, page: Page, supplier_base: str, fed_supplier: tuple[Engine, int]
+    ) -> None:
+        engine, _ = fed_supplier
+        alerts, events = bo_alerts, bo_firmware_events
+        n999 = sa.select(sa.func.count()).where(alerts.c.alert_code == "N999")
+        fetched = sa.select(sa.func.count()).where(
+            events.c.alert_code == "N999", events.c.firmware_version.is_not(None)
+        )
+        hubs = sa.select(sa.func.count()).select_from(bo_hubs)
+        before = {q: _count(engine, q) for q in (n999, fetched, hubs)}
+        waiting = [device(0xF00 + n) for n in range(4)]
+        for n, hub in enumerate(waiting):
+            record(engine, hub, None, datetime.now(UTC) + timedelta(seconds=n))  # newest
+        with engine.begin() as conn:
+            for hub in waiting[:2]:
+                backoffice.record_fetched_version(
+                    conn, hub, FirmwareVersion.parse("0A0B"), datetime.now(UTC)
+                )
+            silent = [device(0xF10 + n) for n in range(3)]
+            supplier_estate.import_hubs(conn, [*silent, waiting[0]], {}, datetime.now(UTC))
+        assert _count(engine, n999) == before[n999] + 4
+        assert _count(engine, fetched) == before[fetched] + 2
+        sign_in(page, supplier_base, name="Bo")
+        page.wait_for_selector("#recent-alerts")
+
+        def card(key: str) -> int:
+            return number(page.locator(f'dd[data-live="{key}"]').first.inner_text())
+
+        assert card("alerts.N999") == before[n999] + 4
+        assert card("alerts.N999.fetched") == before[fetched] + 2  # not every N999
+        assert card("hubs") == before[hubs] + 4
+        assert card("estate") == 4
+        # The 3 imported CHs never heard of are not known to be ready: unknown, with the 2
+        # N999s still waiting for a version.
+        with engine.connect() as conn:
+            pending = sum(1 for hub in waiting if backoffice.hub_view(conn, hub).lookup_pending)
+        assert pending == 2
+        assert card("ready.unknown") >= 3 + pending
+        shown = {row[4]: row for row in rows(page, "recent-alerts") if row[3] == "N999"}
+        for hub in waiting[:2]:
+            assert shown[str(hub)][5:7] == ["0A0B", "fetched (DSP inventory)"]
+        for hub in waiting[2:]:
+            assert shown[str(hub)][5:7] == ["—", "not fetched yet"]
 
 
 class TestUitReport:

@@ -254,13 +254,16 @@ def alerts(
     if as_json:
         typer.echo(json.dumps([row.to_json() for row in rows], indent=2))
         return
-    table = Table("received", "code", "device", "version", "alert time", "response id", "replays")
+    table = Table(
+        "received", "code", "device", "version", "source", "alert time", "response id", "replays"
+    )
     for row in rows:
         table.add_row(
             row.received_at.isoformat(),
             row.alert_code,
             row.device_id or "-",
-            row.firmware_version or ("?" if row.alert_code == "N999" else "-"),
+            row.known_version or ("?" if row.alert_code == "N999" else "-"),
+            row.version_source or "-",
             row.alert_time.isoformat(),
             row.response_id,
             str(row.duplicates),

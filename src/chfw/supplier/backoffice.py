@@ -33,6 +33,7 @@ __all__ = [
     "hub_view",
     "list_alerts",
     "list_rejections",
+    "n999_fetched",
     "pending_lookups",
     "record_alert",
     "record_fetched_version",
@@ -103,13 +104,25 @@ class ReceivedAlert:
     received_at: datetime
     signer: str
     duplicates: int
+    # The version an N999 could not carry, once fetched from the DSP.
+    fetched_version: str | None = None
+    # Where known_version comes from: 'alert' (an N64 carries it), 'inventory' or 'feed'
+    # (fetched from the DSP for an N999), 'unknown' (not fetched yet); None: no firmware alert.
+    version_source: str | None = None
+
+    @property
+    def known_version(self) -> str | None:
+        """The version the alert carried, else the one fetched for it."""
+        return self.firmware_version or self.fetched_version
 
     def to_json(self) -> dict[str, Any]:
+        """``firmware_version``: as carried, or for an N999 as fetched (``version_source``)."""
         return {
             "response_id": self.response_id,
             "alert_code": self.alert_code,
             "device_id": self.device_id,
-            "firmware_version": self.firmware_version,
+            "firmware_version": self.known_version,
+            "version_source": self.version_source,
             "mismatch_alert_code": self.mismatch_alert_code,
             "schema_version": self.schema_version,
             "alert_time": self.alert_time.isoformat(),
@@ -217,14 +230,23 @@ def hub_view(conn: Connection, device_id: DeviceId) -> HubView | None:
     )
 
 
-_ALERT_COLUMNS = tuple(c for c in bo_alerts.c if c.name != "document")
+def _alerts() -> sa.Select[Any]:
+    """Stored alerts without their documents, each with its firmware event's version and
+    source: an N999's version is the one fetched for it, when it was."""
+    events = bo_firmware_events
+    return sa.select(
+        *(c for c in bo_alerts.c if c.name != "document"),
+        events.c.firmware_version.label("event_version"),
+        events.c.version_source,
+    ).select_from(bo_alerts.outerjoin(events, events.c.response_id == bo_alerts.c.response_id))
 
 
 def list_alerts(
     conn: Connection, *, alert_code: str | None = None, limit: int = 50
 ) -> list[ReceivedAlert]:
-    """The most recently received alerts first, of one code or all."""
-    query = sa.select(*_ALERT_COLUMNS)
+    """The most recently received alerts first, of one code or all (N999s with the version
+    fetched for them, if it was)."""
+    query = _alerts()
     if alert_code is not None:
         query = query.where(bo_alerts.c.alert_code == alert_code)
     rows = conn.execute(
@@ -235,9 +257,7 @@ def list_alerts(
 
 def received_alert(conn: Connection, response_id: str) -> ReceivedAlert | None:
     """The alert recorded under ``response_id`` (one at most: it is the key), or None."""
-    row = conn.execute(
-        sa.select(*_ALERT_COLUMNS).where(bo_alerts.c.response_id == response_id)
-    ).one_or_none()
+    row = conn.execute(_alerts().where(bo_alerts.c.response_id == response_id)).one_or_none()
     return None if row is None else _received(row)
 
 
@@ -247,6 +267,8 @@ def _received(row: sa.Row[Any]) -> ReceivedAlert:
         alert_code=row.alert_code,
         device_id=str(DeviceId.parse(row.device_id)) if row.device_id else None,
         firmware_version=row.firmware_version,
+        fetched_version=None if row.firmware_version else row.event_version,
+        version_source=row.version_source,
         mismatch_alert_code=row.mismatch_alert_code,
         schema_version=row.schema_version,
         alert_time=aware(row.alert_time),
@@ -287,6 +309,19 @@ def alert_counts(conn: Connection) -> dict[str, int]:
         sa.select(bo_alerts.c.alert_code, sa.func.count()).group_by(bo_alerts.c.alert_code)
     )
     return {code: n for code, n in rows}
+
+
+def n999_fetched(conn: Connection) -> int:
+    """N999s whose firmware version has been fetched from the DSP (the others still wait)."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(bo_firmware_events)
+        .where(
+            bo_firmware_events.c.alert_code == "N999",
+            bo_firmware_events.c.firmware_version.is_not(None),
+        )
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 def firmware_distribution(conn: Connection) -> dict[str | None, int]:

@@ -38,7 +38,7 @@ from chfw.shared.web.common import (
 )
 from chfw.shared.web.formatting import fmt_int, fmt_seconds, fmt_share, fmt_time
 from chfw.shared.web.render import add_templates, chart, json_response, svg_response
-from chfw.supplier import backoffice, campaigns_page, pilots, readiness
+from chfw.supplier import backoffice, campaigns_page, estate, pilots, readiness
 from chfw.supplier.schema import revoked_sessions
 
 add_templates("chfw.supplier")  # the page in chfw/supplier/templates/
@@ -51,6 +51,12 @@ SIGN_IN_HINT = (
 )
 NAV = (("Pilots and alerts", "/"), ("DCC campaigns", "/campaigns"))
 RECENT = 15
+VERSION_SOURCES = {  # bo_firmware_events.version_source, as the recent-alerts table says it
+    "alert": "the alert",
+    "inventory": "fetched (DSP inventory)",
+    "feed": "fetched (DSP feed)",
+    "unknown": "not fetched yet",
+}
 STATUS_NAMES = {
     pilots.MemberStatus.ACTIVATED: "Activated, still on the target",
     pilots.MemberStatus.MOVED_ON: "Activated, since moved to another version",
@@ -93,7 +99,9 @@ class SupplierView:
     min_version: FirmwareVersion | None
     ready: readiness.Readiness | None
     alert_counts: dict[str, int]
-    hubs: int
+    n999_fetched: int  # N999s whose version was fetched (the others still wait)
+    hubs: int  # CHs the back office has an alert for
+    estate: int  # CHs imported as the supplier's own (`chfw receiver hubs import`)
     alerts: list[backoffice.ReceivedAlert]
     rejections: list[backoffice.Rejection]
     problem: str | None  # e.g. a min_version that is not hex
@@ -116,15 +124,18 @@ def read_view(conn: Connection, now: datetime, pilot: str, min_version: str) -> 
     if version is None:
         known = [v for v in map(readiness.comparable, filter(None, distribution)) if v]
         version = max(known) if known else None
+    silent = estate.never_alerted(conn)
     return SupplierView(
         at=now,
         pilot_names=names,
         pilot=found,
         progress=figures_,
         min_version=version,
-        ready=None if version is None else readiness.split_versions(distribution, version),
+        ready=None if version is None else readiness.split_versions(distribution, version, silent),
         alert_counts=backoffice.alert_counts(conn),
+        n999_fetched=backoffice.n999_fetched(conn),
         hubs=sum(distribution.values()),
+        estate=estate.estate_size(conn),
         alerts=backoffice.list_alerts(conn, limit=RECENT),
         rejections=backoffice.list_rejections(conn, limit=RECENT),
         problem=problem,
@@ -136,7 +147,9 @@ def live_figures(view: SupplierView) -> dict[str, str]:
         "alerts.total": fmt_int(sum(view.alert_counts.values())),
         "alerts.N64": fmt_int(view.alert_counts.get("N64", 0)),
         "alerts.N999": fmt_int(view.alert_counts.get("N999", 0)),
+        "alerts.N999.fetched": fmt_int(view.n999_fetched),
         "hubs": fmt_int(view.hubs),
+        "estate": fmt_int(view.estate),
     }
     if view.progress is not None:
         p = view.progress
@@ -238,6 +251,7 @@ def home(
         live_url=f"{prefix}/live.json?{query}",
         view=found,
         recent=RECENT,
+        version_sources=VERSION_SOURCES,
         statuses=[(STATUS_NAMES[status], status) for status in pilots.MemberStatus],
         milestones=[(m, _milestone_text(m)) for m in found.progress.milestones]
         if found.progress
