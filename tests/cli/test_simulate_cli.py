@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import uvicorn
 from typer.testing import CliRunner
 
 from chfw.cli.simulate import app
@@ -12,6 +13,8 @@ from chfw.core.domain import FirmwareVersion
 from chfw.dsp.estate_file import EstateRecord, RejectedRow, parse_csv, parse_json
 from chfw.sim import generate_estate, generate_wave, read_suppliers_json
 from chfw.sim.wave import DEFAULT_SCHEDULED_AT
+from tests.live import running
+from tests.pki import Pki
 from tests.sim.fake_intake import InMemoryPipeline, fake_intake_app
 from tests.sim.live import serve
 
@@ -98,6 +101,39 @@ class TestWaveCommand:
         assert report["posted"]["statuses"] == {k: v for k, v in truth["statuses"].items() if v}
         assert report["posted"]["alerts"] == {k: v for k, v in truth["alerts"].items() if v}
         assert pipeline.alerts_by_recipient() == truth["alerts_by_recipient"]
+
+    def test_posts_to_an_https_intake_with_its_ca(self, tmp_path: Path) -> None:
+        pki = Pki.create(tmp_path)
+        estate = generate_estate(50, seed=4)
+        pipeline = InMemoryPipeline(estate)
+        config = uvicorn.Config(
+            fake_intake_app(pipeline, CREDENTIAL),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=str(pki.server_cert),
+            ssl_keyfile=str(pki.server_key),
+        )
+        with running(config) as server:
+            port = server.servers[0].sockets[0].getsockname()[1]
+            args = ["wave", "--hubs", "50", "--seed", "4", "--url", f"https://127.0.0.1:{port}"]
+            result = runner.invoke(
+                app,
+                [*args, "--ca-bundle", str(pki.ca), "--json"],
+                env={"CHFW_CSP_CREDENTIAL": CREDENTIAL},
+            )
+            missing = runner.invoke(
+                app,
+                [*args, "--ca-bundle", str(tmp_path / "nope.pem")],
+                env={"CHFW_CSP_CREDENTIAL": CREDENTIAL},
+            )
+        assert result.exit_code == 0, result.output
+        truth = json.loads(result.output)["ground_truth"]
+        assert pipeline.alerts_by_recipient() == truth["alerts_by_recipient"]
+        assert missing.exit_code == 1
+        assert "cannot use CA bundle" in missing.output
+        assert "nope.pem" in missing.output
 
     def test_human_summary(self) -> None:
         result = runner.invoke(app, ["wave", "--hubs", "200", "--dry-run", "--no-progress"])

@@ -137,6 +137,14 @@ def wave(
             show_default=False,
         ),
     ] = None,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-bundle",
+            help="CA certificate(s) (PEM) to verify an https:// intake (default: the system's)",
+            dir_okay=False,
+        ),
+    ] = None,
     target_version: Annotated[
         str, typer.Option(help="Firmware version the wave activates (hex)")
     ] = DEFAULT_TARGET.hex,
@@ -214,6 +222,7 @@ def wave(
                     concurrency=concurrency,
                     rate=rate,
                     progress=advance,
+                    ca_bundle=None if ca_bundle is None else str(ca_bundle),
                 )
     elapsed = time.perf_counter() - started
     if as_json:

@@ -27,6 +27,7 @@ import httpx
 import orjson
 
 from chfw.exceptions import ConfigError, InvalidValueError
+from chfw.shared.tls import TlsConfig
 
 BATCH_PATH = "/csp/v1/messages/batch"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -268,6 +269,7 @@ async def post_wave_async(
     sleep: Sleep = asyncio.sleep,
     clock: Clock = time.monotonic,
     seed: int | None = None,
+    ca_bundle: str | None = None,
 ) -> PostStats:
     """Post every message; see :func:`post_wave`."""
     if batch_size < 1:
@@ -281,6 +283,7 @@ async def post_wave_async(
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(120.0, connect=10.0),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            verify=TlsConfig(ca_bundle=ca_bundle).ssl_context(),
         )
     urls = [url] if isinstance(url, str) else list(url)
     if not urls:
@@ -350,6 +353,7 @@ def post_wave(
     sleep: Sleep = asyncio.sleep,
     clock: Clock = time.monotonic,
     seed: int | None = None,
+    ca_bundle: str | None = None,
 ) -> PostStats:
     """Post ``messages`` (GBCS bytes or hex) to the intake at ``url`` in batches.
 
@@ -359,8 +363,9 @@ def post_wave(
     with the number of messages answered (or given up on) after each batch;
     ``client`` replaces the default httpx client (tests pass one over
     ``httpx.MockTransport``); ``sleep``, ``clock`` and ``seed`` make backoff
-    and pacing testable. Raises ``ConfigError`` when the intake refuses in a
-    way no retry can fix.
+    and pacing testable; ``ca_bundle`` verifies an https intake (default: the
+    system's CAs). Raises ``ConfigError`` when the intake refuses in a way no
+    retry can fix.
     """
     return asyncio.run(
         post_wave_async(
@@ -376,5 +381,6 @@ def post_wave(
             sleep=sleep,
             clock=clock,
             seed=seed,
+            ca_bundle=ca_bundle,
         )
     )
