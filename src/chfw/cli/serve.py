@@ -33,6 +33,7 @@ def serve(
     from chfw.dsp.runtime import build_service, expiry_warning, load_signer
     from chfw.dsp.schema_check import check_user_schemas
     from chfw.shared.forwarded import TrustedProxies
+    from chfw.shared.logs import notice
     from chfw.shared.serving import ClientLimits, tls_options
     from chfw.shared.serving import serve as run_server
     from chfw.shared.web.auth import announce, base_url
@@ -44,7 +45,7 @@ def serve(
         signer = load_signer(config)  # refused when its certificate is expired or not yet valid
         warning = expiry_warning(signer, config.signing_cert)
         if warning:
-            typer.echo(warning, err=True)
+            notice("signing_certificate_expires_soon", warning, level="warning")
         check_user_schemas(config, engine())  # every user's DUIS version has a schema
         app = create_app(config, build_service(config, engine(), signer=signer))
     announce(

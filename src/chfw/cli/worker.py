@@ -25,6 +25,7 @@ from chfw.dsp.store import outbox
 from chfw.dsp.store.errors import translated
 from chfw.exceptions import ChfwError
 from chfw.shared.config import Settings
+from chfw.shared.logs import notice
 from chfw.shared.longrunning import start_long_running
 from chfw.shared.serving import bind
 
@@ -75,23 +76,36 @@ def worker(
         else:
             start_long_running()
             sock = None if metrics_port is None else bind(metrics_host, metrics_port)
-            typer.echo(f"chfw worker: delivering from {_database()} (Ctrl-C to stop)", err=True)
+            notice(
+                "worker_started",
+                f"chfw worker: delivering from {_database()} (Ctrl-C to stop)",
+                database=_database(),
+            )
             if sock is not None:
-                typer.echo(
+                notice(
+                    "worker_monitor",
                     f"chfw worker: /metrics, /healthz, /readyz on "
                     f"http://{metrics_host}:{metrics_port}",
-                    err=True,
+                    port=metrics_port,
                 )
             stats = _run(_serve(delivery, sock))
-        typer.echo(stats.summary())
         with engine().begin() as conn:
             counts = outbox.counts(conn)
             next_due = outbox.next_due_at(conn) if counts["pending"] else None
+    pending = None
     if next_due is not None:
-        typer.echo(
+        pending = (
             f"{counts['pending']} alert(s) still pending ({counts['retrying']} retrying); "
             f"next attempt due at {next_due.isoformat(timespec='seconds')}"
         )
+    if once:  # a tool's answer, on stdout
+        typer.echo(stats.summary())
+        if pending:
+            typer.echo(pending)
+        return
+    notice("worker_stopped", stats.summary(), stats=stats.as_dict())
+    if pending:
+        notice("worker_pending", pending, pending=counts["pending"], retrying=counts["retrying"])
 
 
 def _signer(config: Settings) -> Signer | None:
@@ -99,18 +113,19 @@ def _signer(config: Settings) -> Signer | None:
     from chfw.dsp.runtime import certificate_summary, expiry_warning, load_signer
 
     if not config.signing_key and not config.signing_cert:
-        typer.echo(
+        notice(
+            "worker_signing_off",
             "chfw worker: signing_key and signing_cert are not set: alerts are sent as signed at "
             "intake and never re-signed (set them as for `chfw serve` to re-sign after a key "
             "rollover)",
-            err=True,
+            level="warning",
         )
         return None
     signer = load_signer(config)
     warning = expiry_warning(signer, config.signing_cert)
     if warning:
-        typer.echo(warning, err=True)
-    typer.echo(f"chfw worker: signing with {certificate_summary(signer)}", err=True)
+        notice("signing_certificate_expires_soon", warning, level="warning")
+    notice("worker_signing", f"chfw worker: signing with {certificate_summary(signer)}")
     return signer
 
 
@@ -120,8 +135,10 @@ def _reload_signer(delivery: Worker) -> None:
     try:
         signer = _signer(settings())
     except ChfwError as exc:
-        typer.echo(
-            f"chfw worker: signing identity not reloaded, still the old one: {exc}", err=True
+        notice(
+            "worker_signing_not_reloaded",
+            f"chfw worker: signing identity not reloaded, still the old one: {exc}",
+            level="error",
         )
         return
     if signer is not None:
@@ -153,7 +170,7 @@ async def _serve(delivery: Worker, sock: socket.socket | None) -> WorkerStats:
     loop = asyncio.get_running_loop()
 
     def request_stop() -> None:
-        typer.echo("stopping: finishing the POSTs in flight (again to quit at once)", err=True)
+        notice("worker_stopping", "stopping: finishing the POSTs in flight (again to quit at once)")
         stop.set()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -231,7 +231,9 @@ def server_config(
     warning = untested_uvicorn()
     if warning:
         warnings.warn(warning, RuntimeWarning, stacklevel=2)
-    defaults: dict[str, Any] = {"log_level": "warning", "access_log": False}
+    # log_config None: uvicorn's records go to the root logger, rendered as chfw's own lines
+    # (JSON for a service: chfw.shared.logs), not through uvicorn's plain-text handlers.
+    defaults: dict[str, Any] = {"log_level": "warning", "access_log": False, "log_config": None}
     defaults.update(options)
     return uvicorn.Config(
         ForwardedHeaders(app, proxies) if proxies else app,

@@ -16,11 +16,19 @@ clients), so each process behind a load balancer keeps its own.
 Used by the CSP intake, the Service Users' inventory API and both dashboards'
 sign-in (:func:`check`, :func:`refused`); ``auth_max_failures`` and
 ``auth_failure_window_seconds`` set the limit (0 failures: no limit).
+
+Every refused authentication is logged (``auth_refused``: the surface, the remote
+address, who the credential claimed to be -- the public id part of a chfw credential,
+or the name offered at a dashboard sign-in, never the secret -- and the client's
+failures in the window), at most :data:`LOG_BURST` lines a minute per process: the
+lines left out are counted in the next one's ``suppressed``, so a flood cannot fill the
+disk and nothing goes unseen.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -40,6 +48,69 @@ log = structlog.get_logger("chfw.auth")
 DEFAULT_MAX_FAILURES = 20
 DEFAULT_WINDOW_SECONDS = 60.0
 MAX_CLIENTS = 65_536  # clients tracked at once; the least recently failing are forgotten first
+LOG_BURST = 60  # auth_refused lines per LOG_WINDOW_SECONDS per process; the rest are counted
+LOG_WINDOW_SECONDS = 60.0
+_CREDENTIAL = re.compile(r"chfw_(csp|su)_([0-9a-f]{16})_")
+
+
+class LogLimit:
+    """At most ``burst`` lines per ``window`` seconds; thread-safe. :meth:`allow` answers
+    None for a line to leave out, else how many were left out since the last one."""
+
+    def __init__(
+        self,
+        burst: int = LOG_BURST,
+        window: float = LOG_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.burst = burst
+        self.window = window
+        self._clock = clock
+        self._times: deque[float] = deque()
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def allow(self) -> int | None:
+        with self._lock:
+            now = self._clock()
+            while self._times and self._times[0] <= now - self.window:
+                self._times.popleft()
+            if len(self._times) >= self.burst:
+                self._suppressed += 1
+                return None
+            self._times.append(now)
+            left_out, self._suppressed = self._suppressed, 0
+            return left_out
+
+
+_auth_lines = LogLimit()
+
+
+def claimed_by(credential: str | None) -> str | None:
+    """Who a bearer credential claims to be, from its public part only: ``csp <token id>``
+    or ``su <user id>`` for a chfw credential, ``not a chfw credential`` otherwise."""
+    if credential is None:
+        return None
+    match = _CREDENTIAL.match(credential)
+    return f"{match.group(1)} {match.group(2)}" if match else "not a chfw credential"
+
+
+def log_refusal(
+    surface: str, remote: str, claimed: str | None, failures: int | None, reason: str
+) -> None:
+    """One ``auth_refused`` line, within the process's log limit."""
+    left_out = _auth_lines.allow()
+    if left_out is None:
+        return
+    log.warning(
+        "auth_refused",
+        surface=surface,
+        remote=remote,
+        claimed=claimed,
+        reason=reason,
+        failures=failures,
+        suppressed=left_out,
+    )
 
 
 class FailureThrottle:
@@ -121,11 +192,14 @@ def check(throttle: FailureThrottle, request: Request) -> None:
         )
 
 
-def refused(throttle: FailureThrottle, request: Request, surface: str) -> None:
-    """Count a refused credential and log it (the surface and address, never the credential)."""
+def refused(
+    throttle: FailureThrottle, request: Request, surface: str, claimed: str | None = None
+) -> None:
+    """Count a refused credential and log it (the surface, address and who the credential
+    claimed to be, never the credential itself)."""
     client = client_of(request)
     failures = throttle.failed(client)
-    log.warning("auth_refused", surface=surface, remote=client, failures=failures)
+    log_refusal(surface, client, claimed, failures, "credential not recognised")
     if failures == throttle.max_failures:
         log.warning(
             "auth_client_throttled",
@@ -151,9 +225,10 @@ def authenticated(
     check(throttle, request)
     credential = bearer_token(request.headers.get("authorization"))
     if credential is None:
+        log_refusal(surface, client_of(request), None, None, "no credential")
         raise HTTPException(401, missing, headers={"WWW-Authenticate": "Bearer"})
     found = lookup(credential)
     if found is None:
-        refused(throttle, request, surface)
+        refused(throttle, request, surface, claimed_by(credential))
         raise HTTPException(401, unknown, headers={"WWW-Authenticate": "Bearer"})
     return found

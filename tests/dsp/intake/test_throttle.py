@@ -14,6 +14,7 @@ from chfw.dsp.intake import create_app
 from chfw.dsp.store import csps, inventory_access
 from chfw.shared.config import Settings
 from chfw.shared.forwarded import TrustedProxies
+from chfw.shared.throttle import LogLimit
 from tests.dsp.intake.helpers import valid_message
 from tests.dsp.intake.server import running
 from tests.dsp.store.scrypt_spy import ScryptSpy
@@ -94,9 +95,33 @@ class TestCspIntake:
         refused: list[dict[str, Any]] = [e for e in logs if e["event"] == "auth_refused"]
         assert [(e["surface"], e["remote"]) for e in refused] == [("csp", "203.0.113.66")] * 3
         assert [e["failures"] for e in refused] == [1, 2, 3]
+        token_id = wrong.split("_")[2]
+        assert {e["claimed"] for e in refused} == {f"csp {token_id}"}  # the public part only
         assert any(e["event"] == "auth_client_throttled" for e in logs)
         secret = wrong.rsplit("_", 1)[1]
         assert secret not in repr(logs)
+
+    def test_a_missing_or_foreign_credential_is_logged_too(self, client: httpx.Client) -> None:
+        with capture_logs() as logs:
+            client.post("/csp/v1/messages", content=b"00", headers=ATTACKER)
+            post(client, "Basic something-else", ATTACKER)
+        refused = [e for e in logs if e["event"] == "auth_refused"]
+        assert [(e["reason"], e["claimed"]) for e in refused] == [
+            ("no credential", None),
+            ("credential not recognised", "not a chfw credential"),
+        ]
+
+
+class TestLogLimit:
+    """A flood of refusals is logged at most LOG_BURST lines a window; the rest are counted."""
+
+    def test_burst_then_counted(self) -> None:
+        now = [0.0]
+        limit = LogLimit(burst=3, window=60, clock=lambda: now[0])
+        assert [limit.allow() for _ in range(5)] == [0, 0, 0, None, None]
+        now[0] = 61
+        assert limit.allow() == 2  # the next line says two were left out
+        assert limit.allow() == 0
 
 
 class TestInventoryApi:

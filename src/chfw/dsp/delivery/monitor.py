@@ -91,6 +91,6 @@ def monitor_server(worker: Worker, sock: socket.socket) -> EmbeddedServer:
     """A server for :func:`monitor_app` on ``sock`` (bound before the worker announces it);
     run it with ``await server.serve([sock])`` and stop it with ``should_exit = True``."""
     config = uvicorn.Config(
-        monitor_app(worker), log_level="warning", access_log=False, lifespan="off"
+        monitor_app(worker), log_level="warning", access_log=False, lifespan="off", log_config=None
     )
     return EmbeddedServer(config)

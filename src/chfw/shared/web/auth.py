@@ -47,6 +47,7 @@ from chfw.exceptions import ConfigError
 from chfw.shared import throttle as auth_throttle
 from chfw.shared.bearer import bearer_token
 from chfw.shared.bodylimit import BodyTooLarge, declared_length, read_within
+from chfw.shared.logs import json_mode, notice
 from chfw.shared.throttle import FailureThrottle
 
 SESSION_SECONDS = 12 * 3600
@@ -242,7 +243,9 @@ class DashboardAuth:
             auth_throttle.check(self.throttle, request)
             if self.token_matches(credential):
                 return Viewer("api", "")
-            auth_throttle.refused(self.throttle, request, f"dashboard:{self.realm}")
+            auth_throttle.refused(
+                self.throttle, request, f"dashboard:{self.realm}", "dashboard API token"
+            )
         return None
 
     def page_viewer(self, request: Request) -> Viewer:
@@ -356,7 +359,12 @@ def announce(
     """
     out = stream if stream is not None else sys.stderr
     page = f"{url.rstrip('/')}{auth.prefix}/"
-    if not auth.generated:
+    if stream is None and json_mode():  # a line of the log: never the token
+        text = f"dashboard: {page}" + (
+            f" (no token configured: set {how_to_set} to sign in)" if auth.generated else ""
+        )
+        notice("dashboard", text, url=page)
+    elif not auth.generated:
         print(f"dashboard: {page} (sign in with the configured token)", file=out)
     elif out.isatty():
         print(

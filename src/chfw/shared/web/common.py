@@ -190,7 +190,7 @@ async def login(request: Request, dashboard: CurrentDashboard) -> Response:
         log.info("dashboard_sign_in", realm=auth.realm, name=clean_name(name), remote=remote)
         return auth.signed_in(request, name, f"{dashboard.prefix}/")
     log.warning("dashboard_sign_in_refused", realm=auth.realm, remote=remote)
-    throttle.refused(auth.throttle, request, f"dashboard:{auth.realm}")
+    throttle.refused(auth.throttle, request, f"dashboard:{auth.realm}", clean_name(name) or None)
     return _login_page(dashboard, "That token is not right.", 401)
 
 
