@@ -54,6 +54,11 @@ def bearer(dsp: Dsp, user: Any) -> str:
     return token_for(dsp, user)["authorization"].removeprefix("Bearer ")
 
 
+def hub_state_or_none(engine: Engine, device: Any) -> Any:
+    with engine.connect() as conn:
+        return backoffice.hub_view(conn, device)
+
+
 def run_sync(cli: CliDb, url: str, token: str, *extra: str) -> dict[str, Any]:
     result = cli.invoke(
         chfw, "receiver", "sync", "--dsp-url", url, "--token", token, "--insecure-http", "--json",
@@ -93,6 +98,26 @@ class TestGainedHub:
         assert view.active_version == "02010400"
         assert [e.version_source for e in view.history] == ["feed", "feed"]
 
+    def test_through_both_command_lines(
+        self, dsp: Dsp, dsp_url: str, cli: CliDb, tmp_path: Path
+    ) -> None:
+        """`chfw estate import` moves CH2 to Bob; `chfw receiver sync` files it for him."""
+        activate(dsp, CH2, V1)
+        token = bearer(dsp, BOB)
+        before = run_sync(cli, dsp_url, token)
+        assert hub_state_or_none(dsp.engine, CH2) is None
+        moved = tmp_path / "moved.csv"
+        moved.write_text(
+            "device_id,csp_region,mpxn,fuel,import_supplier\n"
+            f"{CH2},south,1000000000002,electricity,{BOB}\n"
+        )
+        imported = cli.invoke(chfw, "estate", "import", str(moved), "--no-progress")
+        assert imported.exit_code == 0, imported.output
+        after = run_sync(cli, dsp_url, token)
+        assert (after["entries"], after["gained"], after["applied"]) == (1, 1, 1)
+        assert after["cursor"] != before["cursor"]
+        assert hub_state(dsp.engine, CH2).active_version == "02010300"
+
     def test_the_losing_supplier_learns_nothing_more(
         self, dsp: Dsp, dsp_url: str, cli: CliDb
     ) -> None:
@@ -101,8 +126,7 @@ class TestGainedHub:
         move_supplier(dsp, CH2, "1000000000002", BOB)
         activate(dsp, CH2, V1)
         assert run_sync(cli, dsp_url, token)["entries"] == 0
-        with dsp.engine.connect() as conn:
-            assert backoffice.hub_view(conn, CH2) is None
+        assert hub_state_or_none(dsp.engine, CH2) is None
 
 
 class TestOrder:

@@ -37,7 +37,8 @@ from sqlalchemy.engine import Connection
 
 from chfw.core.domain import Decision, DeviceId, FirmwareVersion, UserId
 from chfw.dsp.store.schema import counters, firmware_history, hubs, meter_points, supplier_gains
-from chfw.shared.db.sql import among, chunked, from_db_opt, insert_for, to_db
+from chfw.shared.db.bulk import driver_time, execute_many, insert_rows, lookup
+from chfw.shared.db.sql import IN_LIST_MAX, among, chunked, from_db_opt, insert_for
 from chfw.shared.db.types import UTC_TIME
 
 COUNTER = "feed_seq"
@@ -73,28 +74,22 @@ class FeedPage:
 def holders(conn: Connection, device_hexes: Iterable[str]) -> set[Pair]:
     """Who supplies these CHs now: every (user, CH) pair over their meter points."""
     found: set[Pair] = set()
-    for chunk in chunked(sorted(set(device_hexes)), 900):
-        rows = conn.execute(
-            sa.select(
-                meter_points.c.device_id,
-                meter_points.c.import_supplier,
-                meter_points.c.export_supplier,
-                meter_points.c.gas_supplier,
-            ).where(among(conn, meter_points.c.device_id, chunk))
-        )
-        for device, *users in rows:
+    for chunk in chunked(sorted(set(device_hexes)), IN_LIST_MAX):
+        for device, *users in lookup(conn, meter_points, _SUPPLIERS, "device_id", chunk):
             found.update((user, device) for user in users if user is not None)
     return found
+
+
+_SUPPLIERS = ("device_id", "import_supplier", "export_supplier", "gas_supplier")
 
 
 def devices_of_points(conn: Connection, identifiers: Iterable[str]) -> set[str]:
     """The CHs these meter points are on now (those not yet in the estate are left out)."""
     found: set[str] = set()
-    for chunk in chunked(sorted(set(identifiers)), 900):
-        query = sa.select(meter_points.c.device_id).where(
-            among(conn, meter_points.c.identifier, chunk)
+    for chunk in chunked(sorted(set(identifiers)), IN_LIST_MAX):
+        found.update(
+            row[0] for row in lookup(conn, meter_points, ("device_id",), "identifier", chunk)
         )
-        found.update(conn.execute(query).scalars())
     return found
 
 
@@ -111,21 +106,26 @@ def record_gains(
     if not new:
         return 0
     states = _locked_states(conn, sorted({device for _, device in new}))
-    moment = to_db(at)
-    rows = [
-        {
-            "user_id": user,
-            "device_id": device,
-            "firmware_version": states.get(device, (None, None, 0))[0],
-            "firmware_changed_at": states.get(device, (None, None, 0))[1],
-            "history_id": states.get(device, (None, None, 0))[2],
-            "gained_at": moment,
-        }
-        for user, device in new
-    ]
-    for chunk in chunked(rows, CHUNK):
-        conn.execute(sa.insert(supplier_gains), list(chunk))
+    gained_at = driver_time(conn, supplier_gains.c.gained_at, at)
+    since_column = supplier_gains.c.firmware_changed_at
+    rows = []
+    for user, device in new:
+        version, since, history_id = states.get(device, (None, None, 0))
+        rows.append(
+            (user, device, version, driver_time(conn, since_column, since), gained_at, history_id)
+        )
+    insert_rows(conn, supplier_gains, _GAIN_COLUMNS, rows)
     return len(rows)
+
+
+_GAIN_COLUMNS = (
+    "user_id",
+    "device_id",
+    "firmware_version",
+    "firmware_changed_at",
+    "gained_at",
+    "history_id",
+)
 
 
 def _locked_states(conn: Connection, devices: Sequence[str]) -> dict[str, tuple[Any, Any, int]]:
@@ -146,7 +146,7 @@ def _locked_states(conn: Connection, devices: Sequence[str]) -> dict[str, tuple[
             ).all()
         )
         for device, version, since in rows:
-            states[device] = (version, since, int(newest.get(device) or 0))
+            states[device] = (version, from_db_opt(since), int(newest.get(device) or 0))
     return states
 
 
@@ -219,7 +219,7 @@ def _number(conn: Connection, table: sa.Table, ids: Sequence[int], start: int) -
             .where(table.c.id == sa.bindparam("b_id"))
             .values(feed_seq=sa.bindparam("b_seq"))
         )
-        conn.execute(stmt, [{"b_id": i, "b_seq": start + n} for n, i in enumerate(ids)])
+        execute_many(conn, stmt, [{"b_id": i, "b_seq": start + n} for n, i in enumerate(ids)])
     return start + len(ids)
 
 
