@@ -22,8 +22,9 @@ import structlog
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from chfw.dsp.intake.inventory_api import InventoryApi, UserDep
+from chfw.dsp.intake.inventory_api import UserDep, inventory_engine
 from chfw.dsp.store import feed
+from chfw.shared.db.engine import reading
 
 log = structlog.get_logger("chfw.dsp.intake.feed")
 
@@ -94,12 +95,15 @@ def read_feed(
         after = 0 if since is None else decode_cursor(since)
     except ValueError:
         raise HTTPException(400, f"since={since!r} is not a cursor this DSP issued") from None
-    api: InventoryApi = request.app.state.inventory_api
-    with api.engine.begin() as conn:
-        end = feed.sequence(conn)
+    engine = inventory_engine(request)
+    with reading(engine) as conn:
+        end = feed.numbered_end(conn)
+    if end is None:  # entries committed since the last read: number them first
+        with engine.begin() as conn:
+            end = feed.sequence(conn)
     if after >= end:
         raise HTTPException(400, "the cursor is ahead of this DSP's feed (restored database?)")
-    with api.engine.connect() as conn:
+    with reading(engine) as conn:
         page = feed.read(conn, user, after, end, limit)
     log.info("feed_read", user_id=str(user), entries=len(page.changes), after=after)
     return FeedPage(

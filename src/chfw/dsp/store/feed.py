@@ -173,6 +173,23 @@ def sequence(conn: Connection) -> int:
     return position
 
 
+def numbered_end(conn: Connection) -> int | None:
+    """The end of the feed if every committed entry already has a position, else None (then
+    :func:`sequence` is due). Reads only, so an idle feed's readers take no write lock.
+
+    The counter is read first: every position below it was committed before, and if no
+    entry without a position is visible afterwards, none committed meanwhile is missed.
+    """
+    value = conn.execute(
+        sa.select(counters.c.next_value).where(counters.c.name == COUNTER)
+    ).scalar_one_or_none()
+    for table in (supplier_gains, firmware_history):
+        waiting = sa.select(table.c.id).where(table.c.feed_seq.is_(None)).limit(1)
+        if conn.execute(waiting).first() is not None:
+            return None
+    return 1 if value is None else int(value)
+
+
 def _lock_counter(conn: Connection) -> int:
     """The counter's next value, its row locked until the transaction ends (created at 1)."""
     touch = (
