@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from chfw.cli.estate import app
-from chfw.core.domain import DeviceId, FirmwareVersion
-from chfw.dsp.store import audit, estate, inventory
+from chfw.core.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
+from chfw.dsp.store import audit, estate, inventory, users
 from tests.cli.dbcli import CliDb, cli_db
 
 HEADER = "device_id,csp_region,mpxn,fuel,import_supplier,export_supplier,gas_supplier\n"
@@ -39,8 +39,9 @@ class TestImport:
         rows += ["nope,north,,,,,", "0000000000000001,mars,,,,,"]
         path = write(tmp_path, "estate.csv", HEADER + "\n".join(rows) + "\n")
         result = cli.invoke(app, "import", str(path), "--batch-size", "7", "--no-progress")
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 3, result.output  # some rows rejected: documented exit 3
         assert "50 record(s) imported, 2 rejected" in result.output
+        assert "2 row(s) of estate.csv rejected (exit 3)" in result.stderr
         assert "line 52: Device ID 'nope'" in result.output
         assert "line 53: CSP region 'mars'" in result.output
         with engine.connect() as conn:
@@ -48,6 +49,24 @@ class TestImport:
             entry = audit.list_recent(conn, 1)[0]
         assert entry.action == "estate.import"
         assert (entry.detail["accepted"], entry.detail["rejected"]) == (50, 2)
+
+    def test_suppliers_that_are_not_service_users_are_named(
+        self, cli: CliDb, engine: Engine, tmp_path: Path
+    ) -> None:
+        with engine.begin() as conn:
+            users.add_user(
+                conn,
+                users.ServiceUser(UserId.parse(IS), "Known", frozenset({"IS"}), DuisVersion(5, 1)),
+            )
+        other = "90-B3-D5-1F-30-01-00-99"
+        rows = [f"0000000000000001,north,{1:013d},electricity,{IS},,"]
+        rows += [f"0000000000000002,north,{2:013d},electricity,{other},,"]
+        path = write(tmp_path, "estate.csv", HEADER + "\n".join(rows) + "\n")
+        result = cli.invoke(app, "import", str(path), "--no-progress")
+        assert result.exit_code == 0, result.output  # a warning, not a rejection
+        assert "1 supplier(s) named in the estate are not Service Users" in result.stderr
+        assert other in result.stderr
+        assert IS not in result.stderr
 
     def test_json_nested(self, cli: CliDb, engine: Engine, tmp_path: Path) -> None:
         document = {
@@ -70,7 +89,7 @@ class TestImport:
         rows = "".join(f"bad{i},north\n" for i in range(30)) + "00-1D-A1-00-00-00-00-42,north\n"
         path = write(tmp_path, "e.csv", "device_id,csp_region\n" + rows)
         result = cli.invoke(app, "import", str(path), "--show-rejected", "5")
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 3, result.output
         assert "first 5 rejected rows" in result.output
         assert "... and 25 more" in result.output
 

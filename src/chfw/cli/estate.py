@@ -17,11 +17,16 @@ from chfw.cli._context import fail, run_guarded
 from chfw.cli._store import transaction
 from chfw.dsp import estate_file
 from chfw.dsp.estate_file import EstateRecord, RejectedRow
-from chfw.dsp.store import audit, estate
+from chfw.core.domain import UserId
+from chfw.dsp.store import audit, estate, users
 
 app = typer.Typer(
     help="The estate: CHs, CSP regions, meter points, suppliers.", no_args_is_help=True
 )
+
+
+#: `chfw estate import`'s exit code when some rows were rejected (the others were imported).
+EXIT_SOME_REJECTED = 3
 
 
 def _batches(
@@ -30,6 +35,7 @@ def _batches(
     rejected: list[RejectedRow],
     keep: int,
     counts: dict[str, int],
+    suppliers: set[UserId],
 ) -> Iterator[list[EstateRecord]]:
     batch: list[EstateRecord] = []
     for item in items:
@@ -39,6 +45,10 @@ def _batches(
                 rejected.append(item)
             continue
         counts["accepted"] += 1
+        point = item.meter_point
+        if point is not None:
+            named = (point.import_supplier, point.export_supplier, point.gas_supplier)
+            suppliers.update(user for user in named if user is not None)
         batch.append(item)
         if len(batch) >= size:
             yield batch
@@ -62,6 +72,11 @@ def import_(
     Each batch is its own transaction, so a failure part-way keeps the batches
     already written; import the file again once it is fixed. Then the outcomes
     parked for CHs now in the estate are processed, in the order they came.
+
+    Exit codes: 0 every row imported; 3 some rows rejected (the rest imported; the
+    rejected ones are listed); 1 nothing imported or an error. Suppliers named in the
+    file that are not registered Service Users are warned about on stderr (their CHs'
+    alerts cannot be addressed until `chfw users add`).
     """
     with run_guarded():
         kind = estate_file.format_for(file.name, fmt)
@@ -71,6 +86,7 @@ def import_(
         raise fail(f"cannot read {file}: {exc.strerror or exc}") from None
     counts = {"accepted": 0, "rejected": 0, "meter_points": 0}
     rejected: list[RejectedRow] = []
+    suppliers: set[UserId] = set()
     with ExitStack() as stack:
         stack.enter_context(raw)
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
@@ -87,7 +103,8 @@ def import_(
         try:
             with run_guarded():
                 items = estate_file.parse(text, kind)
-                for batch in _batches(items, batch_size, rejected, show_rejected, counts):
+                batches = _batches(items, batch_size, rejected, show_rejected, counts, suppliers)
+                for batch in batches:
                     with transaction() as conn:
                         written = estate.import_records(conn, batch)
                     counts["meter_points"] += written.meter_points
@@ -103,6 +120,7 @@ def import_(
             {"file": str(file), "accepted": counts["accepted"], "rejected": counts["rejected"]},
         )
         hubs, points = estate.count_hubs(conn), estate.count_meter_points(conn)
+        unknown = sorted(set(suppliers) - set(users.get_users(conn, suppliers)), key=str)
     typer.echo(
         f"{file.name}: {counts['accepted']} record(s) imported, {counts['rejected']} rejected; "
         f"the estate now has {hubs} CH(s) and {points} meter point(s)"
@@ -118,9 +136,30 @@ def import_(
         from chfw.cli.parked import process_parked
 
         process_parked()  # outcomes that came before their CH: processed now, in order
+    _warn_unknown(unknown)
     if counts["accepted"] == 0:
         what = "every row was rejected" if counts["rejected"] else "the file has no records"
         raise fail(f"nothing imported from {file}: {what}")
+    if counts["rejected"]:
+        typer.echo(
+            f"warning: {counts['rejected']} row(s) of {file.name} rejected (exit "
+            f"{EXIT_SOME_REJECTED}); fix them and import the file again",
+            err=True,
+        )
+        raise typer.Exit(EXIT_SOME_REJECTED)
+
+
+def _warn_unknown(unknown: list[UserId]) -> None:
+    """Suppliers the estate names that are not Service Users: nobody to send their alerts to."""
+    if not unknown:
+        return
+    shown = ", ".join(str(user) for user in unknown[:20])
+    more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+    typer.echo(
+        f"warning: {len(unknown)} supplier(s) named in the estate are not Service Users: "
+        f"{shown}{more}; their alerts cannot be sent until they are added (`chfw users add`)",
+        err=True,
+    )
 
 
 def _distribution(counts: dict[str | None, int]) -> dict[str, int]:
