@@ -118,6 +118,32 @@ class TestListAndChange:
         assert ALICE in table.output
         assert "Alice Energy" in table.output
 
+    def test_the_table_is_never_cut_off_a_terminal(self, cli: CliDb) -> None:
+        """CliRunner's stdout is not a terminal: a script reading `users list` gets every
+        character, however wide the table (issue 23: User IDs cut at 80 columns)."""
+        long_name = "Alice Energy " + "x" * 150
+        endpoint = "https://alerts.alice-energy.example/duis/" + "y" * 150
+        result = cli.invoke(
+            app,
+            "add",
+            ALICE,
+            "--name",
+            long_name,
+            "--roles",
+            "IS,GS",
+            "--duis-version",
+            "5.1",
+            "--endpoint",
+            endpoint,
+        )
+        assert result.exit_code == 0, result.output
+        table = cli.invoke(app, "list")
+        assert table.exit_code == 0, table.output
+        assert ALICE in table.stdout
+        assert long_name in table.stdout
+        assert endpoint in table.stdout
+        assert "…" not in table.stdout
+
     def test_set_duis(self, cli: CliDb, engine: Engine) -> None:
         add_alice(cli)
         result = cli.invoke(app, "set-duis", ALICE, "5.0")

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from chfw.cli._context import fail, run_guarded
+from chfw.cli._output import console
 from chfw.cli._store import transaction
 from chfw.cli.pilot import read_cohort_file
 from chfw.core.clock import utc_now
@@ -185,7 +185,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = 
             ", ".join(p.label for p in c.phases),
             c.reason or "",
         )
-    Console().print(table)
+    console().print(table)
 
 
 @app.command()
@@ -213,4 +213,4 @@ def status(
                 for k in ("size", "dispatched", "succeeded", "failed", "unconfirmed", "held")
             ),
         )
-    Console().print(table)
+    console().print(table)

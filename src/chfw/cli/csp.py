@@ -6,9 +6,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from chfw.cli._output import console
 from chfw.cli._store import transaction
 from chfw.dsp.estate_file import CspRegion
 from chfw.dsp.store import audit, csps
@@ -104,7 +104,7 @@ def list_(
             "all" if csp.regions is None else ", ".join(r.value for r in csp.regions),
             csp.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
-    Console().print(table)
+    console().print(table)
 
 
 @app.command()

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from chfw.cli._context import fail, run_guarded
+from chfw.cli._output import console
 from chfw.cli._store import transaction
+from chfw.core.domain import UserId
 from chfw.dsp import estate_file
 from chfw.dsp.estate_file import EstateRecord, RejectedRow
-from chfw.core.domain import UserId
 from chfw.dsp.store import audit, estate, users
 
 app = typer.Typer(
@@ -125,18 +125,17 @@ def import_(
         f"{file.name}: {counts['accepted']} record(s) imported, {counts['rejected']} rejected; "
         f"the estate now has {hubs} CH(s) and {points} meter point(s)"
     )
-    if rejected:
-        more = counts["rejected"] - len(rejected)
-        typer.echo("rejected rows:" if not more else f"first {len(rejected)} rejected rows:")
-        for row in rejected:
-            typer.echo(f"  {row.where}: {row.reason}")
-        if more:
-            typer.echo(f"  ... and {more} more")
+    _list_rejected(rejected, counts["rejected"])
     if counts["accepted"]:
         from chfw.cli.parked import process_parked
 
         process_parked()  # outcomes that came before their CH: processed now, in order
     _warn_unknown(unknown)
+    _exit_for(file, counts)
+
+
+def _exit_for(file: Path, counts: dict[str, int]) -> None:
+    """Exit 1 when nothing was imported, 3 when some rows were rejected (documented)."""
     if counts["accepted"] == 0:
         what = "every row was rejected" if counts["rejected"] else "the file has no records"
         raise fail(f"nothing imported from {file}: {what}")
@@ -147,6 +146,17 @@ def import_(
             err=True,
         )
         raise typer.Exit(EXIT_SOME_REJECTED)
+
+
+def _list_rejected(rejected: list[RejectedRow], total: int) -> None:
+    if not rejected:
+        return
+    more = total - len(rejected)
+    typer.echo("rejected rows:" if not more else f"first {len(rejected)} rejected rows:")
+    for row in rejected:
+        typer.echo(f"  {row.where}: {row.reason}")
+    if more:
+        typer.echo(f"  ... and {more} more")
 
 
 def _warn_unknown(unknown: list[UserId]) -> None:
@@ -193,10 +203,10 @@ def stats(
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    console = Console()
-    console.print(f"CHs: {summary['hubs']}   meter points: {summary['meter_points']}")
+    out = console()
+    out.print(f"CHs: {summary['hubs']}   meter points: {summary['meter_points']}")
     for region, n in summary["hubs_by_region"].items():
-        console.print(f"  {region}: {n} CH(s)")
-    console.print("Active firmware (CHs per version):")
+        out.print(f"  {region}: {n} CH(s)")
+    out.print("Active firmware (CHs per version):")
     for version, n in summary["firmware_distribution"].items():
-        console.print(f"  {version}: {n}")
+        out.print(f"  {version}: {n}")

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from chfw.cli._context import fail, run_guarded
+from chfw.cli._output import console
 from chfw.cli._store import transaction
 from chfw.core.domain import DeviceId, FirmwareVersion, MeterPoint
 from chfw.dsp.store import estate, inventory
@@ -95,14 +95,14 @@ def show(
         }
         typer.echo(json.dumps(body, indent=2))
         return
-    console = Console()
-    console.print(
+    out = console()
+    out.print(
         f"Communications Hub {hub.device_id} (CSP region {hub.csp_region.value}, {hub.status})"
     )
     if hub.active_firmware is None:
-        console.print("Active firmware: never reported")
+        out.print("Active firmware: never reported")
     else:
-        console.print(
+        out.print(
             f"Active firmware: {hub.active_firmware.hex} since {_time(hub.firmware_changed_at)}"
         )
     if points:
@@ -114,11 +114,11 @@ def show(
             row = _point(point)
             suppliers = (row[key] or "-" for key in _SUPPLIER_KEYS)
             meters.add_row(row["mpxn"], row["fuel"], *suppliers)
-        console.print(meters)
+        out.print(meters)
     else:
-        console.print("Meter points: none")
+        out.print("Meter points: none")
     if not history:
-        console.print("Firmware history: none")
+        out.print("Firmware history: none")
         return
     table = Table(
         "Recorded (UTC)",
@@ -144,4 +144,4 @@ def show(
             _version(entry.version_after) or "-",
             str(entry.alerts_created),
         )
-    console.print(table)
+    out.print(table)

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from chfw.cli._context import engine, fail, run_guarded
+from chfw.cli._output import console, on_terminal
 from chfw.cli._store import transaction
 from chfw.core.clock import utc_now
 from chfw.core.domain import DeviceId, UserId
@@ -123,9 +123,10 @@ def list_(
             str(DeviceId(bytes.fromhex(row.device_id))),
             str(row.attempts),
             _time(when) if row.state not in ("dead", "parked") else "-",
-            (row.last_error or "")[:80],
+            # Shortened for a person at a terminal; whole for a script (and in --json).
+            (row.last_error or "")[: 80 if on_terminal() else None],
         )
-    Console().print(table)
+    console().print(table)
 
 
 @app.command()

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Connection
 
 from chfw.cli._backoffice import DatabaseOption, backoffice_transaction
 from chfw.cli._context import fail, run_guarded
+from chfw.cli._output import console
 from chfw.core.clock import utc_now
 from chfw.core.domain import DeviceId, FirmwareVersion
 from chfw.dsp.store import audit as audit_log
@@ -214,7 +214,7 @@ def list_(
             _when(p.created_at),
             p.description or "",
         )
-    Console().print(table)
+    console().print(table)
 
 
 def _members(path: Path | None) -> tuple[DeviceId, ...]:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from chfw.cli._backoffice import backoffice_transaction
 from chfw.cli._context import fail, run_guarded, settings
+from chfw.cli._output import console
 from chfw.cli.readiness import ready
 from chfw.cli.receiver_hubs import app as hubs_app
 from chfw.cli.receiver_lookups import (
@@ -234,7 +234,7 @@ def hub(
             "yes" if entry["applied"] else "no (older)",
             entry["response_id"],
         )
-    Console().print(table)
+    console().print(table)
 
 
 @app.command()
@@ -268,7 +268,7 @@ def alerts(
             row.response_id,
             str(row.duplicates),
         )
-    Console().print(table)
+    console().print(table)
 
 
 @app.command()
@@ -306,7 +306,7 @@ def rejections(
         table.add_row(
             row.at.isoformat(), str(row.status_code), row.remote or "-", str(row.size), row.reason
         )
-    Console().print(table)
+    console().print(table)
 
 
 @app.command()

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from chfw.cli._context import fail, run_guarded
+from chfw.cli._output import console
 from chfw.core.clock import utc_now
 from chfw.core.domain import FirmwareVersion
 from chfw.exceptions import InvalidValueError
@@ -249,10 +249,10 @@ def _report(
 
 
 def _print(the_wave: Wave, truth: GroundTruth, stats: PostStats | None, elapsed: float) -> None:
-    console = Console()
+    out = console()
     rate = truth.messages / elapsed if elapsed > 0 else 0.0
     verb = "encoded" if stats is None else "posted"
-    console.print(
+    out.print(
         f"{the_wave!r}: {truth.messages} message(s) {verb} in {elapsed:.1f} s ({rate:,.0f}/s)"
     )
     table = Table(title="intake answers vs ground truth")
@@ -271,20 +271,20 @@ def _print(the_wave: Wave, truth: GroundTruth, stats: PostStats | None, elapsed:
             if answered is not None:
                 cells.append(str(answered.get(name, 0)))
             table.add_row(*cells)
-    console.print(table)
+    out.print(table)
     recipients = Table(title="expected alerts per recipient")
     recipients.add_column("User ID")
     recipients.add_column("N64", justify="right")
     recipients.add_column("N999", justify="right")
     for user, counts in truth.alerts_by_recipient.items():
         recipients.add_row(user, str(counts["N64"]), str(counts["N999"]))
-    console.print(recipients)
+    out.print(recipients)
     distribution = ", ".join(
         f"{version or 'none'}: {count}" for version, count in truth.firmware_distribution.items()
     )
-    console.print(f"expected firmware distribution: {distribution}")
+    out.print(f"expected firmware distribution: {distribution}")
     if stats is not None:
-        console.print(
+        out.print(
             f"batches {stats.batches}, retries {stats.retries}, failed messages "
             f"{stats.failed_messages}"
             + (f" (last error: {stats.last_error})" if stats.failed_messages else "")

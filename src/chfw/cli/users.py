@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Connection
 
-from chfw.cli._context import run_guarded, settings
+from chfw.cli._context import fail, run_guarded, settings
+from chfw.cli._output import console
 from chfw.cli._store import transaction
 from chfw.core.clock import utc_now
 from chfw.core.domain import DuisVersion, UserId
@@ -129,7 +130,7 @@ def list_(
             "default" if user.max_in_flight is None else str(user.max_in_flight),
             f"suspended: {user.suspended_reason}" if user.suspended else "active",
         )
-    Console().print(table)
+    console().print(table)
 
 
 def _change(
@@ -191,6 +192,104 @@ def set_endpoint(
         url,
     )
     typer.echo(f"Service User {uid}: endpoint {before or 'none'} -> {url}")
+
+
+def _tls_json(user: ServiceUser) -> dict[str, str | None]:
+    return {
+        "ca_bundle": user.tls_ca_bundle,
+        "client_cert": user.tls_client_cert,
+        "client_key": user.tls_client_key,
+    }
+
+
+def _readable(path: Path | None, what: str) -> str | None:
+    """The absolute path of a file the worker will read, refused when it cannot be read now."""
+    if path is None:
+        return None
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise InvalidValueError(f"{what} {path}: {exc.strerror or exc}") from None
+    return str(path.resolve())
+
+
+def _check_tls_options(
+    ca_bundle: Path | None,
+    system_ca: bool,
+    client_cert: Path | None,
+    client_key: Path | None,
+    no_client_cert: bool,
+) -> None:
+    """The options of set-tls make one change that can be meant."""
+    if ca_bundle is not None and system_ca:
+        raise InvalidValueError("give --ca-bundle or --system-ca, not both")
+    if (client_cert is None) != (client_key is None):
+        raise InvalidValueError("give --client-cert and --client-key together")
+    if client_cert is not None and no_client_cert:
+        raise InvalidValueError("give --client-cert/--client-key or --no-client-cert")
+    if ca_bundle is None and not system_ca and client_cert is None and not no_client_cert:
+        raise InvalidValueError(
+            "nothing to change: give --ca-bundle/--system-ca and/or "
+            "--client-cert with --client-key/--no-client-cert"
+        )
+
+
+@app.command("set-tls")
+def set_tls(
+    user_id: Annotated[str, typer.Argument(help="EUI-64 User ID")],
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(help="CA bundle verifying the endpoint (default: keep the current one)"),
+    ] = None,
+    system_ca: Annotated[
+        bool,
+        typer.Option(
+            "--system-ca", help="Verify with the deployment's delivery_ca_bundle / system CAs"
+        ),
+    ] = False,
+    client_cert: Annotated[
+        Path | None, typer.Option(help="Client certificate chfw presents (with --client-key)")
+    ] = None,
+    client_key: Annotated[Path | None, typer.Option(help="Key of --client-cert")] = None,
+    no_client_cert: Annotated[
+        bool, typer.Option("--no-client-cert", help="Present no client certificate")
+    ] = False,
+) -> None:
+    """Change how alerts reach an existing user's endpoint: the CA bundle that verifies it,
+    the client certificate and key chfw presents (audited with before and after). Workers
+    use the new files from the user's next alert on."""
+    with run_guarded():
+        uid = UserId.parse(user_id)
+        _check_tls_options(ca_bundle, system_ca, client_cert, client_key, no_client_cert)
+        ca = _readable(ca_bundle, "CA bundle")
+        cert = _readable(client_cert, "client certificate")
+        key = _readable(client_key, "client key")
+    with transaction() as conn:
+        old = users.get_user(conn, uid)
+        if old is None:
+            raise fail(f"Service User {uid} is not registered (add it with `chfw users add`)")
+        after = {
+            "ca_bundle": None if system_ca else (ca or old.tls_ca_bundle),
+            "client_cert": None if no_client_cert else (cert or old.tls_client_cert),
+            "client_key": None if no_client_cert else (key or old.tls_client_key),
+        }
+        users.set_tls(
+            conn,
+            uid,
+            ca_bundle=after["ca_bundle"],
+            client_cert=after["client_cert"],
+            client_key=after["client_key"],
+        )
+        audit.record(
+            conn,
+            audit.current_actor(),
+            "users.set-tls",
+            {"user_id": str(uid), "before": _tls_json(old), "after": after},
+        )
+    typer.echo(
+        f"Service User {uid}: CA bundle {after['ca_bundle'] or 'default'}, client certificate "
+        f"{after['client_cert'] or 'none'}"
+    )
 
 
 @app.command("set-in-flight")

@@ -213,6 +213,30 @@ def set_endpoint(
     _update(conn, user_id, endpoint_url=url, allow_insecure_http=allow_insecure_http)
 
 
+def set_tls(
+    conn: Connection,
+    user_id: UserId,
+    *,
+    ca_bundle: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+) -> None:
+    """Change how the worker connects to the user's endpoint: the CA bundle that verifies it
+    (None: the deployment's) and the client certificate and key it presents (both or
+    neither: None, no client certificate)."""
+    if (client_cert is None) != (client_key is None):
+        raise InvalidValueError(
+            f"Service User {user_id}: give both a client certificate and its key, or neither"
+        )
+    _update(
+        conn,
+        user_id,
+        tls_ca_bundle=ca_bundle,
+        tls_client_cert=client_cert,
+        tls_client_key=client_key,
+    )
+
+
 def set_max_in_flight(conn: Connection, user_id: UserId, limit: int | None) -> None:
     """Change how many of a user's alerts a worker POSTs at once (None: the deployment's
     ``delivery_max_in_flight``)."""
