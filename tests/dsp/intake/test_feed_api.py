@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
@@ -259,3 +260,31 @@ def test_change_committed_late_with_a_lower_id_is_not_skipped(
     assert [(e["device_id"], e["firmware_version"]) for e in second] == [
         ("00-1D-A1-00-00-00-00-01", "02010500")
     ]
+
+
+def test_a_gain_racing_an_activation_ends_at_the_activations_version(
+    dsp: Dsp, client: httpx.Client, db_backend: str
+) -> None:
+    """PostgreSQL: an import moving CH2 to Bob holds the hub's lock while an activation for
+    it is processed. Whichever commits first, Bob's feed names CH2 once as gained and ends
+    at the version the hub really has (the gain carries it, or the activation follows)."""
+    if db_backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing races")
+    activate(dsp, CH2, V1)
+    bob = token_for(dsp, BOB)
+    point = MeterPoint("1000000000002", Fuel.ELECTRICITY, import_supplier=BOB)
+    importing = dsp.engine.connect()
+    try:
+        importing.begin()
+        estate.import_records(importing, [EstateRecord(CH2, CspRegion.SOUTH, point)])
+        pool = ThreadPoolExecutor(1)
+        racer = pool.submit(activate, dsp, CH2, V2)  # waits for the hub's lock, or comes after
+        importing.commit()
+    finally:
+        importing.close()
+    racer.result()  # the activation was processed (decided new_version)
+    pool.shutdown()
+    entries = by_device(read_all(client, bob)[0])["00-1D-A1-00-00-00-00-02"]
+    assert entries[0][0] == "gained"
+    assert [reason for reason, _ in entries].count("gained") == 1
+    assert entries[-1][1] == "02010400"
