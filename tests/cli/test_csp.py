@@ -64,6 +64,24 @@ class TestDisableAndRotate:
             assert csps.authenticate(conn, old) is None
             assert csps.authenticate(conn, new) == "csp-south"
 
+    def test_rotation_keeps_the_old_credential_for_the_grace_period(
+        self, cli: CliDb, engine: Engine
+    ) -> None:
+        old = cli.invoke(app, "add", "csp-north").stdout.strip()
+        rotated = cli.invoke(app, "rotate", "csp-north")  # the default: 10 minutes
+        assert rotated.exit_code == 0, rotated.output
+        assert "the old one is accepted until" in rotated.stderr
+        csps.clear_cache()
+        with engine.connect() as conn:
+            assert csps.authenticate(conn, old) == "csp-north"
+            entry = audit.list_recent(conn, 1)[0]
+        assert entry.detail == {"name": "csp-north", "grace_seconds": 600.0}
+        leaked = cli.invoke(app, "rotate", "csp-north", "--grace", "0")
+        assert "the old one is refused now" in leaked.stderr
+        csps.clear_cache()
+        with engine.connect() as conn:
+            assert csps.authenticate(conn, rotated.stdout.strip()) is None
+
     def test_unknown_csp(self, cli: CliDb) -> None:
         result = cli.invoke(app, "disable", "nobody")
         assert result.exit_code == 1

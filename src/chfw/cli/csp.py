@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from chfw.cli._context import run_guarded, settings
 from chfw.cli._output import console
 from chfw.cli._store import transaction
+from chfw.core.clock import utc_now
 from chfw.dsp.estate_file import CspRegion
 from chfw.dsp.store import audit, csps
 
@@ -63,12 +66,31 @@ def regions(
 
 
 @app.command()
-def rotate(name: Annotated[str, typer.Argument(help="CSP name")]) -> None:
-    """Issue a new credential for a CSP (the old one stops working) and print it once."""
+def rotate(
+    name: Annotated[str, typer.Argument(help="CSP name")],
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            metavar="SECONDS",
+            help="How long the old credential is still accepted (default: the setting "
+            "csp_rotation_grace_seconds; 0: refused at once, e.g. when it leaked)",
+        ),
+    ] = None,
+) -> None:
+    """Issue a new credential for a CSP and print it once; the old one is still accepted
+    for a grace period, so the CSP can switch without refused posts (audited)."""
+    with run_guarded():
+        seconds = settings().csp_rotation_grace_seconds if grace is None else grace
+    now = utc_now()
     with transaction() as conn:
-        credential = csps.rotate(conn, name)
-        audit.record(conn, audit.current_actor(), "csp.rotate", {"name": name})
-    typer.echo(f"new credential for CSP {name}. {_ONCE}", err=True)
+        credential = csps.rotate(conn, name, grace_seconds=seconds, now=now)
+        audit.record(
+            conn, audit.current_actor(), "csp.rotate", {"name": name, "grace_seconds": seconds}
+        )
+    until = (now + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    old = f"the old one is accepted until {until}" if seconds else "the old one is refused now"
+    typer.echo(f"new credential for CSP {name} ({old}). {_ONCE}", err=True)
     typer.echo(credential)
 
 

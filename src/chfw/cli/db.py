@@ -1,4 +1,4 @@
-"""`chfw db`: the database schema (migrations)."""
+"""`chfw db`: the database schema (migrations), and what to do after a restore."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from chfw.cli._context import engine, run_guarded
-from chfw.cli._store import database_label
-from chfw.dsp.store import migrate
+from chfw.cli._store import database_label, transaction
+from chfw.dsp.store import audit, counters, migrate
 from chfw.dsp.store.errors import translated
 
 app = typer.Typer(help="Database schema: create and upgrade it.", no_args_is_help=True)
@@ -41,3 +41,35 @@ def current() -> None:
         raise typer.Exit(1)
     state = "up to date" if revision == head else f"behind {head}: run `chfw db upgrade`"
     typer.echo(f"database {label} at revision {revision} ({state})")
+
+
+#: How far `chfw db after-restore` moves the ResponseID counter by default.
+RESTORE_MARGIN = 100_000_000
+
+
+@app.command("after-restore")
+def after_restore(
+    margin: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Move the counter this far: more than the alerts issued between the backup "
+            "and the failure",
+        ),
+    ] = RESTORE_MARGIN,
+) -> None:
+    """After restoring a backup, before starting any process: move the ResponseID counter
+    past every value issued since the backup (audited).
+
+    A restore rewinds the counter; alerts issued after the backup carry values it would
+    hand out again, and receivers drop an alert whose ResponseID they have seen.
+    Counters need to be unique, not dense, so a generous margin costs nothing.
+    """
+    with transaction() as conn:
+        moved = counters.allocate(conn, counters.RESPONSE_ID, margin)
+        detail = {"counter": counters.RESPONSE_ID, "before": moved.start, "after": moved.stop}
+        audit.record(conn, audit.current_actor(), "db.after-restore", detail)
+    typer.echo(
+        f"database {database_label()}: ResponseID counter moved from {moved.start} to "
+        f"{moved.stop} (audited as db.after-restore); the processes may be started"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -102,6 +103,42 @@ class TestAuthenticate:
         with engine.connect() as conn:
             assert csps.authenticate(conn, old) is None
             assert csps.authenticate(conn, new) == "csp-north"
+
+    def test_the_old_credential_is_accepted_for_the_grace_period(self, engine: Engine) -> None:
+        old = add(engine)
+        with engine.begin() as conn:
+            new = csps.rotate(conn, "csp-north", grace_seconds=600)
+        csps.clear_cache()
+        with engine.connect() as conn:
+            assert csps.authenticate(conn, old) == "csp-north"  # the CSP is switching over
+            assert csps.authenticate(conn, new) == "csp-north"
+        with engine.begin() as conn:  # the grace period is over
+            conn.execute(
+                sa.update(csps_table).values(previous_valid_until=datetime.now(UTC) - timedelta(1))
+            )
+        csps.clear_cache()
+        with engine.connect() as conn:
+            assert csps.authenticate(conn, old) is None
+            assert csps.authenticate(conn, new) == "csp-north"
+
+    def test_a_second_rotation_ends_the_first_ones_grace(self, engine: Engine) -> None:
+        first = add(engine)
+        with engine.begin() as conn:
+            second = csps.rotate(conn, "csp-north", grace_seconds=600)
+            csps.rotate(conn, "csp-north", grace_seconds=600)
+        csps.clear_cache()
+        with engine.connect() as conn:
+            assert csps.authenticate(conn, first) is None
+            assert csps.authenticate(conn, second) == "csp-north"
+
+    def test_no_grace_for_a_disabled_csp(self, engine: Engine) -> None:
+        old = add(engine)
+        with engine.begin() as conn:
+            csps.disable_csp(conn, "csp-north")
+            csps.rotate(conn, "csp-north", grace_seconds=600)
+        csps.clear_cache()
+        with engine.connect() as conn:
+            assert csps.authenticate(conn, old) is None
 
     def test_cached_success_skips_the_database(self, engine: Engine) -> None:
         credential = add(engine)

@@ -3,7 +3,9 @@
 A credential reads ``chfw_csp_<token_id>_<secret>``: ``token_id`` (16 hex
 digits) is public and finds the row; only a scrypt hash of ``secret`` is
 stored, so a copy of the database does not let anyone post as a CSP.
-The credential is shown once, when made.
+The credential is shown once, when made. :func:`rotate` issues a new one and keeps
+the replaced one valid for a grace period (``csp_rotation_grace_seconds``), so the CSP
+can switch without refused posts.
 
 Hashing and the verification cache are :mod:`chfw.dsp.store.credentials`'s:
 successful verifications are cached in-process for :data:`CACHE_TTL_SECONDS`
@@ -18,7 +20,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +34,7 @@ from chfw.dsp.store.credentials import hash_secret as hash_secret  # re-exported
 from chfw.dsp.store.credentials import verify_secret as verify_secret
 from chfw.dsp.store.schema import csps
 from chfw.exceptions import InvalidValueError, StoreError
-from chfw.shared.db.sql import from_db, insert_for
+from chfw.shared.db.sql import from_db, insert_for, to_db
 
 PREFIX = "chfw_csp_"
 CACHE_TTL_SECONDS = 30.0
@@ -116,13 +118,33 @@ def add_csp(
     return credential
 
 
-def rotate(conn: Connection, name: str) -> str:
-    """Issue a new credential for a CSP (re-enabling it); the old one stops working."""
+def rotate(
+    conn: Connection, name: str, *, grace_seconds: float = 0.0, now: datetime | None = None
+) -> str:
+    """Issue a new credential for a CSP (re-enabling it); the old one is still accepted for
+    ``grace_seconds`` (0, or a CSP that was disabled: it stops working at once)."""
     credential, token_id, secret = _new_credential()
+    at = now or utc_now()
+    until = to_db(at + timedelta(seconds=grace_seconds))
+
+    def kept(column: Any) -> Any:
+        """The old value while it stays valid: never for a CSP that was disabled (its old
+        credential must not come back with the new one) or without a grace period."""
+        if grace_seconds <= 0:
+            return None
+        return sa.case((csps.c.enabled, column), else_=sa.null())
+
     result = conn.execute(
         sa.update(csps)
         .where(csps.c.name == name)
-        .values(token_id=token_id, token_hash=hash_secret(secret), enabled=True)
+        .values(
+            token_id=token_id,
+            token_hash=hash_secret(secret),
+            enabled=True,
+            previous_token_id=kept(csps.c.token_id),
+            previous_token_hash=kept(csps.c.token_hash),
+            previous_valid_until=kept(sa.literal(until, type_=csps.c.previous_valid_until.type)),
+        )
     )
     if result.rowcount == 0:
         raise StoreError(f"CSP {name!r} is not registered (add it with `chfw csp add`)")
@@ -186,6 +208,15 @@ def authenticate(conn: Connection, credential: str) -> str | None:
     row = conn.execute(
         sa.select(csps.c.name, csps.c.token_hash, csps.c.enabled).where(csps.c.token_id == token_id)
     ).first()
+    if row is None:  # a credential a rotation replaced, within its grace period
+        row = conn.execute(
+            sa.select(
+                csps.c.name, csps.c.previous_token_hash.label("token_hash"), csps.c.enabled
+            ).where(
+                csps.c.previous_token_id == token_id,
+                csps.c.previous_valid_until > to_db(utc_now()),
+            )
+        ).first()
     # The secret is hashed even for an unknown ID or a disabled CSP (check_secret), so
     # every refusal costs the same and none tells which token IDs exist.
     matches = check_secret(secret, None if row is None else row.token_hash)

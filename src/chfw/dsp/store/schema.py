@@ -47,6 +47,10 @@ csps = sa.Table(
     sa.Column("created_at", UTC_TIME, nullable=False),
     # The CSP regions it serves, comma-separated (north,central); None: every region.
     sa.Column("regions", sa.String(100), nullable=True),
+    # The credential the last rotation replaced, still accepted until previous_valid_until.
+    sa.Column("previous_token_id", sa.String(32), nullable=True),
+    sa.Column("previous_token_hash", sa.String(200), nullable=True),
+    sa.Column("previous_valid_until", UTC_TIME, nullable=True),
 )
 
 hubs = sa.Table(
