@@ -22,9 +22,9 @@ from chfw.core.domain import DeviceId
 from chfw.core.signing import create_development_identity
 from chfw.shared.db.engine import create_engine_for
 from chfw.supplier import backoffice
-from tests.cli.receiver_process import ANNOUNCED, needs_script, run_serve, serving
 from tests.live import running
 from tests.pki import Pki
+from tests.receiver_process import ANNOUNCED, needs_script, run_serve, serving
 from tests.supplier.helpers import Dsp, free_port
 from tests.supplier.recorded import device
 

@@ -106,8 +106,12 @@ def serve(
 ) -> None:
     """Serve the alert endpoint until interrupted (plain HTTP without --tls-cert: local use only).
 
-    The database is migrated on start. Each POST is size-checked, parsed safely,
-    verified against --trust, validated, recorded, and answered 204 (400/413 otherwise).
+    Before anything is announced: the TLS certificate and key, each trusted signer
+    (printed; an expired one refused), the DSP with --dsp-url (https, its CA, our
+    token), the database (migrated) and the port (bound) are checked; each problem
+    is one line naming the file or port and the fix. Each POST is size-checked,
+    parsed safely, verified against --trust, validated, recorded, and answered 204
+    (400/413 otherwise).
     """
     from chfw.cli.receiver_startup import handshake_watch, trusted_signers
     from chfw.shared.db.engine import create_engine_for
