@@ -25,9 +25,14 @@ VENV_CHFW = Path(sys.executable).parent / "chfw"
 
 @contextmanager
 def receiver_process(
-    folder: Path, trust_pem: bytes, *args: str, https: dict[str, Any] | None = None
+    folder: Path,
+    trust_pem: bytes,
+    *args: str,
+    https: dict[str, Any] | None = None,
+    database: str | None = None,
 ) -> Iterator[tuple[str, str]]:
-    """Serve on a new SQLite file in ``folder``: yields (base URL, database URL).
+    """Serve on ``database`` (default: a new SQLite file in ``folder``): yields (base URL,
+    database URL).
 
     ``args`` go to the command after the port, trust and database options; with
     ``https`` (httpx options: ``verify``) the server is reached over https (give
@@ -35,7 +40,7 @@ def receiver_process(
     """
     trust = folder / "dsp.pem"
     trust.write_bytes(trust_pem)
-    database = f"sqlite:///{folder / 'supplier.db'}"
+    database = database or f"sqlite:///{folder / 'supplier.db'}"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHFW_")}
     command = [str(VENV_CHFW), "receiver", "serve", "--host", "127.0.0.1", "--port", str(port)]

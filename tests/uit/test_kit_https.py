@@ -58,12 +58,13 @@ def identity(folder: Path) -> Identity:
 
 
 def _receiver(
-    folder: Path, pki: Pki, identity: Identity, version: str
+    folder: Path, pki: Pki, identity: Identity, version: str, database: str | None = None
 ) -> Iterator[tuple[str, str]]:
     tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
     tls += ["--tls-client-ca", str(pki.ca), "--duis-version", version, "--path", "/duis/alerts"]
     https = {"verify": pki.client_context(with_certificate=True)}
-    with receiver_process(folder, identity.cert.read_bytes(), *tls, https=https) as (base, db):
+    trust = identity.cert.read_bytes()
+    with receiver_process(folder, trust, *tls, https=https, database=database) as (base, db):
         yield f"{base}/duis/alerts", db
 
 
@@ -199,6 +200,22 @@ class TestChfwsOwnReceiver:
             assert "valid.n64" not in cases
             assert cases["schema.code-lacking"]["sent"].startswith("an N64 with schemaVersion 5.0")
             assert report["failed"] == 0
+
+
+class TestRecordsOnEachBackend:
+    """--chfw-database reads the back office on SQLite and PostgreSQL alike."""
+
+    def test_replays_and_split_values_recorded_as_signed(
+        self, database_url: str, pki: Pki, identity: Identity, tmp_path: Path
+    ) -> None:
+        for url, database in _receiver(tmp_path, pki, identity, "5.1", database_url):
+            code, output, report, _ = _kit(
+                url, identity, pki, tmp_path, "--chfw-database", database,
+                "--only", "valid,signed-value,signature.tampered",
+            )  # fmt: skip
+            assert code == 0, output
+            assert (report["passed"], report["not_checked"]) == (len(report["cases"]), 0)
+            assert all("; recorded: " in case["got"] for case in report["cases"])
 
 
 class TestNaiveEndpoint:
