@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -215,8 +216,10 @@ def read_inventory(device_id: str, request: Request) -> dict[str, object]:
 
 
 @contextmanager
-def https_dsp(inventory: Inventory, pki: Pki) -> Iterator[str]:
+def https_dsp(inventory: Inventory, pki: Pki, client_ca: Path | None = None) -> Iterator[str]:
+    """The inventory over https; with ``client_ca``, clients need a certificate from it."""
     port = free_port()
+    mtls = {"ssl_ca_certs": str(client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED} if client_ca else {}
     config = uvicorn.Config(
         inventory.app(),
         host="127.0.0.1",
@@ -225,6 +228,7 @@ def https_dsp(inventory: Inventory, pki: Pki) -> Iterator[str]:
         lifespan="off",
         ssl_certfile=str(pki.server_cert),
         ssl_keyfile=str(pki.server_key),
+        **mtls,
     )
     with running(config):
         yield f"https://127.0.0.1:{port}"
@@ -274,6 +278,25 @@ class TestDspAtStart:
         ):
             assert f"DSP inventory at {url}: our token is accepted" in receiver.text
         assert inventory.answers[0] == 404  # the probe: a Device ID no CH has
+
+    def test_dsp_requiring_a_client_certificate(
+        self, pki: Pki, tmp_path: Path, trust: Path
+    ) -> None:
+        inventory = Inventory()
+        with https_dsp(inventory, pki, client_ca=pki.ca) as url:
+            args = [*base_args(tmp_path, trust), *dsp_args(url, pki), "--dsp-token", TOKEN]
+            with serving(args, tmp_path) as receiver:
+                assert "closed the connection without answering" in receiver.text
+                assert "give --dsp-client-cert and --dsp-client-key" in receiver.text
+            mtls = [
+                "--dsp-client-cert",
+                str(pki.client_cert),
+                "--dsp-client-key",
+                str(pki.client_key),
+            ]
+            with serving([*args, *mtls], tmp_path) as receiver:
+                assert f"DSP inventory at {url}: our token is accepted" in receiver.text
+        assert inventory.answers == [404]  # only the second start got through
 
     def test_unreachable_dsp_is_a_warning(self, pki: Pki, tmp_path: Path, trust: Path) -> None:
         url = f"https://127.0.0.1:{free_port()}"

@@ -35,19 +35,33 @@ class InventoryLookupError(ChfwError):
         self.whole_dsp = whole_dsp
 
 
+def _untrusted(text: str) -> bool:
+    return "CERTIFICATE_VERIFY_FAILED" in text
+
+
+def _refused_tls(text: str) -> bool:
+    return "ALERT" in text.upper() and "SSL" in text.upper()
+
+
 def transport_problem(base_url: str, exc: httpx.HTTPError) -> InventoryLookupError:
     """A network or TLS failure reaching the DSP, as what to check (never a bare
     'All connection attempts failed')."""
     text = str(exc) or type(exc).__name__
-    if "CERTIFICATE_VERIFY_FAILED" in text:
+    if _untrusted(text):
         what = (
             f"the DSP's certificate at {base_url} is not trusted ({text}): give the CA that "
             "issued it with --dsp-ca-bundle"
         )
-    elif "ALERT" in text.upper() and "SSL" in text.upper():
+    elif _refused_tls(text):
         what = (
             f"the DSP at {base_url} refused our TLS handshake ({text}): if it requires a client "
             "certificate, give --dsp-client-cert and --dsp-client-key"
+        )
+    elif isinstance(exc, httpx.RemoteProtocolError) and base_url.startswith("https"):
+        what = (
+            f"the DSP at {base_url} closed the connection without answering ({text}): if it "
+            "requires a client certificate (mutual TLS), give --dsp-client-cert and "
+            "--dsp-client-key"
         )
     elif isinstance(exc, httpx.TimeoutException):
         what = (
@@ -126,7 +140,7 @@ def check_dsp(
             response = client.get(url, headers=headers)
     except httpx.HTTPError as exc:
         problem = str(transport_problem(base, exc))
-        if "TLS" in problem or "certificate" in problem:
+        if _untrusted(str(exc)) or _refused_tls(str(exc)):  # a set-up mistake, not an outage
             raise ConfigError(problem) from None
         return f"{problem}; starting anyway: N999 look-ups wait until the DSP answers"
     if response.status_code in (200, 400, 404):
