@@ -32,6 +32,7 @@ typecheck: $(STAMP)
 # your own instead; PG=0 runs SQLite only.
 unit: $(STAMP)
 	@scripts/ensure-chromium.sh
+	@scripts/ensure-prometheus.sh
 	@if [ -n "$$CHFW_TEST_PG_URL" ] || [ "$(PG)" = 0 ]; then \
 		exec $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	fi; \
