@@ -49,7 +49,7 @@ class HubEvent:
     response_id: str
     alert_code: str
     firmware_version: str | None
-    version_source: str  # alert | inventory | unknown
+    version_source: str  # alert | inventory | unknown | feed (chfw receiver sync)
     alert_time: datetime
     received_at: datetime
     applied: bool
