@@ -59,6 +59,14 @@ class TestImport:
             device(3).hex: None,
         }
 
+    def test_hub_says_an_imported_ch_has_no_alert_yet(self, cli: CliDb, tmp_path: Path) -> None:
+        ids = estate_file(tmp_path, f"device_id,label\n{device(5)},flat 3\n")
+        assert cli.invoke(chfw, "receiver", "hubs", "import", str(ids)).exit_code == 0
+        result = cli.invoke(chfw, "receiver", "hub", str(device(5)))
+        assert result.exit_code == 1
+        assert f"no firmware alert has been received for CH {device(5)}" in result.stderr
+        assert "it is in the estate, label 'flat 3'" in result.stderr
+
     def test_a_file_without_ids_imports_nothing(self, cli: CliDb, tmp_path: Path) -> None:
         result = cli.invoke(
             chfw, "receiver", "hubs", "import", str(estate_file(tmp_path, "nope\n"))

@@ -213,14 +213,21 @@ def hub(
     database: DatabaseOption = None,
 ) -> None:
     """A CH's active firmware as the received alerts say, and one history entry per alert."""
-    from chfw.supplier import backoffice
+    from chfw.supplier import backoffice, estate
 
     with run_guarded():
         device = DeviceId.parse(ch_id)
     with backoffice_transaction(database) as conn:
         view = backoffice.hub_view(conn, device)
+        member = estate.membership(conn, device) if view is None else None
     if view is None:
-        raise fail(f"no firmware alert has been received for CH {device}")
+        known = (
+            ""
+            if member is None
+            else f" (it is in the estate{f', label {member[0]!r}' if member[0] else ''}, "
+            f"imported {member[1]:%Y-%m-%d}: its version is unknown)"
+        )
+        raise fail(f"no firmware alert has been received for CH {device}{known}")
     data = view.to_json()
     if as_json:
         typer.echo(json.dumps(data, indent=2))

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from chfw.core.domain import DeviceId
-from chfw.shared.db.sql import chunked, insert_for, to_db
+from chfw.shared.db.sql import chunked, from_db, insert_for, to_db
 from chfw.supplier.schema import bo_estate, bo_hubs
 
 CHUNK = 500
@@ -75,3 +75,13 @@ def never_alerted(conn: Connection) -> int:
         .where(bo_hubs.c.device_id.is_(None))
     )
     return int(conn.execute(query).scalar_one())
+
+
+def membership(conn: Connection, device_id: DeviceId) -> tuple[str | None, datetime] | None:
+    """(label, imported at) of a CH of the estate, or None when it was never imported."""
+    row = conn.execute(
+        sa.select(bo_estate.c.label, bo_estate.c.imported_at).where(
+            bo_estate.c.device_id == device_id.hex
+        )
+    ).first()
+    return None if row is None else (row.label, from_db(row.imported_at))
