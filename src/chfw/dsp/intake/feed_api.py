@@ -88,13 +88,14 @@ router = APIRouter(tags=["service users"])
 def read_feed(
     user: UserDep,
     request: Request,
-    since: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> FeedPage:
     try:
         after = 0 if since is None else decode_cursor(since)
     except ValueError:
-        raise HTTPException(400, f"since={since!r} is not a cursor this DSP issued") from None
+        shown = since if since is None or len(since) <= 40 else since[:40] + "…"
+        raise HTTPException(400, f"since={shown!r} is not a cursor this DSP issued") from None
     engine = inventory_engine(request)
     with reading(engine) as conn:
         end = feed.numbered_end(conn)
