@@ -3,7 +3,9 @@
 DUIS: 2xx accepts an alert; 4xx refuses it for good (the DSP dead-letters
 it); 5xx, a timeout or a dropped connection is temporary (the DSP sends it
 again, for ever if the endpoint never decides). So a hostile alert must get a
-4xx, and a genuine one a 2xx; anything else fails the case.
+4xx, and a genuine one a 2xx; anything else fails the case. One exception: a
+body too large to read may be refused by closing the connection (its 413 is
+often lost in the reset), where the case says so (``Case.closing_refuses``).
 """
 
 from __future__ import annotations
