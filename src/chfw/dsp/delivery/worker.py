@@ -100,6 +100,9 @@ _QUEUE_FACTOR = 4  # a user's rows queued here, in multiples of its concurrency,
 SLOW_CLAIM_SECONDS = 0.5  # a claim this slow (PostgreSQL) refreshes the outbox's statistics
 REFRESH_EVERY_SECONDS = 300.0  # ... at most this often
 _DOWN_AFTER = 2  # failures in a row after which a success means "the endpoint is back"
+# A user's waiting rows are made due at most this often: the first success after an outage
+# makes them all due; the successes that follow (its backlog going out) need not again.
+_RECOVERY_EVERY = 5.0  # seconds
 
 
 @dataclass
@@ -181,6 +184,7 @@ class Worker:
         self._recovered: dict[int, str] = {}  # outbox id -> user (hex): delivered, endpoint back
         self._refused: set[str] = set()  # users (hex) refused here since their last 2xx
         self._runs: dict[int, str] = {}  # outbox id -> user (hex): a result for its refusal run
+        self._made_due: dict[str, float] = {}  # user (hex) -> monotonic time of its last make_due
         self._unstarted: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._progress: asyncio.Event | None = None
@@ -393,7 +397,12 @@ class Worker:
                 hint="its alerts stay pending; fix the cause, then `chfw users resume USER_ID`",
             )
         back = {self._recovered[r.outbox_id] for r in results if r.outbox_id in self._recovered}
+        moment = time.monotonic()
         for user in sorted(back):
+            last = self._made_due.get(user)
+            if last is not None and moment - last < _RECOVERY_EVERY:
+                continue  # made due moments ago: what is waiting now is new failures' backoff
+            self._made_due[user] = moment
             made_due = store.make_due(conn, now, user)
             if made_due:
                 log.info("endpoint_back", user_id=_dashed(user), made_due=made_due)
