@@ -114,8 +114,8 @@ def lookup_worker(
     The DSP is asked once now: a refused token or a TLS mistake ends the command;
     a DSP that cannot be reached is a warning (look-ups wait for it).
     """
-    from chfw.shared.tls import TlsConfig
     from chfw.supplier.dsp_answers import check_dsp
+    from chfw.supplier.dsp_client import DspClient
     from chfw.supplier.lookup import LookupWorker
 
     if dsp_url is None:
@@ -128,9 +128,20 @@ def lookup_worker(
     client = make_client(
         dsp_url, dsp_token, ca_bundle, client_cert, client_key, allow_http=allow_http
     )
-    tls = TlsConfig(ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key)
     with run_guarded():
-        warning = check_dsp(dsp_url, dsp_token or "", tls)
+        probe = DspClient(
+            dsp_url,
+            dsp_token or "",
+            ca_bundle=ca_bundle,
+            client_cert=client_cert,
+            client_key=client_key,
+            allow_http=allow_http,
+            timeout=10.0,
+        )
+        try:
+            warning = check_dsp(probe)
+        finally:
+            probe.close()
     typer.echo(
         f"DSP inventory at {client.base_url}: "
         + (f"warning: {warning}" if warning else "our token is accepted"),

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import httpx
 
-from chfw import __version__
 from chfw.core.domain import DeviceId
 from chfw.exceptions import ChfwError, ConfigError
-from chfw.shared.tls import TlsConfig
+from chfw.supplier.dsp_client import DspClient, snippet
 
 INVENTORY_PATH = "/su/v1/inventory/{device_id}"
-USER_AGENT = f"chfw-receiver/{__version__}"
 PROBE = DeviceId.parse("00-00-00-00-00-00-00-00")  # no CH: 404 when the token is good
-_SNIPPET = 200
 
 
 class InventoryLookupError(ChfwError):
@@ -104,20 +101,7 @@ def status_problem(url: str, device_id: DeviceId, response: httpx.Response) -> I
     )
 
 
-def snippet(response: httpx.Response) -> str:
-    """The start of an answer's text, on one line, for a message."""
-    text = " ".join(response.text[: _SNIPPET * 2].split())
-    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
-
-
-def check_dsp(
-    base_url: str,
-    token: str,
-    tls: TlsConfig,
-    *,
-    timeout: float = 10.0,
-    transport: httpx.BaseTransport | None = None,
-) -> str | None:
+def check_dsp(client: DspClient) -> str | None:
     """Ask the DSP once, as the receiver starts, with our token and TLS settings.
 
     Raises ConfigError for a set-up mistake (the token refused, the DSP's
@@ -126,26 +110,17 @@ def check_dsp(
     the DSP); None when the DSP answered. It asks for a Device ID no CH has, so
     a good token gets 404.
     """
-    base = base_url.rstrip("/")
-    url = base + INVENTORY_PATH.format(device_id=PROBE)
-    headers = {"authorization": f"Bearer {token.strip()}", "user-agent": USER_AGENT}
+    path = INVENTORY_PATH.format(device_id=PROBE)
     try:
-        with httpx.Client(
-            verify=tls.ssl_context(),
-            timeout=timeout,
-            trust_env=False,
-            follow_redirects=False,
-            transport=transport,
-        ) as client:
-            response = client.get(url, headers=headers)
+        response = client.get(path)
     except httpx.HTTPError as exc:
-        problem = str(transport_problem(base, exc))
+        problem = str(transport_problem(client.base_url, exc))
         if _untrusted(str(exc)) or _refused_tls(str(exc)):  # a set-up mistake, not an outage
             raise ConfigError(problem) from None
         return f"{problem}; starting anyway: N999 look-ups wait until the DSP answers"
     if response.status_code in (200, 400, 404):
         return None
-    problem = str(status_problem(url, PROBE, response))
+    problem = str(status_problem(client.base_url + path, PROBE, response))
     if response.status_code == 401:
         raise ConfigError(problem)
     return f"{problem}; starting anyway: N999 look-ups wait until the DSP answers"

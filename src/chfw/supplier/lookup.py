@@ -51,12 +51,11 @@ from chfw.shared.tls import TlsConfig
 from chfw.supplier import backoffice
 from chfw.supplier.dsp_answers import (
     INVENTORY_PATH,
-    USER_AGENT,
     InventoryLookupError,
-    snippet,
     status_problem,
     transport_problem,
 )
+from chfw.supplier.dsp_client import USER_AGENT, snippet
 from chfw.supplier.schema import bo_hubs
 
 __all__ = [
