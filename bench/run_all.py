@@ -22,6 +22,7 @@ RUNS = [
     ("backlog-sqlite", ["bench_backlog.py", "--alerts", "200000"]),
     ("archive-sqlite", ["bench_archive.py", "--alerts", "200000"]),
     ("transports", ["bench_transports.py"]),  # aiohttp's case only when it is installed
+    ("feed-sqlite", ["bench_feed.py", "--hubs", "20000"]),
 ]
 
 
