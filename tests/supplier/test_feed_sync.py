@@ -90,6 +90,11 @@ class TestGainedHub:
         again = run_sync(cli, dsp_url, token)
         assert (again["entries"], again["cursor"]) == (0, stats["cursor"])
 
+        # From the start again: everything read, nothing filed twice.
+        replay = run_sync(cli, dsp_url, token, "--from-start")
+        assert (replay["entries"], replay["cursor"]) == (stats["entries"], stats["cursor"])
+        assert len(hub_state(dsp.engine, CH2).history) == 1
+
         # An alert missed later: the next sync fills it in.
         activate(dsp, CH2, V2)
         later = run_sync(cli, dsp_url, token)

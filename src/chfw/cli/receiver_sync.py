@@ -13,7 +13,7 @@ from chfw.cli.receiver_lookups import TOKEN_ENV, DspCertOption, DspKeyOption
 from chfw.dsp.store.errors import translated
 
 if TYPE_CHECKING:  # imported when used: `chfw --help` need not load httpx
-    from chfw.supplier.feed_sync import SyncStats
+    from chfw.supplier.feed_sync import FeedClient, SyncStats
 
 
 def sync(
@@ -54,6 +54,14 @@ def sync(
     dsp_client_cert: DspCertOption = None,
     dsp_client_key: DspKeyOption = None,
     limit: Annotated[int, typer.Option(help="Entries per page", min=1, max=5000)] = 500,
+    from_start: Annotated[
+        bool,
+        typer.Option(
+            "--from-start",
+            help="Read the feed from the beginning, not from the saved cursor (after the DSP "
+            "refused it as ahead of its feed); what is filed already is not filed twice",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     database: DatabaseOption = None,
 ) -> None:
@@ -64,8 +72,29 @@ def sync(
     already holds a newer alert for the CH. Exits 1 if the feed could not be read
     (pages filed before that are kept; the next sync goes on from there).
     """
-    from chfw.supplier.feed_sync import FeedClient
     from chfw.supplier.feed_sync import sync as run_sync
+
+    client = _client(dsp_url, token, ca_bundle, dsp_client_cert, dsp_client_key, insecure_http)
+    eng = backoffice_engine(database)
+    try:
+        with run_guarded(), translated():
+            stats = run_sync(eng, client, limit=limit, from_start=from_start)
+    finally:
+        client.close()
+        if database is not None:
+            eng.dispose()
+    typer.echo(json.dumps(stats.to_json(), indent=2) if as_json else _summary(stats))
+
+
+def _client(
+    dsp_url: str,
+    token: str | None,
+    ca_bundle: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+    allow_http: bool,
+) -> FeedClient:
+    from chfw.supplier.feed_sync import FeedClient
 
     if not token:
         raise fail(
@@ -73,23 +102,14 @@ def sync(
             "(the DSP issues it with `chfw users token USER_ID`)"
         )
     with run_guarded():
-        client = FeedClient(
+        return FeedClient(
             dsp_url,
             token,
             ca_bundle=ca_bundle,
-            client_cert=dsp_client_cert,
-            client_key=dsp_client_key,
-            allow_http=insecure_http,
+            client_cert=client_cert,
+            client_key=client_key,
+            allow_http=allow_http,
         )
-    eng = backoffice_engine(database)
-    try:
-        with run_guarded(), translated():
-            stats = run_sync(eng, client, limit=limit)
-    finally:
-        client.close()
-        if database is not None:
-            eng.dispose()
-    typer.echo(json.dumps(stats.to_json(), indent=2) if as_json else _summary(stats))
 
 
 def _summary(stats: SyncStats) -> str:

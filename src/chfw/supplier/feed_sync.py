@@ -189,11 +189,15 @@ def sync(
     *,
     limit: int = PAGE_SIZE,
     clock: Callable[[], datetime] = utc_now,
+    from_start: bool = False,
 ) -> SyncStats:
-    """Read the feed from the saved cursor until it is empty, filing page by page."""
+    """Read the feed from the saved cursor (``from_start``: from the beginning, filing
+    again only what is not filed yet) until it is empty, filing page by page."""
     source = client.base_url
-    with engine.connect() as conn:
-        cursor = load_cursor(conn, source)
+    cursor = None
+    if not from_start:
+        with engine.connect() as conn:
+            cursor = load_cursor(conn, source)
     stats = SyncStats(cursor=cursor)
     while True:
         entries, cursor = client.page(cursor, limit)
