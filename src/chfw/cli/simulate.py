@@ -39,6 +39,7 @@ from chfw.sim import (
     write_estate_json,
     write_suppliers_json,
 )
+from chfw.sim.campaign import run_campaign
 
 app = typer.Typer(
     help="Simulate an estate and a CSP sending CS06 answers for a firmware wave.",
@@ -172,6 +173,13 @@ def wave(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     progress: ProgressOpt = True,
+    campaign: Annotated[
+        str | None,
+        typer.Option(
+            help="Take the hubs from this DCC campaign's work list, phase by phase, and post "
+            "only theirs (docs/campaigns.md)"
+        ),
+    ] = None,
 ) -> None:
     """Post the CS06 answers of a firmware wave over the estate of --hubs/--seed to the intake.
 
@@ -214,16 +222,29 @@ def wave(
                 bar.advance(task, done)
 
             with run_guarded():
-                stats = post_wave(
-                    the_wave.payloads(),
-                    url,
-                    credential,
-                    batch_size=batch_size,
-                    concurrency=concurrency,
-                    rate=rate,
-                    progress=advance,
-                    ca_bundle=None if ca_bundle is None else str(ca_bundle),
-                )
+                ca = None if ca_bundle is None else str(ca_bundle)
+                if campaign is not None:
+                    stats = run_campaign(
+                        lambda devices: the_wave.payloads(only=devices),
+                        url,
+                        credential,
+                        campaign,
+                        batch_size=batch_size,
+                        concurrency=concurrency,
+                        progress=advance,
+                        ca_bundle=ca,
+                    ).stats
+                else:
+                    stats = post_wave(
+                        the_wave.payloads(),
+                        url,
+                        credential,
+                        batch_size=batch_size,
+                        concurrency=concurrency,
+                        rate=rate,
+                        progress=advance,
+                        ca_bundle=ca,
+                    )
     elapsed = time.perf_counter() - started
     if as_json:
         typer.echo(json.dumps(_report(the_wave, truth, stats, elapsed), indent=2))

@@ -22,6 +22,7 @@ import httpx
 
 from chfw.core.domain import DeviceId
 from chfw.exceptions import ConfigError
+from chfw.shared.tls import TlsConfig
 from chfw.sim.poster import Message, PostStats, Progress, post_wave
 
 WORK_PATH = "/csp/v1/campaigns/{name}/work"
@@ -95,13 +96,16 @@ def run_campaign(
     concurrency: int = 4,
     progress: Progress | None = None,
     on_round: Callable[[int], None] | None = None,
+    ca_bundle: str | None = None,
 ) -> CampaignRun:
     """Work through campaign ``name`` as its CSP; see the module's docstring.
 
-    ``on_round`` is called with the number of hubs handed out in each round.
+    ``on_round`` is called with the number of hubs handed out in each round;
+    ``ca_bundle`` verifies an https intake (default: the system's CAs).
     """
     run = CampaignRun(name)
-    with httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as client:
+    verify = TlsConfig(ca_bundle=ca_bundle).ssl_context()
+    with httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), verify=verify) as client:
         while True:
             handed: set[DeviceId] = set()
             while True:
@@ -122,5 +126,6 @@ def run_campaign(
                 batch_size=batch_size,
                 concurrency=concurrency,
                 progress=progress,
+                ca_bundle=ca_bundle,
             )
             _add(run.stats, part)

@@ -324,9 +324,9 @@ class Wave:
             position += 1
             follow_ups(message)
 
-    def payloads(self) -> Iterator[bytes]:
-        """Just the bytes of :meth:`messages`."""
-        return (message.data for message in self.messages())
+    def payloads(self, only: AbstractSet[DeviceId] | None = None) -> Iterator[bytes]:
+        """Just the bytes of :meth:`messages` (of these CHs only, if given)."""
+        return (message.data for message in self.messages(only))
 
     def _message(self, act: HubActivation, kind: MessageKind) -> WaveMessage:
         device = act.hub.device_id
