@@ -111,10 +111,20 @@ def test_the_error_threshold_pauses_after_the_minimum_sample(engine: Engine, cam
     assert _work(engine).device_ids == ()
     with engine.begin() as conn:
         assert campaigns.get(conn, "c1").auto_pauses == 1
+        again = campaigns.change_state(conn, "c1", "resume", actor="op", now=NOW)
+    assert again.state is CampaignState.RUNNING  # resumed by hand: goes on ...
+    assert _work(engine).state is CampaignState.RUNNING
+    paused = _outcomes(engine, [(pilot[5], ActivationResult.SUCCESS)])
+    assert [p.reason for p in paused] == [  # ... until outcomes come in over the threshold
+        "error threshold: 2 of 6 failed (33.3 %) > 10 % in phase pilot"
+    ]
+    with engine.begin() as conn:
+        assert campaigns.get(conn, "c1").auto_pauses == 2
         resumed = campaigns.change_state(
             conn, "c1", "resume", actor="op", now=NOW, error_threshold=50
         )
     assert resumed.state is CampaignState.RUNNING
+    assert _outcomes(engine, [(pilot[6], ActivationResult.HASH_MISMATCH)]) == []
 
 
 def test_an_outcome_counts_once_and_only_after_dispatch(engine: Engine, campaign: str) -> None:

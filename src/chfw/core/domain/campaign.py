@@ -262,11 +262,18 @@ class Evaluation:
 
 
 def evaluate(
-    state: CampaignState, reason: str | None, phases: Sequence[PhaseCounts], gates: Gates
+    state: CampaignState,
+    reason: str | None,
+    phases: Sequence[PhaseCounts],
+    gates: Gates,
+    *,
+    check_errors: bool = False,
 ) -> Evaluation:
-    """Apply the gates: a running campaign over an error threshold becomes paused, one whose
-    phases all passed with every hub dispatched completed. Draft and paused campaigns keep
-    their state (and ``reason``); only a person starts or resumes one."""
+    """Apply the gates: a running campaign whose phases all passed with every hub dispatched
+    is completed; with ``check_errors`` (when outcomes just came in), one over an error
+    threshold becomes paused -- so a campaign a person resumed goes on until its next
+    outcome. Draft and paused campaigns keep their state (and ``reason``); only a person
+    starts or resumes one."""
     passed = [phase_passed(p, gates) for p in phases]
     open_index = next((i for i, ok in enumerate(passed) if not ok), None)
     if state is CampaignState.DRAFT:
@@ -281,6 +288,8 @@ def evaluate(
         crossed = next(
             (r for p in phases[: reach + 1] if (r := error_crossed(p, gates)) is not None), None
         )
+        if not check_errors:
+            crossed = None
         if crossed is not None:
             return Evaluation(CampaignState.PAUSED, crossed, states, reach)
         if open_index is None and all(p.dispatched >= p.size for p in phases):

@@ -184,7 +184,7 @@ def _settle(
         campaign = get(conn, name)
         if campaign.state is not CampaignState.RUNNING:
             continue
-        evaluation = save_evaluation(conn, campaign, now)
+        evaluation = save_evaluation(conn, campaign, now, check_errors=True)
         if evaluation.state is CampaignState.PAUSED:
             paused.append(AutoPause(name, evaluation.reason))
     return paused

@@ -78,8 +78,15 @@ class Campaign:
     created_at: datetime
     phases: tuple[PhaseRow, ...]
 
-    def evaluation(self) -> Evaluation:
-        return evaluate(self.state, self.reason, [p.counts() for p in self.phases], self.gates)
+    def evaluation(self, *, check_errors: bool = False) -> Evaluation:
+        """The gates applied (``check_errors``: only when outcomes just came in)."""
+        return evaluate(
+            self.state,
+            self.reason,
+            [p.counts() for p in self.phases],
+            self.gates,
+            check_errors=check_errors,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,10 +286,12 @@ def user_hubs(user: UserId) -> sa.Select[tuple[str]]:
     )
 
 
-def save_evaluation(conn: Connection, campaign: Campaign, now: datetime) -> Evaluation:
-    """Evaluate the gates and store a state they changed (paused by the error threshold:
-    counted in ``auto_pauses``; completed)."""
-    evaluation = campaign.evaluation()
+def save_evaluation(
+    conn: Connection, campaign: Campaign, now: datetime, *, check_errors: bool = False
+) -> Evaluation:
+    """Evaluate the gates and store a state they changed (paused by the error threshold,
+    with ``check_errors``: counted in ``auto_pauses``; completed)."""
+    evaluation = campaign.evaluation(check_errors=check_errors)
     if evaluation.state is not campaign.state:
         auto = evaluation.state is CampaignState.PAUSED
         conn.execute(
