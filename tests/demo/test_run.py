@@ -9,6 +9,7 @@ import pytest
 
 from chfw.core.domain import FirmwareVersion
 from chfw.demo import run
+from chfw.demo.campaign import phase_messages
 from chfw.sim.estate import generate_estate
 from chfw.sim.wave import InventoryStart, Wave, generate_wave
 
@@ -25,7 +26,7 @@ def test_small_wave_is_encoded_up_front_as_the_same_bytes() -> None:
     prepared = run._prepared(wave)
     assert prepared is not None
     assert [text for _, text in prepared] == [data.hex() for data in wave.payloads()]
-    assert list(run.phase_messages(wave, prepared, None)) == [t for _, t in prepared]
+    assert list(phase_messages(wave, prepared, None)) == [t for _, t in prepared]
     assert len(prepared) == wave.ground_truth.messages
 
 
@@ -46,11 +47,11 @@ def _per_hub(wave: Wave, hexes: list[str]) -> dict[str, list[str]]:
 def test_a_phase_gets_its_hubs_messages_in_their_order_either_way() -> None:
     wave = _wave(200)
     phase = {hub.device_id for hub in list(wave.estate)[::3]}
-    picked = list(run.phase_messages(wave, run._prepared(wave), phase))
-    encoded = list(run.phase_messages(wave, None, phase))
+    picked = list(phase_messages(wave, run._prepared(wave), phase))
+    encoded = list(phase_messages(wave, None, phase))
     assert _per_hub(wave, picked) == _per_hub(wave, encoded)
     assert {str(d) for d in phase} == set(_per_hub(wave, picked))
     everything = [m.data.hex() for m in wave.messages()]
     rest = {hub.device_id for hub in wave.estate} - phase
-    both = picked + list(run.phase_messages(wave, None, rest))
+    both = picked + list(phase_messages(wave, None, rest))
     assert sorted(both) == sorted(everything)  # the phases together are the whole wave
