@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -86,3 +88,24 @@ class TestServiceLogs:
         assert "x" * 43 not in err
         assert any(e["event"] == "dashboard" for e in entries)  # the start-up line
         assert os.environ.get("CHFW_LOG_FORMAT") != "console"
+
+
+class TestStartFailure:
+    def test_a_refused_start_is_a_json_line_too(self, database_url: str, tmp_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHFW_")}
+        env.update(CHFW_DATABASE_URL=database_url, CHFW_PORT="70000")
+        for command in (["serve"], ["worker"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "chfw", *command],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=BOUND,
+                check=False,
+            )
+            assert done.returncode == 1, done.stderr
+            (entry,) = json_lines(done.stderr)
+            assert entry["event"] == "start_failed"
+            assert entry["level"] == "error"
+            assert "setting port = 70000 is out of range" in str(entry["message"])

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from chfw.exceptions import ChfwError
 from chfw.shared.config import Settings, load_settings
+from chfw.shared.logs import json_mode, notice
 
 _config_path: Path | None = None
 
@@ -44,18 +45,26 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def run_guarded(code: int = 1) -> _Guard:
-    """``with run_guarded(): ...`` turns any ChfwError into a clean message and exit code."""
-    return _Guard(code)
+def run_guarded(code: int = 1, *, service: bool = False) -> _Guard:
+    """``with run_guarded(): ...`` turns any ChfwError into a clean message and exit code.
+
+    ``service``: a long-running service's start-up (``chfw serve``, ``chfw worker``): with
+    JSON logs the message is a JSON line too (event ``start_failed``), like the rest of its
+    log."""
+    return _Guard(code, service)
 
 
 class _Guard:
-    def __init__(self, code: int) -> None:
+    def __init__(self, code: int, service: bool = False) -> None:
         self.code = code
+        self.service = service
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: object, exc: BaseException | None, _tb: object) -> None:
         if isinstance(exc, ChfwError):
+            if self.service and json_mode():
+                notice("start_failed", f"error: {exc}", level="error")
+                raise typer.Exit(self.code) from None
             raise fail(str(exc), self.code) from None

@@ -38,7 +38,7 @@ def serve(
     from chfw.shared.serving import serve as run_server
     from chfw.shared.web.auth import announce, base_url
 
-    with run_guarded():
+    with run_guarded(service=True):
         config = settings()
         tls = tls_options(tls_cert, tls_key, tls_client_ca)
         proxies = TrustedProxies.parse(config.trusted_proxies)

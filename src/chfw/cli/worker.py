@@ -67,7 +67,7 @@ def worker(
     """
     if once and metrics_port is not None:
         raise fail("--metrics-port serves a running worker: not with --once", 2)
-    with run_guarded(), translated():
+    with run_guarded(service=not once), translated():
         config = settings()
         check_user_schemas(config, engine())  # every user's DUIS version has a schema
         delivery = Worker(engine(), config, batch_size=batch_size, signer=_signer(config))
