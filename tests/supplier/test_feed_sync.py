@@ -227,6 +227,16 @@ class TestHostileFeed:
             for table in (bo_firmware_events, bo_feed_cursors):
                 assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
 
+    def test_a_refused_cursor_points_at_from_start(self, engine: Engine) -> None:
+        answers = [
+            httpx.Response(200, json={"changes": [], "next": "c9"}),
+            httpx.Response(400, json={"detail": "the cursor is ahead of this DSP's feed"}),
+        ]
+        client = mock_feed(answers, [])
+        sync(engine, client)
+        with pytest.raises(FeedSyncError, match="--from-start"):
+            sync(engine, client)
+
     def test_pages_resume_from_the_saved_cursor(self, engine: Engine) -> None:
         seen: list[httpx.Request] = []
         answers = [

@@ -108,6 +108,11 @@ class FeedClient(DspClient):
                 f"{where}: the DSP refused our token (401); issue a new one on the DSP with "
                 "`chfw users token USER_ID`"
             )
+        if response.status_code == 400 and since is not None:
+            raise FeedSyncError(
+                f"{where}: the DSP refused our saved cursor (400: {snippet(response)}); if its "
+                "database was restored from a backup, read again with --from-start"
+            )
         if response.status_code != 200:
             raise FeedSyncError(f"{where} answered {response.status_code}: {snippet(response)}")
         try:
