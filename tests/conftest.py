@@ -14,10 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import Engine
 
 from tests.databases import POSTGRESQL, PgServer, backends, copy_sqlite, migrate_sqlite_template
 from tests.databases import pg_server_url as configured_pg_url
+
+# No time limit per example: a deadline is a timed assertion, and on a busy machine (CI, or
+# several test runs sharing two CPUs) it fails tests whose code is right.
+settings.register_profile("chfw", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("chfw")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DCC_REFERENCE = REPO_ROOT.parent / "shared" / "dcc-reference"
