@@ -54,14 +54,15 @@ def add_process(_logger: WrappedLogger, _method: str, event: EventDict) -> Event
 
 
 def json_mode() -> bool:
-    """Whether the logs are JSON lines (as configured by :func:`configure_logging`)."""
-    return _json_mode
+    """Whether the logs are JSON lines: :func:`configure_logging` chose JSON, and structlog
+    still has that configuration (an in-process tool or test may have reset it since)."""
+    return _json_mode and structlog.is_configured()
 
 
 def notice(event: str, text: str, *, level: str = "info", **fields: Any) -> None:
     """A line for the operator from a service (start-up, a summary): one JSON event with
     ``message`` in JSON mode, else ``text`` as it is, on standard error."""
-    if _json_mode:
+    if json_mode():
         getattr(structlog.get_logger("chfw"), level)(event, message=text, **fields)
     else:
         print(text, file=sys.stderr, flush=True)
