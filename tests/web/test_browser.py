@@ -33,6 +33,7 @@ from tests.dsp.store.outbox_helpers import mark_retry
 from tests.supplier.recorded import device, record
 from tests.web.conftest import TOKEN
 from tests.web.pages import number
+from tests.web.test_campaigns_page import running_campaign
 from tests.web.wave import PILOT, LoadedDsp, settle
 
 if TYPE_CHECKING:
@@ -226,6 +227,25 @@ class TestDspDashboard:
         assert found is not None
         assert found.row.state == "pending"
         assert found.row.display_state == "retrying"  # it had been tried once
+
+    def test_pausing_a_campaign(self, page: Page, dsp_base: str, loaded: LoadedDsp) -> None:
+        running_campaign(loaded)
+        sign_in(page, dsp_base)
+        page.get_by_role("link", name="Campaigns").click()
+        page.wait_for_url(f"{dsp_base}/dashboard/campaigns")
+        shown = rows(page, "phases-fw-next")
+        assert [r[:4] for r in shown] == [
+            ["pilot", "open", "16", "16"],
+            ["rest", "waiting", str(len(loaded.synthetic) - 16), "0"],
+        ]
+        screenshot(page, "dsp-campaigns.png")
+        page.get_by_role("button", name="Pause fw-next").click()
+        notice = page.get_by_role("status").filter(has_text="is paused")
+        notice.wait_for(timeout=WAIT_MS)
+        assert notice.inner_text() == "Campaign fw-next is paused."
+        expect_text(page.get_by_role("alert"), "paused by dashboard:Ada")
+        page.get_by_role("button", name="Resume fw-next").click()
+        page.get_by_role("status").filter(has_text="is running").wait_for(timeout=WAIT_MS)
 
 
 class TestSupplierDashboard:

@@ -14,7 +14,7 @@ from tests.web.test_dsp import csrf_of
 from tests.web.wave import LoadedDsp
 
 
-def _campaign(loaded: LoadedDsp) -> list[str]:
+def running_campaign(loaded: LoadedDsp) -> list[str]:
     """A running campaign over the wave's CHs with its pilot handed to a CSP."""
     hubs = [hub.device_id for hub in loaded.synthetic]
     with loaded.engine.begin() as conn:
@@ -36,7 +36,7 @@ def _campaign(loaded: LoadedDsp) -> list[str]:
 def test_the_campaign_page_shows_phases_and_pauses_with_csrf(
     dsp: httpx.Client, loaded: LoadedDsp
 ) -> None:
-    pilot = _campaign(loaded)
+    pilot = running_campaign(loaded)
     listing = dsp.get("/dashboard/campaigns")
     assert listing.status_code == 200
     assert table_rows(listing.text, "phases-fw-next") == [
@@ -66,7 +66,7 @@ def test_the_campaign_page_shows_phases_and_pauses_with_csrf(
 
 def test_an_unknown_campaign_and_action(dsp: httpx.Client, loaded: LoadedDsp) -> None:
     assert dsp.get("/dashboard/campaigns/nope").status_code == 404
-    _campaign(loaded)
+    running_campaign(loaded)
     page = dsp.get("/dashboard/campaigns/fw-next")
     bad = dsp.post("/dashboard/campaigns/fw-next/delete", data={"csrf": csrf_of(page.text)})
     assert bad.status_code == 403
