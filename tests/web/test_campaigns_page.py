@@ -9,7 +9,7 @@ from chfw.core.clock import utc_now
 from chfw.core.domain import FirmwareVersion
 from chfw.core.domain.campaign import Gates, PhaseSpec
 from chfw.dsp.store import audit, campaign_work, campaigns
-from tests.web.pages import table_rows
+from tests.web.pages import document, table_rows
 from tests.web.test_dsp import csrf_of
 from tests.web.wave import LoadedDsp
 
@@ -53,6 +53,10 @@ def test_the_campaign_page_shows_phases_and_pauses_with_csrf(
     after = dsp.get(paused.headers["location"])
     assert "Campaign fw-next is paused." in after.text
     assert "paused by dashboard:Ada" in after.text
+    overview = dsp.get("/dashboard/")
+    assert "Campaign fw-next is paused: paused by dashboard:Ada." in " ".join(
+        document(overview.text).xpath("string(//p[@role='alert'])").split()
+    )
     resumed = dsp.post("/dashboard/campaigns/fw-next/resume", data={"csrf": csrf_of(after.text)})
     assert "is running" in dsp.get(resumed.headers["location"]).text
     with loaded.engine.connect() as conn:

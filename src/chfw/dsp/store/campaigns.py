@@ -481,3 +481,14 @@ def metric_rows(conn: Connection) -> list[tuple[str, str, int]]:
     c = campaigns.c
     rows = conn.execute(sa.select(c.name, c.state, c.auto_pauses).order_by(c.name))
     return [(name, state, int(pauses)) for name, state, pauses in rows]
+
+
+def paused(conn: Connection) -> list[tuple[str, str]]:
+    """The paused campaigns' names and reasons, oldest change first (the overview's alert)."""
+    c = campaigns.c
+    query = (
+        sa.select(c.name, c.reason)
+        .where(c.state == CampaignState.PAUSED.value)
+        .order_by(c.updated_at, c.name)
+    )
+    return [(name, reason or "paused") for name, reason in conn.execute(query)]

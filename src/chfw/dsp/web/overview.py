@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from chfw.core.domain import FirmwareVersion
 from chfw.dsp.estate_file import CspRegion
-from chfw.dsp.store import estate, outbox, parked_outcomes, stats
+from chfw.dsp.store import campaigns, estate, outbox, parked_outcomes, stats
 from chfw.shared.db.engine import reading
 from chfw.shared.web import svg
 from chfw.shared.web.common import (
@@ -59,6 +59,7 @@ class Overview:
     delivery: list[stats.UserDelivery]
     counts: outbox.OutboxCounts
     parked_outcomes: int = 0  # outcomes for CHs not in the estate yet (`chfw parked list`)
+    paused_campaigns: tuple[tuple[str, str], ...] = ()  # (name, reason): resumed only by hand
 
     @property
     def versions(self) -> list[str | None]:
@@ -93,6 +94,7 @@ def read_overview(conn: Connection, now: datetime) -> Overview:
         delivery=stats.delivery_health(conn, now),
         counts=outbox.counts(conn),
         parked_outcomes=parked_outcomes.count(conn),
+        paused_campaigns=tuple(campaigns.paused(conn)),
     )
 
 
