@@ -119,3 +119,21 @@ def test_csp_regions(cli: CliDb, engine: Engine) -> None:
     assert cli.invoke(csp_app, "regions", "csp-n").exit_code == 0
     with engine.connect() as conn:
         assert csps.regions_of(conn, "csp-n") is None
+
+
+def test_text_output(cli: CliDb) -> None:
+    assert "no campaigns" in cli.invoke(app, "list").output
+    made = cli.invoke(
+        app,
+        *("create", "fw", "--target-version", "02010300", "--region", "south"),
+        *("--phase", "pilot=2", "--phase", "rest=rest", "--success-threshold", "50"),
+    )
+    assert made.exit_code == 0, made.output
+    listed = cli.invoke(app, "list").output
+    assert "fw" in listed
+    assert "draft" in listed
+    shown = cli.invoke(app, "status", "fw").output
+    assert "campaign 'fw': draft (draft: not started)" in shown
+    assert "50 % succeeded opens the next phase" in shown
+    assert "pilot" in shown
+    assert "waiting" in shown
