@@ -18,8 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from chfw.shared.web.auth import read_form
-from chfw.shared.web.common import CurrentDashboard, SignedIn, page
+from chfw.shared.web.common import CurrentDashboard, SignedIn, checked_form, page
 from chfw.shared.web.render import SECURITY_HEADERS
 from chfw.supplier.dcc_campaigns import COUNTS, device_list, place_holds, read_campaigns
 from chfw.supplier.dsp_client import DspClient
@@ -57,22 +56,9 @@ async def campaign_list(
 async def hold(
     name: str, request: Request, viewer: SignedIn, dashboard: CurrentDashboard
 ) -> Response:
-    form = await read_form(request)
-    problem = (
-        "the form was too large"
-        if form is None
-        else dashboard.auth.check_post(request, viewer, form)
-    )
-    if problem or form is None:
-        return page(
-            dashboard,
-            viewer,
-            "refused.html",
-            403,
-            heading="Hold refused",
-            message=f"Hold refused: {problem}.",
-            announce=True,
-        )
+    form = await checked_form(request, dashboard, viewer, "Hold")
+    if isinstance(form, Response):
+        return form
     devices = device_list((form.get("device_ids") or [""])[0])
     reason = (form.get("reason") or [""])[0]
     notice = await run_in_threadpool(place_holds, dsp_of(request), name, devices, reason)

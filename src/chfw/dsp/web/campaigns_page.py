@@ -21,8 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from chfw.dsp.store import audit, campaigns
 from chfw.exceptions import StoreError, UnknownCampaignError
 from chfw.shared.db.engine import reading
-from chfw.shared.web.auth import Viewer, read_form
-from chfw.shared.web.common import CurrentDashboard, Dashboard, SignedIn, page
+from chfw.shared.web.auth import Viewer
+from chfw.shared.web.common import CurrentDashboard, Dashboard, SignedIn, checked_form, page
 from chfw.shared.web.render import SECURITY_HEADERS
 
 log = structlog.get_logger("chfw.shared.web")
@@ -108,24 +108,10 @@ def change(engine: Engine, name: str, action: str, viewer: Viewer, now: datetime
 async def act(
     name: str, action: str, request: Request, viewer: SignedIn, dashboard: CurrentDashboard
 ) -> Response:
-    form = await read_form(request)
-    problem = (
-        "the form was too large"
-        if form is None
-        else dashboard.auth.check_post(request, viewer, form)
-    )
-    if action not in ACTIONS:
-        problem = f"{action!r} is not an action (pause, resume)"
-    if problem or form is None:
-        return page(
-            dashboard,
-            viewer,
-            "refused.html",
-            403,
-            heading="Change refused",
-            message=f"Change refused: {problem}.",
-            announce=True,
-        )
+    bad_action = None if action in ACTIONS else f"{action!r} is not an action (pause, resume)"
+    form = await checked_form(request, dashboard, viewer, "Change", bad_action)
+    if isinstance(form, Response):
+        return form
     notice = await run_in_threadpool(
         change, dashboard.engine, name, action, viewer, dashboard.clock()
     )

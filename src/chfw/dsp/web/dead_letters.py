@@ -25,8 +25,8 @@ from chfw.dsp.store import outbox, stats
 from chfw.dsp.store.schema import outbox as outbox_table
 from chfw.exceptions import InvalidValueError
 from chfw.shared.db.engine import reading
-from chfw.shared.web.auth import Viewer, read_form
-from chfw.shared.web.common import CurrentDashboard, SignedIn, page
+from chfw.shared.web.auth import Viewer
+from chfw.shared.web.common import CurrentDashboard, SignedIn, checked_form, page
 from chfw.shared.web.render import SECURITY_HEADERS
 
 log = structlog.get_logger("chfw.shared.web")
@@ -149,22 +149,9 @@ async def replay(
     viewer: SignedIn,
     dashboard: CurrentDashboard,
 ) -> Response:
-    form = await read_form(request)
-    problem = (
-        "the form was too large"
-        if form is None
-        else dashboard.auth.check_post(request, viewer, form)
-    )
-    if problem or form is None:
-        return page(
-            dashboard,
-            viewer,
-            "refused.html",
-            403,
-            heading="Replay refused",
-            message=f"Replay refused: {problem}.",
-            announce=True,
-        )
+    form = await checked_form(request, dashboard, viewer, "Replay")
+    if isinstance(form, Response):
+        return form
     chosen_user = user_hex((form.get("user") or [""])[0])
     change = await run_in_threadpool(
         replay_dead_letters, dashboard.engine, form, chosen_user, viewer, dashboard.clock()

@@ -130,6 +130,35 @@ def page(
     )
 
 
+async def checked_form(
+    request: Request,
+    dashboard: Dashboard,
+    viewer: Viewer,
+    what: str,
+    problem: str | None = None,
+) -> dict[str, list[str]] | HTMLResponse:
+    """A signed-in viewer's posted form, or the 403 page saying why ``what`` is refused
+    ("Replay refused: ..."): too large, or the CSRF/origin check failed, or
+    ``problem`` (the route's own reason, checked after those)."""
+    form = await read_form(request)
+    reason = (
+        "the form was too large"
+        if form is None
+        else dashboard.auth.check_post(request, viewer, form) or problem
+    )
+    if reason or form is None:
+        return page(
+            dashboard,
+            viewer,
+            "refused.html",
+            403,
+            heading=f"{what} refused",
+            message=f"{what} refused: {reason}.",
+            announce=True,
+        )
+    return form
+
+
 def fingerprint(data: Any) -> str:
     """A short digest of live figures: charts are fetched again only when it changes."""
     text = json.dumps(data, sort_keys=True, default=str)
