@@ -23,6 +23,40 @@ USER_AGENT = f"chfw-receiver/{__version__}"
 _SNIPPET = 200
 
 
+def client_options(
+    base_url: str,
+    token: str,
+    *,
+    ca_bundle: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+    allow_http: bool,
+    timeout: float,
+) -> dict[str, Any]:
+    """The checked settings of an httpx client (sync or async) that talks to the DSP as one
+    Service User: https unless ``allow_http``, the token as bearer, TLS verified, no
+    redirects followed, no proxy or netrc from the environment."""
+    schemes = ("https://", "http://") if allow_http else ("https://",)
+    if not base_url.startswith(schemes):
+        raise InvalidValueError(
+            f"DSP URL {base_url!r} is not an https URL (e.g. https://dsp.example:8064); "
+            "plain http only with --dsp-allow-http, for a local test DSP"
+        )
+    if not token.strip():
+        raise InvalidValueError(
+            "no DSP inventory token: issue one on the DSP with `chfw users token USER_ID`"
+        )
+    tls = TlsConfig(ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key)
+    return {
+        "base_url": base_url.rstrip("/"),
+        "headers": {"authorization": f"Bearer {token.strip()}", "user-agent": USER_AGENT},
+        "timeout": timeout,
+        "verify": tls.ssl_context(),
+        "trust_env": False,  # the DSP URL is configured; the token must go nowhere else
+        "follow_redirects": False,
+    }
+
+
 class DspClient:
     """GET and POST JSON to the DSP; ``transport`` swaps the network for tests."""
 
@@ -38,27 +72,17 @@ class DspClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        schemes = ("https://", "http://") if allow_http else ("https://",)
-        if not base_url.startswith(schemes):
-            raise InvalidValueError(
-                f"DSP URL {base_url!r} is not an https URL (e.g. https://dsp.example:8064); "
-                "plain http only with --dsp-allow-http, for a local test DSP"
-            )
-        if not token.strip():
-            raise InvalidValueError(
-                "no DSP inventory token: issue one on the DSP with `chfw users token USER_ID`"
-            )
-        self.base_url = base_url.rstrip("/")
-        tls = TlsConfig(ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key)
-        self._client = httpx.Client(
-            base_url=self.base_url,
-            headers={"authorization": f"Bearer {token.strip()}", "user-agent": USER_AGENT},
+        options = client_options(
+            base_url,
+            token,
+            ca_bundle=ca_bundle,
+            client_cert=client_cert,
+            client_key=client_key,
+            allow_http=allow_http,
             timeout=timeout,
-            verify=tls.ssl_context(),
-            transport=transport,
-            trust_env=False,
-            follow_redirects=False,
         )
+        self.base_url: str = options["base_url"]
+        self._client = httpx.Client(transport=transport, **options)
 
     def close(self) -> None:
         self._client.close()

@@ -44,10 +44,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from chfw.core.clock import utc_now
 from chfw.core.domain import DeviceId, FirmwareVersion
-from chfw.exceptions import InvalidValueError
 from chfw.shared.db.engine import reading
 from chfw.shared.retry import RetryPolicy
-from chfw.shared.tls import TlsConfig
 from chfw.supplier import backoffice
 from chfw.supplier.dsp_answers import (
     INVENTORY_PATH,
@@ -55,7 +53,7 @@ from chfw.supplier.dsp_answers import (
     status_problem,
     transport_problem,
 )
-from chfw.supplier.dsp_client import USER_AGENT, snippet
+from chfw.supplier.dsp_client import client_options, snippet
 from chfw.supplier.schema import bo_hubs
 
 __all__ = [
@@ -93,25 +91,17 @@ class InventoryClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise InvalidValueError(
-                f"DSP URL {base_url!r} is not an http(s) URL (e.g. https://dsp.example:8064)"
-            )
-        if not token.strip():
-            raise InvalidValueError(
-                "no DSP inventory token: issue one on the DSP with `chfw users token USER_ID`"
-            )
-        self.base_url = base_url.rstrip("/")
-        tls = TlsConfig(ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key)
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={"authorization": f"Bearer {token.strip()}", "user-agent": USER_AGENT},
+        options = client_options(  # plain http is refused earlier, without --dsp-allow-http
+            base_url,
+            token,
+            ca_bundle=ca_bundle,
+            client_cert=client_cert,
+            client_key=client_key,
+            allow_http=True,
             timeout=timeout,
-            verify=tls.ssl_context(),
-            transport=transport,
-            trust_env=False,  # the DSP URL is configured; no proxy or netrc surprises
-            follow_redirects=False,
         )
+        self.base_url: str = options["base_url"]
+        self._client = httpx.AsyncClient(transport=transport, **options)
 
     async def __aenter__(self) -> InventoryClient:
         return self
