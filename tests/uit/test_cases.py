@@ -130,3 +130,33 @@ class TestBodiesAgainstChfwsCheck:
 def test_an_oversized_body_must_be_oversized_and_no_more(identity: Identity, size: int) -> None:
     with pytest.raises(ConfigError, match=f"oversized body of {size} bytes"):
         material(identity, oversized=size)
+
+
+class TestCasesCommand:
+    """`chfw uit cases`: the list for scripts (--json) and a table never cut off a terminal."""
+
+    def test_json_lists_the_cases_of_the_version(self) -> None:
+        import json
+
+        from typer.testing import CliRunner
+
+        from chfw.cli import app
+
+        result = CliRunner().invoke(app, ["uit", "cases", "--duis-version", "5.0", "--json"])
+        assert result.exit_code == 0, result.output
+        listed = json.loads(result.output)
+        assert listed["duis_version"] == "5.0"
+        expected = [c for c in CASES if c.applies(V50)]
+        assert [row["id"] for row in listed["cases"]] == [c.id for c in expected]
+        assert [row["expected"] for row in listed["cases"]] == [c.expect.value for c in expected]
+
+    def test_the_table_is_whole_when_not_on_a_terminal(self) -> None:
+        from typer.testing import CliRunner
+
+        from chfw.cli import app
+
+        result = CliRunner().invoke(app, ["uit", "cases", "--duis-version", "5.1"])
+        assert result.exit_code == 0, result.output
+        for case in (c for c in CASES if c.applies(V51)):
+            assert case.id in result.output
+            assert case.description in result.output  # not cut at 80 columns

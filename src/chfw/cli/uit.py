@@ -7,6 +7,7 @@ not start (bad option, unreadable key, not https without --allow-http).
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chfw.cli import _output as output
 from chfw.cli._context import run_guarded
 from chfw.core.clock import utc_now
 from chfw.core.domain import DeviceId, DuisVersion, FirmwareVersion, UserId
@@ -61,18 +63,27 @@ def _console() -> Console:
 
 
 @app.command("cases")
-def list_cases(duis_version: VersionOption = "5.1") -> None:
+def list_cases(
+    duis_version: VersionOption = "5.1",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
     """Every case for a DUIS version: id (group.name), expected answer, what it checks."""
     with run_guarded(2):
         version = DuisVersion.parse(duis_version)
+    chosen = [case for case in CASES if case.applies(version)]
+    if as_json:
+        rows = [
+            {"id": c.id, "expected": c.expect.value, "description": c.description} for c in chosen
+        ]
+        typer.echo(json.dumps({"duis_version": str(version), "cases": rows}, indent=2))
+        return
     grid = Table(title=f"chfw uit cases for DUIS {version}")
     grid.add_column("case", no_wrap=True)
     grid.add_column("expected")
     grid.add_column("description")
-    for case in CASES:
-        if case.applies(version):
-            grid.add_row(case.id, case.expect.value, case.description)
-    _console().print(grid)
+    for case in chosen:
+        grid.add_row(case.id, case.expect.value, case.description)
+    output.console().print(grid)
 
 
 @app.command("run")
