@@ -18,7 +18,6 @@ FUNCTION_MAX = 80
 
 # path under src/ -> why it may be longer than MODULE_MAX
 LONG_MODULES: dict[str, str] = {
-    "chfw/dsp/processing.py": "being reworked in issue 21's processing item; to be split then",
     "chfw/dsp/delivery/worker.py": "edited with the HTTP transport work; to be split after it",
 }
 
@@ -33,8 +32,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "chfw/cli/receiver.py:serve": "a Typer command: most of its lines declare its options",
     "chfw/cli/simulate.py:wave": "a Typer command: most of its lines declare its options",
     "chfw/demo/run.py:run_demo": "the demo's steps in order, each a call; to be split by step",
-    "chfw/dsp/processing.py:_Batch.plan": "being reworked in issue 21's processing item",
-    "chfw/dsp/processing.py:_Batch._finish": "being reworked in issue 21's processing item",
 }
 
 

@@ -15,8 +15,7 @@ from sqlalchemy.engine import Engine
 from chfw.core.domain import ActivationResult, DeviceId, Eui64, FirmwareVersion
 from chfw.core.gbcs import encode_accepted, encode_alert, encode_response, message_bytes
 from chfw.core.signing import verify_document
-from chfw.dsp import processing
-from chfw.dsp.processing import ActivationService, Status
+from chfw.dsp.processing import ActivationService, Status, batch
 from chfw.dsp.store import counters, estate, inventory, outbox, parked_outcomes, rejections
 from chfw.dsp.store.counters import CounterBlock
 from chfw.dsp.store.schema import outbox as outbox_table
@@ -271,17 +270,17 @@ class TestLogging:
 def run_between_plan_and_write(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
     """Make ``action`` run once, after the first batch is planned and before it is written:
     another intake process taking its turn in between."""
-    real_plan = processing._Batch.plan
+    real_plan = batch.Batch.plan
     done: list[bool] = []
 
-    def plan(self: processing._Batch, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+    def plan(self: batch.Batch, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         planned = real_plan(self, inputs, *args, **kwargs)
         if not done:
             done.append(True)
             action()
         return planned
 
-    monkeypatch.setattr(processing._Batch, "plan", plan)
+    monkeypatch.setattr(batch.Batch, "plan", plan)
 
 
 class WatchedSigner:
