@@ -19,7 +19,8 @@ import typer
 from chfw.cli._context import engine, fail, run_guarded, settings
 from chfw.core.signing import Signer
 from chfw.dsp.delivery.monitor import monitor_server
-from chfw.dsp.delivery.worker import Worker, WorkerStats
+from chfw.dsp.delivery.reporting import WorkerStats
+from chfw.dsp.delivery.worker import Worker
 from chfw.dsp.schema_check import check_user_schemas
 from chfw.dsp.store import outbox
 from chfw.dsp.store.errors import translated

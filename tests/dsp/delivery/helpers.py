@@ -12,9 +12,10 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from chfw.core.domain.values import DeviceId, UserId
+from chfw.dsp.delivery.reporting import WorkerStats
 from chfw.dsp.delivery.sender import TransportFactory
 from chfw.dsp.delivery.transport import RawResponse
-from chfw.dsp.delivery.worker import Clock, Worker, WorkerStats
+from chfw.dsp.delivery.worker import Clock, Worker
 from chfw.dsp.store import outbox
 from chfw.dsp.store.schema import service_users
 from chfw.shared.config import Settings

@@ -11,7 +11,8 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
-from chfw.dsp.delivery.worker import Worker, WorkerStats
+from chfw.dsp.delivery.reporting import WorkerStats
+from chfw.dsp.delivery.worker import Worker
 from chfw.dsp.store import outbox
 from chfw.dsp.store.outbox import AttemptResult
 from chfw.shared.config import Settings

@@ -20,7 +20,8 @@ from sqlalchemy.engine import Engine
 from chfw.core.domain import DeviceId
 from chfw.core.duis import ResponseId
 from chfw.core.signing import Resigner, Signer, unsigned, verify_document
-from chfw.dsp.delivery.worker import Worker, WorkerStats
+from chfw.dsp.delivery.reporting import WorkerStats
+from chfw.dsp.delivery.worker import Worker
 from chfw.dsp.store import outbox
 from chfw.dsp.store.schema import outbox as outbox_table
 from chfw.shared.config import Settings

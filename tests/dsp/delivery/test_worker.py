@@ -16,8 +16,9 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from chfw.dsp.delivery import worker as worker_module
+from chfw.dsp.delivery.reporting import WorkerStats
 from chfw.dsp.delivery.sender import DeliveryTransport
-from chfw.dsp.delivery.worker import Worker, WorkerStats
+from chfw.dsp.delivery.worker import Worker
 from chfw.dsp.store import outbox
 from chfw.dsp.store.schema import audit_log
 from chfw.shared.config import Settings

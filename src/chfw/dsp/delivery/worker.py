@@ -60,7 +60,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -71,8 +71,13 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from chfw.core.clock import utc_now
-from chfw.core.domain.values import UserId
 from chfw.core.signing import Resigner, Signer
+from chfw.dsp.delivery.reporting import (
+    WorkerStats,
+    dashed,
+    expired_reason,
+    insecure_reason,
+)
 from chfw.dsp.delivery.sender import (
     SendResult,
     TransportFactory,
@@ -103,40 +108,6 @@ _DOWN_AFTER = 2  # failures in a row after which a success means "the endpoint i
 # A user's waiting rows are made due at most this often: the first success after an outage
 # makes them all due; the successes that follow (its backlog going out) need not again.
 _RECOVERY_EVERY = 5.0  # seconds
-
-
-@dataclass
-class WorkerStats:
-    """What one run did. ``dead`` = rejected (400/413) + expired (retry horizon passed)."""
-
-    claimed: int = 0
-    delivered: int = 0
-    retried: int = 0
-    rejected: int = 0
-    expired: int = 0
-    released: int = 0  # leases given back, unstarted, at a graceful stop
-    resigned: int = 0  # documents signed again with the current identity before their POST
-    seconds: float = 0.0
-
-    @property
-    def dead(self) -> int:
-        return self.rejected + self.expired
-
-    @property
-    def settled(self) -> int:
-        return self.delivered + self.retried + self.dead
-
-    def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "dead": self.dead}
-
-    def summary(self) -> str:
-        rate = f", {self.delivered / self.seconds:.0f} delivered/s" if self.seconds > 0 else ""
-        resigned = f"; re-signed {self.resigned}" if self.resigned else ""
-        return (
-            f"delivered {self.delivered}, retried {self.retried}, dead {self.dead} "
-            f"(rejected {self.rejected}, retry horizon passed {self.expired}) "
-            f"in {self.seconds:.2f} s{rate}{resigned}"
-        )
 
 
 class Worker:
@@ -391,7 +362,7 @@ class Worker:
         for stopped in suspension.note_refusals(conn, runs, now, threshold):
             log.error(
                 "delivery_suspended",
-                user_id=_dashed(stopped.user_id),
+                user_id=dashed(stopped.user_id),
                 refusals=stopped.refusals,
                 reason=stopped.reason,
                 hint="its alerts stay pending; fix the cause, then `chfw users resume USER_ID`",
@@ -405,7 +376,7 @@ class Worker:
             self._made_due[user] = moment
             made_due = store.make_due(conn, now, user)
             if made_due:
-                log.info("endpoint_back", user_id=_dashed(user), made_due=made_due)
+                log.info("endpoint_back", user_id=dashed(user), made_due=made_due)
 
     def _settle_and_claim(
         self, conn: Connection, room: int, exclude: list[str], results: list[AttemptResult]
@@ -539,7 +510,7 @@ class Worker:
                 "retryable", None, f"user {alert.user_id} has no endpoint URL configured", 0.0
             )
         if url[:7].lower() == "http://" and not alert.allow_insecure_http:
-            return SendResult("retryable", None, _insecure(alert, url), 0.0)
+            return SendResult("retryable", None, insecure_reason(alert, url), 0.0)
         try:
             transport = self._transports.get(tls_for_alert(alert, self.settings))
         except ConfigError as exc:
@@ -610,7 +581,7 @@ class Worker:
         retry_at = self.policy.decide(alert.created_at, attempts, now, self._rng)
         if retry_at is None:
             stats.expired += 1
-            error = _expired(alert, attempts, now, self.policy.horizon, result.error)
+            error = expired_reason(alert, attempts, now, self.policy.horizon, result.error)
             log.warning(
                 "alert_expired",
                 response_id=alert.response_id,
@@ -632,37 +603,3 @@ class Worker:
             result.duration_ms,
             next_attempt_at=retry_at,
         )
-
-
-def _dashed(user_hex: str) -> str:
-    """A stored (hex) User ID as operators write it."""
-    return str(UserId(bytes.fromhex(user_hex)))
-
-
-def _expired(
-    alert: ClaimedAlert, attempts: int, now: datetime, horizon: float, last: str | None
-) -> str:
-    """Why an alert went dead on a temporary failure: the horizon passed, with the times."""
-    waited = (now - alert.created_at).total_seconds()
-    return (
-        f"gave up after {attempts} attempt(s) over {_span(waited)}: every attempt failed and "
-        f"the retry horizon of {horizon / 3600:g} h from the alert's creation "
-        f"({alert.created_at:%Y-%m-%d %H:%M:%S} UTC) has passed; last error: {last}"
-    )
-
-
-def _span(seconds: float) -> str:
-    """A duration for messages: 42 s, 3.5 min, 2.1 h."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _insecure(alert: ClaimedAlert, url: str) -> str:
-    """Why a plain http endpoint is not posted to (retried: it is delivered once fixed)."""
-    return (
-        f"user {alert.user_id}: endpoint {url} is plain http and the user is not marked "
-        "--allow-insecure-http; set an https endpoint with `chfw users set-endpoint`"
-    )
