@@ -89,7 +89,11 @@ class ActivationService:
           are decided again inside the transaction, from the locked state;
           alerts built for them first are dropped, their ResponseID counters
           skipped (unique, not dense). Registration data (meter points, DUIS
-          versions) is taken as read.
+          versions) is taken as read. Deciding under the lock on SQLite too was
+          measured (``bench/bench_pipeline.py``, issue 21, docs/performance.md):
+          12-15 % fewer alerts/s and twice the latency, the worker's writes
+          waiting behind every batch's signing. Both ways are tested on both
+          databases (``tests/dsp/test_processing.py``).
         - On PostgreSQL the lock is the batch's CH rows, which hold up only
           another batch naming one of the same CHs (it waits for this one to
           commit, then finds the outcome processed). There the CHs are locked
