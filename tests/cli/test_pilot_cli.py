@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from chfw.cli import app as chfw
 from chfw.cli.pilot import app
-from chfw.dsp.store import audit
+from chfw.shared.db import audit
 from chfw.supplier.schema import bo_audit_log
 from tests.cli.dbcli import CliDb, cli_db
 from tests.supplier.recorded import START, device, record
@@ -56,7 +56,7 @@ class TestCreate:
         assert "created pilot 'wave-1': target 0201, 4 CHs (1 lines rejected" in result.stdout
         assert f"{cohort}:6: rejected '00-1D-A1-00'" in result.stderr
         with engine.connect() as conn:
-            (entry,) = audit.list_recent(conn, table=bo_audit_log)
+            (entry,) = audit.list_recent(conn, bo_audit_log)
         assert entry.action == "pilot.create"
         assert (entry.detail["cohort"], entry.detail["rejected"]) == (4, 1)
 
@@ -214,7 +214,7 @@ class TestEditAndDelete:
         )
         assert listed["description"] == "moved to 0202"
         with engine.connect() as conn:
-            entry = audit.list_recent(conn, table=bo_audit_log)[0]
+            entry = audit.list_recent(conn, bo_audit_log)[0]
         assert entry.action == "pilot.edit"
         assert (entry.detail["before"]["cohort"], entry.detail["after"]["cohort"]) == (4, 3)
 
@@ -244,6 +244,6 @@ class TestEditAndDelete:
         assert "deleted pilot 'wave-1' (4 CHs in its cohort)" in done.stdout
         assert "no pilots" in cli.invoke(app, "list").stdout
         with engine.connect() as conn:
-            assert audit.list_recent(conn, table=bo_audit_log)[0].action == "pilot.delete"
+            assert audit.list_recent(conn, bo_audit_log)[0].action == "pilot.delete"
         unknown = cli.invoke(app, "delete", "wave-1", "--yes")
         assert (unknown.exit_code, "no pilot 'wave-1'" in unknown.stderr) == (1, True)

@@ -18,7 +18,7 @@ from chfw.cli._context import fail, run_guarded
 from chfw.cli._output import console
 from chfw.core.clock import utc_now
 from chfw.core.domain import DeviceId, FirmwareVersion
-from chfw.dsp.store import audit as audit_log
+from chfw.shared.db import audit as audit_log
 from chfw.supplier import pilots
 from chfw.supplier.cohort import Cohort, read_cohort
 
@@ -45,7 +45,7 @@ def audit(conn: Connection, action: str, detail: dict[str, Any]) -> None:
     """Record a back-office change in the back office's own audit log."""
     from chfw.supplier.schema import bo_audit_log
 
-    audit_log.record(conn, audit_log.current_actor(), action, detail, table=bo_audit_log)
+    audit_log.record(conn, bo_audit_log, audit_log.current_actor(), action, detail)
 
 
 def report_rejects(path: Path, members: Cohort) -> None:

@@ -1,35 +1,20 @@
-"""The audit log: who changed what, from the operator CLI. Written in the change's transaction."""
+"""The DSP's audit log (``audit_log``): who changed what, from the operator CLI and dashboard.
+
+The mechanism is :mod:`chfw.shared.db.audit`; these bind it to the DSP's table.
+"""
 
 from __future__ import annotations
 
-import getpass
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from chfw.core.clock import utc_now
 from chfw.dsp.store.schema import audit_log
-from chfw.shared.db.sql import from_db, to_db
+from chfw.shared.db import audit as shared_audit
+from chfw.shared.db.audit import AuditEntry, current_actor
 
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    detail: dict[str, Any]
-
-
-def current_actor() -> str:
-    """The operating-system user running the command, as the actor of CLI changes."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        return "unknown"
+__all__ = ["AuditEntry", "current_actor", "list_recent", "record"]
 
 
 def record(
@@ -38,28 +23,11 @@ def record(
     action: str,
     detail: dict[str, Any],
     at: datetime | None = None,
-    *,
-    table: sa.Table = audit_log,
 ) -> int:
-    """Add an entry; ``detail`` must be JSON-serialisable (say what changed, before and after).
-
-    ``table``: another log of the same columns (the supplier's back office keeps its own,
-    ``bo_audit_log``, passed in by the CLI that composes both).
-    """
-    new_id = conn.execute(
-        sa.insert(table)
-        .values(at=to_db(at or utc_now()), actor=actor[:200], action=action[:100], detail=detail)
-        .returning(table.c.id)
-    ).scalar_one()
-    return int(new_id)
+    """Add an entry to the DSP's audit log, in ``conn``'s transaction."""
+    return shared_audit.record(conn, audit_log, actor, action, detail, at)
 
 
-def list_recent(
-    conn: Connection, limit: int = 50, *, table: sa.Table = audit_log
-) -> list[AuditEntry]:
-    """The newest entries first (of ``table``, as for :func:`record`)."""
-    rows = conn.execute(sa.select(table).order_by(table.c.id.desc()).limit(limit))
-    return [
-        AuditEntry(int(row.id), from_db(row.at), row.actor, row.action, dict(row.detail))
-        for row in rows
-    ]
+def list_recent(conn: Connection, limit: int = 50) -> list[AuditEntry]:
+    """The DSP's newest audit entries first."""
+    return shared_audit.list_recent(conn, audit_log, limit)

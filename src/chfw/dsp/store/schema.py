@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from chfw.shared.db.audit import audit_log_table
 from chfw.shared.db.types import BIGID, EUI64, UTC_TIME, new_metadata, revoked_sessions_table
 
 metadata = new_metadata()
@@ -282,15 +283,7 @@ counters = sa.Table(
     sa.Column("next_value", sa.BigInteger, nullable=False),
 )
 
-audit_log = sa.Table(
-    "audit_log",
-    metadata,
-    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
-    sa.Column("at", UTC_TIME, nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("action", sa.String(100), nullable=False),
-    sa.Column("detail", sa.JSON, nullable=False),
-)
+audit_log = audit_log_table(metadata, "audit_log")
 
 # Dashboard sessions signed out before their cookie expires: refused until expires_at.
 revoked_sessions = revoked_sessions_table(metadata)
